@@ -1,0 +1,101 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class UsageTotals(_message.Message):
+    __slots__ = ("requests", "tokens_processed", "input_tokens", "output_tokens", "errors", "cost_usd", "cost_nanos")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    COST_NANOS_FIELD_NUMBER: _ClassVar[int]
+    requests: int
+    tokens_processed: int
+    input_tokens: int
+    output_tokens: int
+    errors: int
+    cost_usd: float
+    cost_nanos: int
+    def __init__(self, requests: _Optional[int] = ..., tokens_processed: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., errors: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_nanos: _Optional[int] = ...) -> None: ...
+
+class UsageGroup(_message.Message):
+    __slots__ = ("group", "usage")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    usage: UsageTotals
+    def __init__(self, group: _Optional[str] = ..., usage: _Optional[_Union[UsageTotals, _Mapping]] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("model", "to", "group_by")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    to: str
+    group_by: str
+    def __init__(self, model: _Optional[str] = ..., to: _Optional[str] = ..., group_by: _Optional[str] = ..., **kwargs) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("usage", "groups")
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    usage: UsageTotals
+    groups: _containers.RepeatedCompositeFieldContainer[UsageGroup]
+    def __init__(self, usage: _Optional[_Union[UsageTotals, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[UsageGroup, _Mapping]]] = ...) -> None: ...
+
+class UsageCounts(_message.Message):
+    __slots__ = ("requests", "tokens_processed")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    requests: int
+    tokens_processed: int
+    def __init__(self, requests: _Optional[int] = ..., tokens_processed: _Optional[int] = ...) -> None: ...
+
+class ReportUsageRequest(_message.Message):
+    __slots__ = ("model", "to", "usage")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    to: str
+    usage: UsageCounts
+    def __init__(self, model: _Optional[str] = ..., to: _Optional[str] = ..., usage: _Optional[_Union[UsageCounts, _Mapping]] = ..., **kwargs) -> None: ...
+
+class ReportUsageResponse(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetReconciliationRequest(_message.Message):
+    __slots__ = ("model", "to")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    to: str
+    def __init__(self, model: _Optional[str] = ..., to: _Optional[str] = ..., **kwargs) -> None: ...
+
+class GetReconciliationResponse(_message.Message):
+    __slots__ = ("model", "gateway", "provider", "difference", "to")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    gateway: UsageCounts
+    provider: UsageCounts
+    difference: UsageCounts
+    to: str
+    def __init__(self, model: _Optional[str] = ..., gateway: _Optional[_Union[UsageCounts, _Mapping]] = ..., provider: _Optional[_Union[UsageCounts, _Mapping]] = ..., difference: _Optional[_Union[UsageCounts, _Mapping]] = ..., to: _Optional[str] = ..., **kwargs) -> None: ...
