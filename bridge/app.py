@@ -1,0 +1,104 @@
+"""The aiohttp application: middleware, operations endpoints, and its lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from grpc import aio
+from grpc_health.v1 import health_pb2
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from ai1net.bridge.backend import REQUEST_ID, Backend
+from ai1net.bridge.errors import HttpError, error_response, from_rpc_error, new_request_id
+from ai1net.bridge.openapi import openapi_document
+from ai1net.bridge.routes import BACKEND, add_routes, json_response
+
+log = logging.getLogger(__name__)
+
+METRICS = web.AppKey("metrics", CollectorRegistry)
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure, ours or aiohttp's, answers in the JSON envelope with its request id."""
+    given = request.headers.get("x-request-id", "")
+    request_id = given if SAFE_REQUEST_ID.fullmatch(given) else new_request_id()
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except HttpError as error:
+        return error_response(error, request_id)
+    except aio.AioRpcError as error:
+        return error_response(from_rpc_error(error), request_id)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return error_response(_http_exception(error, request), request_id)
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        return error_response(HttpError(500, "internal error"), request_id)
+    if not response.prepared:
+        response.headers["x-request-id"] = request_id
+    return response
+
+
+def _http_exception(error: web.HTTPException, request: web.Request) -> HttpError:
+    if error.status == 404:
+        return HttpError(404, f"no such path: {request.path}")
+    if error.status == 405:
+        allow = error.headers.get("Allow", "")
+        return HttpError(405, f"method {request.method} is not allowed on {request.path}",
+                         headers={"Allow": allow} if allow else None)
+    if error.status == 413:
+        limit = request.app._client_max_size
+        return HttpError(413, f"body is larger than the limit of {limit} bytes")
+    return HttpError(error.status, error.reason or "request failed")
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        answer = await request.app[BACKEND].health.Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=3)
+    except (TimeoutError, aio.AioRpcError) as exc:
+        raise HttpError(503, "the gRPC backend does not answer") from exc
+    if answer.status != health_pb2.HealthCheckResponse.SERVING:
+        raise HttpError(503, "the database does not answer")
+    return json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    return json_response(openapi_document())
+
+
+def build_app(*, target: str, max_body_bytes: int = 1024 * 1024,
+              metrics_registry: CollectorRegistry | None = None) -> web.Application:
+    """The bridge, as a client of the gRPC server at ``target``."""
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[envelope_middleware])
+    app[METRICS] = metrics_registry or CollectorRegistry()
+
+    async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[BACKEND] = Backend.connect(target)
+        yield
+        await app[BACKEND].channel.close()
+
+    app.cleanup_ctx.append(backend_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    add_routes(app)
+    return app

@@ -1,0 +1,75 @@
+"""The bridge's view of the gRPC server: one channel, its stubs, and per-call metadata."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aiohttp import web
+from grpc import aio
+from grpc_health.v1 import health_pb2_grpc
+
+from ai1net.bridge.errors import invalid
+from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
+
+REQUEST_ID = "ai1net.request_id"
+GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
+GRPC_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    channel: aio.Channel
+    generate: generate_pb2_grpc.GenerateServiceStub
+    registry: registry_pb2_grpc.RegistryServiceStub
+    keys: keys_pb2_grpc.KeyServiceStub
+    usage: usage_pb2_grpc.UsageServiceStub
+    health: health_pb2_grpc.HealthStub
+
+    @classmethod
+    def connect(cls, target: str) -> Backend:
+        channel = aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return cls(channel=channel,
+                   generate=generate_pb2_grpc.GenerateServiceStub(channel),
+                   registry=registry_pb2_grpc.RegistryServiceStub(channel),
+                   keys=keys_pb2_grpc.KeyServiceStub(channel),
+                   usage=usage_pb2_grpc.UsageServiceStub(channel),
+                   health=health_pb2_grpc.HealthStub(channel))
+
+
+def call_metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
+    """The caller's key (either header style) and the request id, as gRPC metadata."""
+    metadata = [("x-request-id", request[REQUEST_ID])]
+    for header in ("authorization", "x-api-key"):
+        value = request.headers.get(header)
+        if value and value.isascii() and value.isprintable():
+            metadata.append((header, value))
+    traceparent = request.headers.get("traceparent")
+    if traceparent and traceparent.isascii():
+        metadata.append(("traceparent", traceparent))
+    return tuple(metadata)
+
+
+def call_timeout(request: web.Request) -> float | None:
+    """Seconds from ``x-request-timeout-ms`` or gRPC-style ``grpc-timeout``; None if unset."""
+    raw = request.headers.get("x-request-timeout-ms")
+    if raw is not None:
+        try:
+            millis = float(raw)
+        except ValueError:
+            millis = -1.0
+        if not 0 < millis <= 3_600_000:
+            raise invalid("x-request-timeout-ms", "must be a number of milliseconds in "
+                          "(0, 3600000]")
+        return millis / 1000
+    raw = request.headers.get("grpc-timeout")
+    if raw is not None:
+        match = GRPC_TIMEOUT.fullmatch(raw.strip())
+        if not match:
+            raise invalid("grpc-timeout", "must look like 500m, 2S or 1M")
+        return int(match[1]) * GRPC_UNITS[match[2]]
+    return None

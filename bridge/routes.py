@@ -1,0 +1,203 @@
+"""The /v1 handlers: parse JSON, call the server over gRPC, answer JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ai1net.bridge import translate
+from ai1net.bridge.backend import Backend, call_metadata, call_timeout
+from ai1net.bridge.errors import HttpError, invalid
+from ai1net.v1 import keys_pb2, registry_pb2, usage_pb2
+
+BACKEND = web.AppKey("backend", Backend)
+JSON_TYPES = ("application/json",)
+
+
+def json_response(data: Any, *, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, headers=headers,
+                        content_type="application/json")
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object: 415 if it says it is not JSON, 400 if it is not valid."""
+    media = request.content_type
+    if request.headers.get("Content-Type") and media not in JSON_TYPES \
+            and not media.endswith("+json"):
+        raise HttpError(415, f"Content-Type must be application/json, not {media!r}")
+    body = await request.read()
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, f"body is not valid JSON: {exc.msg}") from exc
+    if not isinstance(document, dict):
+        raise HttpError(400, "body must be a JSON object")
+    return document
+
+
+def _backend(request: web.Request) -> Backend:
+    return request.app[BACKEND]
+
+
+# -- generate ------------------------------------------------------------------------------
+
+
+async def generate(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request)
+    message, stream = translate.generate_request(body)
+    if stream:
+        raise HttpError(501, "stream: streaming lands with the streaming issue")
+    call = _backend(request).generate.Generate(
+        message, metadata=call_metadata(request), timeout=call_timeout(request))
+    response = await call
+    headers = {k: v for k, v in (await call.trailing_metadata() or ())
+               if k.startswith("x-ai1net-") and isinstance(v, str)}
+    return json_response(translate.generate_json(response), headers=headers)
+
+
+# -- models --------------------------------------------------------------------------------
+
+
+async def register_model(request: web.Request) -> web.Response:
+    spec, _paths = translate.model_spec(await read_json(request))
+    model = await _backend(request).registry.RegisterModel(
+        registry_pb2.RegisterModelRequest(model=spec), metadata=call_metadata(request))
+    return json_response(translate.model_json(model), status=201)
+
+
+async def list_models(request: web.Request) -> web.Response:
+    query = request.query
+    page_size = query.get("page_size", "0")
+    if not page_size.isdigit():
+        raise invalid("page_size", "must be a non-negative integer")
+    response = await _backend(request).registry.ListModels(
+        registry_pb2.ListModelsRequest(
+            type=query.get("type", ""), capability=query.get("capability", ""),
+            specialty=query.get("specialty", ""), page_size=min(int(page_size), 1000),
+            page_token=query.get("page_token", "")),
+        metadata=call_metadata(request))
+    return json_response({"models": [translate.model_json(m) for m in response.models],
+                          "next_page_token": response.next_page_token})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    model = await _backend(request).registry.GetModel(
+        registry_pb2.GetModelRequest(name=request.match_info["name"]),
+        metadata=call_metadata(request))
+    return json_response(translate.model_json(model))
+
+
+async def update_model(request: web.Request) -> web.Response:
+    spec, paths = translate.model_spec(await read_json(request))
+    model = await _backend(request).registry.UpdateModel(
+        registry_pb2.UpdateModelRequest(name=request.match_info["name"], model=spec,
+                                        update_mask=translate.update_mask(paths)),
+        metadata=call_metadata(request))
+    return json_response(translate.model_json(model))
+
+
+async def delete_model(request: web.Request) -> web.Response:
+    await _backend(request).registry.DeleteModel(
+        registry_pb2.DeleteModelRequest(name=request.match_info["name"]),
+        metadata=call_metadata(request))
+    return web.Response(status=204)
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+async def create_key(request: web.Request) -> web.Response:
+    message = keys_pb2.CreateKeyRequest()
+    translate.key_request(await read_json(request), message)
+    key = await _backend(request).keys.CreateKey(message, metadata=call_metadata(request))
+    return json_response(translate.key_json(key), status=201)
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    include = request.query.get("include_revoked", "") in ("1", "true")
+    response = await _backend(request).keys.ListKeys(
+        keys_pb2.ListKeysRequest(include_revoked=include), metadata=call_metadata(request))
+    return json_response({"keys": [translate.key_json(k) for k in response.keys]})
+
+
+async def update_key(request: web.Request) -> web.Response:
+    message = keys_pb2.UpdateKeyRequest(id=request.match_info["id"])
+    paths = translate.key_request(await read_json(request), message)
+    message.update_mask.paths.extend(paths)
+    key = await _backend(request).keys.UpdateKey(message, metadata=call_metadata(request))
+    return json_response(translate.key_json(key))
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    await _backend(request).keys.RevokeKey(keys_pb2.RevokeKeyRequest(id=request.match_info["id"]),
+                                           metadata=call_metadata(request))
+    return web.Response(status=204)
+
+
+# -- usage ---------------------------------------------------------------------------------
+
+
+async def get_usage(request: web.Request) -> web.Response:
+    query = request.query
+    response = await _backend(request).usage.GetUsage(
+        usage_pb2.GetUsageRequest(model=query.get("model", ""), group_by=query.get("group_by", ""),
+                                  **{"from": query.get("from", ""), "to": query.get("to", "")}),
+        metadata=call_metadata(request))
+    return json_response(translate.usage_report_json(response))
+
+
+async def report_usage(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    message = usage_pb2.ReportUsageRequest()
+    for name in ("model", "from", "to"):
+        value = body.get(name)
+        if value is not None:
+            if not isinstance(value, str):
+                raise invalid(name, "must be a string")
+            setattr(message, name, value)
+    counts = body.get("usage")
+    if counts is not None:
+        if not isinstance(counts, dict):
+            raise invalid("usage", "must be a JSON object")
+        for name in ("requests", "tokens_processed"):
+            value = counts.get(name, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise invalid(f"usage.{name}", "must be an integer ≥ 0")
+            setattr(message.usage, name, value)
+    response = await _backend(request).usage.ReportUsage(message, metadata=call_metadata(request))
+    return json_response({"id": response.id, "status": "accepted"}, status=202)
+
+
+async def reconciliation(request: web.Request) -> web.Response:
+    query = request.query
+    response = await _backend(request).usage.GetReconciliation(
+        usage_pb2.GetReconciliationRequest(model=query.get("model", ""),
+                                           **{"from": query.get("from", ""),
+                                              "to": query.get("to", "")}),
+        metadata=call_metadata(request))
+    return json_response({
+        "model": response.model, "from": getattr(response, "from"), "to": response.to,
+        "gateway": translate.counts_json(response.gateway),
+        "provider": translate.counts_json(response.provider),
+        "difference": translate.counts_json(response.difference)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/generate", generate)
+    app.router.add_post("/v1/models", register_model)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{name}", get_model)
+    app.router.add_patch("/v1/models/{name}", update_model)
+    app.router.add_delete("/v1/models/{name}", delete_model)
+    app.router.add_post("/v1/keys", create_key)
+    app.router.add_get("/v1/keys", list_keys)
+    app.router.add_patch("/v1/keys/{id}", update_key)
+    app.router.add_delete("/v1/keys/{id}", revoke_key)
+    app.router.add_get("/v1/usage", get_usage)
+    app.router.add_post("/v1/usage/reports", report_usage)
+    app.router.add_get("/v1/usage/reconciliation", reconciliation)
+
+

@@ -1,0 +1,253 @@
+"""JSON bodies ↔ protobuf messages. Type errors become 400s naming the field;
+the server checks meaning (ranges, choices), so gRPC callers get the same checks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import field_mask_pb2, timestamp_pb2
+
+from ai1net.bridge.errors import invalid
+from ai1net.client.convert import value_to_python
+from ai1net.v1 import generate_pb2, keys_pb2, registry_pb2, usage_pb2
+
+JSON = dict[str, Any]
+
+
+# -- type checks ---------------------------------------------------------------------------
+
+
+def _string(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise invalid(field, "must be a string")
+    return value
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise invalid(field, "must be a number")
+    return float(value)
+
+
+def _integer(value: Any, field: str, *, minimum: int = 0) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum \
+            or value >= 2**32:
+        raise invalid(field, f"must be an integer ≥ {minimum}")
+    return value
+
+
+def _boolean(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise invalid(field, "must be true or false")
+    return value
+
+
+def _object(value: Any, field: str) -> JSON:
+    if not isinstance(value, dict):
+        raise invalid(field, "must be a JSON object")
+    return value
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise invalid(field, "must be a list of strings")
+    return value
+
+
+def _take(body: JSON, name: str, check: Callable[[Any, str], Any], prefix: str = "") -> Any:
+    """The checked value of ``body[name]``, or None when absent or null."""
+    value = body.get(name)
+    return None if value is None else check(value, prefix + name)
+
+
+# -- generate ------------------------------------------------------------------------------
+
+
+def generate_request(body: JSON) -> tuple[generate_pb2.GenerateRequest, bool]:
+    """The request and whether the caller asked to stream."""
+    request = generate_pb2.GenerateRequest()
+    if "input" not in body or body["input"] is None:
+        raise invalid("input", "is required")
+    request.input = _string(body["input"], "input")
+    if not request.input:
+        raise invalid("input", "must not be empty")
+    request.model = _take(body, "model", _string) or ""
+    parameters = _take(body, "parameters", _object)
+    if parameters:
+        request.parameters.update(parameters)
+    routing = _take(body, "routing", _object)
+    if routing:
+        _fill_routing(request.routing, routing)
+    request.fallbacks.extend(_take(body, "fallbacks", _strings) or ())
+    stream = _take(body, "stream", _boolean) or False
+    return request, stream
+
+
+def _fill_routing(routing: generate_pb2.Routing, body: JSON) -> None:
+    p = "routing."
+    routing.type = _take(body, "type", _string, p) or ""
+    routing.strategy = _take(body, "strategy", _string, p) or ""
+    routing.capabilities.extend(_take(body, "capabilities", _strings, p) or ())
+    routing.specialties.extend(_take(body, "specialties", _strings, p) or ())
+    for name in ("max_latency_ms", "max_price_per_1k_tokens"):
+        value = _take(body, name, _number, p)
+        if value is not None:
+            setattr(routing, name, value)
+    hedge = _take(body, "hedge_ms", _integer, p)
+    if hedge is not None:
+        routing.hedge_ms = hedge
+
+
+def usage_json(usage: generate_pb2.Usage) -> JSON:
+    out: JSON = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+    if usage.estimated:
+        out["estimated"] = True
+    return out
+
+
+def generate_json(response: generate_pb2.GenerateResponse) -> JSON:
+    return {"id": response.id, "model": response.model,
+            "output": value_to_python(response.output), "usage": usage_json(response.usage),
+            "latency_ms": response.latency_ms, "cost_usd": response.cost_usd}
+
+
+# -- registry ------------------------------------------------------------------------------
+
+_SPEC_FIELDS: dict[str, Callable[[Any, str], Any]] = {
+    "name": _string, "type": _string, "endpoint": _string, "auth_type": _string,
+    "cost_efficiency": _string, "description": _string,
+    "capabilities": _strings, "specialties": _strings,
+}
+
+
+def model_spec(body: JSON) -> tuple[registry_pb2.ModelSpec, list[str]]:
+    """The spec and the paths the body sets (the update mask of a PATCH)."""
+    spec = registry_pb2.ModelSpec()
+    paths: list[str] = []
+    for name, check in _SPEC_FIELDS.items():
+        value = _take(body, name, check)
+        if value is not None:
+            field = getattr(spec, name)
+            field.extend(value) if isinstance(value, list) else setattr(spec, name, value)
+            paths.append(name)
+    credentials = _take(body, "credentials", _object)
+    if credentials is not None:
+        for key, value in credentials.items():
+            spec.credentials[key] = _string(value, f"credentials.{key}")
+        paths.append("credentials")
+    _fill_numbers(body, "pricing", spec.pricing,
+                  ("input_per_1k_tokens", "output_per_1k_tokens"), paths)
+    _fill_numbers(body, "performance", spec.performance,
+                  ("avg_latency_ms", "accuracy_score"), paths)
+    for name in ("timeout_ms", "first_byte_timeout_ms"):
+        value = _take(body, name, _integer)
+        if value is not None:
+            setattr(spec, name, value)
+            paths.append(name)
+    enabled = _take(body, "enabled", _boolean)
+    if enabled is not None:
+        spec.enabled = enabled
+        paths.append("enabled")
+    return spec, paths
+
+
+def _fill_numbers(body: JSON, group: str, target: Any, names: tuple[str, ...],
+                  paths: list[str]) -> None:
+    values = _take(body, group, _object)
+    if values is None:
+        return
+    for name in names:
+        value = _take(values, name, _number, f"{group}.")
+        if value is not None:
+            setattr(target, name, value)
+            paths.append(f"{group}.{name}")
+
+
+def model_json(model: registry_pb2.Model) -> JSON:
+    stats = model.stats
+    return {
+        "name": model.name, "type": model.type, "endpoint": model.endpoint,
+        "auth_type": model.auth_type,
+        "pricing": {"input_per_1k_tokens": model.pricing.input_per_1k_tokens,
+                    "output_per_1k_tokens": model.pricing.output_per_1k_tokens},
+        "capabilities": list(model.capabilities),
+        "performance": {"avg_latency_ms": model.performance.avg_latency_ms,
+                        "accuracy_score": model.performance.accuracy_score},
+        "cost_efficiency": model.cost_efficiency, "specialties": list(model.specialties),
+        "timeout_ms": model.timeout_ms, "first_byte_timeout_ms": model.first_byte_timeout_ms,
+        "description": model.description, "owner": model.owner, "enabled": model.enabled,
+        "has_credentials": model.has_credentials,
+        "created_at": _rfc3339(model.created_at), "updated_at": _rfc3339(model.updated_at),
+        "stats": {"requests": stats.requests, "error_rate": stats.error_rate,
+                  "p50_latency_ms": stats.p50_latency_ms, "ttft_p50_ms": stats.ttft_p50_ms,
+                  "health": stats.health or "healthy"},
+    }
+
+
+def update_mask(paths: list[str]) -> field_mask_pb2.FieldMask:
+    return field_mask_pb2.FieldMask(paths=paths)
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+def key_request(body: JSON, into: keys_pb2.CreateKeyRequest | keys_pb2.UpdateKeyRequest,
+                ) -> list[str]:
+    """Fill a create/update request from JSON; the paths set (for an update mask)."""
+    paths: list[str] = []
+    if isinstance(into, keys_pb2.CreateKeyRequest):
+        into.role = _take(body, "role", _string) or ""
+    name = _take(body, "name", _string)
+    if name is not None:
+        into.name = name
+        paths.append("name")
+    limit = _take(body, "rate_limit", _object)
+    if limit is not None:
+        for field in ("requests_per_minute", "tokens_per_minute"):
+            value = _take(limit, field, _integer, "rate_limit.")
+            if value is not None:
+                setattr(into.rate_limit, field, value)
+        paths.append("rate_limit")
+    if "budget_usd" in body:
+        if body["budget_usd"] is not None:
+            into.budget_usd = _number(body["budget_usd"], "budget_usd")
+        paths.append("budget_usd")
+    return paths
+
+
+def key_json(key: keys_pb2.Key) -> JSON:
+    out: JSON = {"id": key.id, "name": key.name, "role": key.role, "prefix": key.prefix,
+                 "rate_limit": {"requests_per_minute": key.rate_limit.requests_per_minute,
+                                "tokens_per_minute": key.rate_limit.tokens_per_minute},
+                 "budget_usd": key.budget_usd if key.HasField("budget_usd") else None,
+                 "created_at": _rfc3339(key.created_at), "revoked": key.revoked}
+    if key.key:
+        out["key"] = key.key
+    return out
+
+
+# -- usage ---------------------------------------------------------------------------------
+
+
+def totals_json(totals: usage_pb2.UsageTotals) -> JSON:
+    return {"requests": totals.requests, "tokens_processed": totals.tokens_processed,
+            "input_tokens": totals.input_tokens, "output_tokens": totals.output_tokens,
+            "errors": totals.errors, "cost_usd": totals.cost_usd}
+
+
+def usage_report_json(response: usage_pb2.GetUsageResponse) -> JSON:
+    return {"usage": totals_json(response.usage),
+            "groups": [{"group": g.group, "usage": totals_json(g.usage)}
+                       for g in response.groups]}
+
+
+def counts_json(counts: usage_pb2.UsageCounts) -> JSON:
+    return {"requests": counts.requests, "tokens_processed": counts.tokens_processed}
+
+
+def _rfc3339(stamp: timestamp_pb2.Timestamp) -> str:
+    return stamp.ToJsonString()

@@ -1,0 +1,50 @@
+"""Protobuf well-known types ↔ plain Python values (shared by server, bridge and client)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return {key: value_to_python(value) for key, value in struct.fields.items()}
+
+
+def value_to_python(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        # JSON has one number type; give providers 200, not 200.0, for max_tokens.
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [value_to_python(item) for item in value.list_value.values]
+    return None
+
+
+def python_to_value(data: Any, into: struct_pb2.Value) -> None:
+    if isinstance(data, str):
+        into.string_value = data
+    elif isinstance(data, dict):
+        into.struct_value.update(data)
+    else:
+        into.struct_value.update({"value": data})
+
+
+def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def value_of(data: Any) -> struct_pb2.Value:
+    value = struct_pb2.Value()
+    python_to_value(data, value)
+    return value

@@ -1,0 +1,150 @@
+"""Wiring: ``build_gateway(settings)`` assembles the server; ``Gateway`` owns its lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from ai1net.server.auth import AuthInterceptor
+from ai1net.server.crypto import CredentialBox, load_passphrase
+from ai1net.server.generate import Generator
+from ai1net.server.health import HealthBoard
+from ai1net.server.keys import KeyStore
+from ai1net.server.providers import ProviderClient
+from ai1net.server.registry import Registry
+from ai1net.server.services.generate import GenerateServicer
+from ai1net.server.services.keys import KeyServicer
+from ai1net.server.services.registry import RegistryServicer
+from ai1net.server.services.usage import UsageServicer
+from ai1net.server.settings import Settings
+from ai1net.server.storage import Database, sqlite_path
+from ai1net.server.transport import AiohttpTransport, Transport
+from ai1net.server.usage import Ledger
+from ai1net.v1 import (
+    generate_pb2,
+    generate_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = tuple(
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in ((generate_pb2, "GenerateService"), (registry_pb2, "RegistryService"),
+                         (usage_pb2, "UsageService"), (keys_pb2, "KeyService")))
+SERVER_OPTIONS = (
+    ("grpc.so_reuseport", 1),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+)
+
+
+class ReadinessHealth(health_aio.HealthServicer):
+    """Standard health; the overall ("") check also proves the database answers."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self._db = db
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        if request.service == "":
+            try:
+                async with asyncio.timeout(2):
+                    await self._db.ping()
+            except Exception:
+                log.warning("readiness: the database does not answer", exc_info=True)
+                return health_pb2.HealthCheckResponse(
+                    status=health_pb2.HealthCheckResponse.NOT_SERVING)
+        return await super().Check(request, context)
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    db: Database
+    keys: KeyStore
+    registry: Registry
+    health: HealthBoard
+    ledger: Ledger
+    transport: Transport
+    generator: Generator
+    server: aio.Server
+    health_servicer: ReadinessHealth
+    port: int = 0
+
+    async def start(self) -> None:
+        self.ledger.start()
+        await self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let calls in flight finish, flush usage, release everything."""
+        await self.health_servicer.enter_graceful_shutdown()
+        await self.server.stop(self.settings.grace_period_s if grace is None else grace)
+        try:
+            await self.ledger.close()
+        finally:
+            await self.transport.close()
+            await self.db.close()
+
+
+def secret_file(settings: Settings) -> Path:
+    database = sqlite_path(settings.database_url)
+    return (database.parent / f"{database.name}.secret") if database else Path("ai1net.secret")
+
+
+async def build_gateway(settings: Settings, *, transport: Transport | None = None) -> Gateway:
+    db = Database(settings.database_url)
+    await db.migrate()
+    box = CredentialBox(load_passphrase(settings.secret_key, beside=secret_file(settings)))
+    keys = KeyStore(db=db)
+    await keys.load()
+    if settings.admin_key:
+        await keys.ensure(settings.admin_key, role="admin", name="AI1NET_ADMIN_KEY")
+    registry = Registry(db=db, box=box, allow_private=settings.allow_private_endpoints)
+    await registry.load()
+    health = HealthBoard()
+    ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
+                    batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit)
+    transport = transport or AiohttpTransport(allow_private=settings.allow_private_endpoints)
+    providers = ProviderClient(transport=transport,
+                               allow_private=settings.allow_private_endpoints)
+    generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger)
+    server = aio.server(interceptors=[AuthInterceptor(keys=keys)], options=SERVER_OPTIONS)
+    generate_pb2_grpc.add_GenerateServiceServicer_to_server(
+        GenerateServicer(generator=generator), server)
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(
+        RegistryServicer(registry=registry, stats=health.stats), server)
+    keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys), server)
+    usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(), server)
+    health_servicer = ReadinessHealth(db)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.grpc_addr)
+    return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
+                   ledger=ledger, transport=transport, generator=generator, server=server,
+                   health_servicer=health_servicer, port=port)
+
+
+def local_target(addr: str, port: int) -> str:
+    """Where a client on this machine reaches a server bound to ``addr``."""
+    host = addr.rpartition(":")[0].strip("[]")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104
+        host = "127.0.0.1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,125 @@
+"""The one server interceptor: authenticates every call, checks its role, and turns
+domain errors into gRPC statuses with google.rpc.Status details."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from ai1net.server.errors import GatewayError, PermissionDenied, to_status
+from ai1net.server.keys import KeyStore, Principal
+
+log = logging.getLogger(__name__)
+
+ANY = frozenset({"admin", "provider", "consumer"})
+PROVIDERS = frozenset({"admin", "provider"})
+ADMIN = frozenset({"admin"})
+
+# Who may call what; ownership is checked by the domain, which knows the owners.
+METHOD_ROLES: dict[str, frozenset[str]] = {
+    "/ai1net.v1.GenerateService/Generate": ANY,
+    "/ai1net.v1.GenerateService/GenerateStream": ANY,
+    "/ai1net.v1.RegistryService/RegisterModel": PROVIDERS,
+    "/ai1net.v1.RegistryService/GetModel": ANY,
+    "/ai1net.v1.RegistryService/ListModels": ANY,
+    "/ai1net.v1.RegistryService/UpdateModel": PROVIDERS,
+    "/ai1net.v1.RegistryService/DeleteModel": PROVIDERS,
+    "/ai1net.v1.UsageService/GetUsage": ANY,
+    "/ai1net.v1.UsageService/ReportUsage": PROVIDERS,
+    "/ai1net.v1.UsageService/GetReconciliation": PROVIDERS,
+    "/ai1net.v1.KeyService/CreateKey": ADMIN,
+    "/ai1net.v1.KeyService/ListKeys": ADMIN,
+    "/ai1net.v1.KeyService/UpdateKey": ADMIN,
+    "/ai1net.v1.KeyService/RevokeKey": ADMIN,
+}
+
+_principal: ContextVar[Principal] = ContextVar("ai1net_principal")
+
+
+def current_principal() -> Principal:
+    """The caller of the RPC being served (set by the interceptor before the servicer runs)."""
+    return _principal.get()
+
+
+def presented_key(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+    """The key from ``authorization: Bearer <key>`` or ``x-api-key: <key>``."""
+    for name, value in metadata or ():
+        if name == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name == "x-api-key" and isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+async def abort(context: aio.ServicerContext[Any, Any], error: GatewayError) -> None:
+    code, message, trailer = to_status(error)
+    await context.abort(code, message, trailer)
+
+
+class AuthInterceptor(aio.ServerInterceptor):
+    def __init__(self, *, keys: KeyStore) -> None:
+        self._keys = keys
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        roles = METHOD_ROLES.get(details.method)  # type: ignore[attr-defined]
+        if handler is None or roles is None:
+            return handler  # health, reflection, or an unknown method (UNIMPLEMENTED)
+        metadata = details.invocation_metadata  # type: ignore[attr-defined]
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, metadata, roles),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return grpc.unary_stream_rpc_method_handler(
+            self._stream(handler.unary_stream, metadata, roles),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+    def _admit(self, metadata: Sequence[tuple[str, str | bytes]] | None,
+               roles: frozenset[str]) -> Principal:
+        principal = self._keys.authenticate(presented_key(metadata))
+        if principal.role not in roles:
+            raise PermissionDenied(f"this call needs one of the roles: {', '.join(sorted(roles))}")
+        return principal
+
+    def _unary(self, behavior: Any, metadata: Any, roles: frozenset[str]) -> Any:
+        async def serve(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                _principal.set(self._admit(metadata, roles))
+                return await behavior(request, context)
+            except GatewayError as error:
+                await abort(context, error)
+            except (aio.AbortError, grpc.RpcError):
+                raise
+            except Exception:
+                log.exception("unexpected error in %s", getattr(behavior, "__name__", "?"))
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        return serve
+
+    def _stream(self, behavior: Any, metadata: Any, roles: frozenset[str]) -> Any:
+        async def serve(request: Any,
+                        context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            try:
+                _principal.set(self._admit(metadata, roles))
+                async for message in behavior(request, context):
+                    yield message
+            except GatewayError as error:
+                await abort(context, error)
+            except (aio.AbortError, grpc.RpcError):
+                raise
+            except Exception:
+                log.exception("unexpected error in %s", getattr(behavior, "__name__", "?"))
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        return serve

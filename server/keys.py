@@ -1,0 +1,158 @@
+"""API keys: who may call, cached in memory so that authenticating a call does no SQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+
+from ai1net.server import storage
+from ai1net.server.crypto import hash_key, new_api_key, new_id, same_hash
+from ai1net.server.errors import InvalidArgument, NotFound, Unauthenticated
+from ai1net.server.money import is_valid_usd
+from ai1net.server.money import usd_to_nanos as _usd_to_nanos
+from ai1net.server.storage import Database, as_utc, utcnow
+from ai1net.server.tables import KeyRow
+
+ROLES = ("admin", "provider", "consumer")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated key, as the rest of the server sees it (never the secret)."""
+
+    id: str
+    name: str
+    role: str
+    key_hash: str = dataclasses.field(repr=False)
+    prefix: str
+    requests_per_minute: int
+    tokens_per_minute: int
+    budget_nanos: int | None
+    created_at: datetime
+    revoked: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @classmethod
+    def from_row(cls, row: KeyRow) -> Principal:
+        return cls(id=row.id, name=row.name, role=row.role, key_hash=row.key_hash,
+                   prefix=row.prefix, requests_per_minute=row.requests_per_minute,
+                   tokens_per_minute=row.tokens_per_minute, budget_nanos=row.budget_nanos,
+                   created_at=as_utc(row.created_at), revoked=row.revoked_at is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+    budget_nanos: int | None = None
+
+
+def usd_to_nanos(value: float, field: str) -> int:
+    if not is_valid_usd(value):
+        raise InvalidArgument(field, "must be a finite number ≥ 0")
+    return _usd_to_nanos(value)
+
+
+class KeyStore:
+    """Live keys by hash; the database is only touched when keys change."""
+
+    def __init__(self, *, db: Database) -> None:
+        self._db = db
+        self._by_hash: dict[str, Principal] = {}
+
+    async def load(self) -> None:
+        async with self._db.session() as session:
+            rows = await storage.live_keys(session=session)
+        self._by_hash = {row.key_hash: Principal.from_row(row) for row in rows}
+
+    def authenticate(self, presented: str | None) -> Principal:
+        if not presented:
+            raise Unauthenticated("missing API key: send Authorization: Bearer <key> or x-api-key")
+        digest = hash_key(presented)
+        principal = self._by_hash.get(digest)
+        if principal is None or not same_hash(principal.key_hash, digest):
+            raise Unauthenticated("unknown or revoked API key")
+        return principal
+
+    def get(self, key_id: str) -> Principal | None:
+        return next((p for p in self._by_hash.values() if p.id == key_id), None)
+
+    async def create(self, *, role: str, name: str, limits: KeyLimits,
+                     secret: str | None = None) -> tuple[Principal, str]:
+        """A new key and its secret (shown to the caller this once)."""
+        if role not in ROLES:
+            raise InvalidArgument("role", f"must be one of {', '.join(ROLES)}")
+        if len(name) > 200:
+            raise InvalidArgument("name", "must be at most 200 characters")
+        secret = secret or new_api_key()
+        row = KeyRow(id=new_id("key"), name=name, role=role, key_hash=hash_key(secret),
+                     prefix=secret[:8], requests_per_minute=limits.requests_per_minute,
+                     tokens_per_minute=limits.tokens_per_minute,
+                     budget_nanos=limits.budget_nanos, created_at=utcnow())
+        async with self._db.session() as session:
+            session.add(row)
+            await session.commit()
+        principal = Principal.from_row(row)
+        self._by_hash[principal.key_hash] = principal
+        return principal, secret
+
+    async def ensure(self, secret: str, *, role: str, name: str) -> Principal:
+        """The key with this secret, created if missing (AI1NET_ADMIN_KEY, the demo's keys)."""
+        digest = hash_key(secret)
+        async with self._db.session() as session:
+            row = await storage.key_by_hash(session=session, key_hash=digest)
+            if row is not None and row.revoked_at is None:
+                return self._by_hash.setdefault(digest, Principal.from_row(row))
+        principal, _ = await self.create(role=role, name=name, limits=KeyLimits(), secret=secret)
+        return principal
+
+    async def list(self, *, include_revoked: bool = False) -> list[Principal]:
+        async with self._db.session() as session:
+            rows = await storage.list_keys(session=session, include_revoked=include_revoked)
+        return [Principal.from_row(row) for row in rows]
+
+    async def update(self, key_id: str, *, name: str | None = None,
+                     limits: KeyLimits | None = None, budget_set: bool = False) -> Principal:
+        async with self._db.session() as session:
+            row = await storage.get_key(session=session, key_id=key_id)
+            if row is None or row.revoked_at is not None:
+                raise NotFound(f"key {key_id!r} not found")
+            if name is not None:
+                row.name = name
+            if limits is not None:
+                row.requests_per_minute = limits.requests_per_minute
+                row.tokens_per_minute = limits.tokens_per_minute
+            if budget_set and limits is not None:
+                row.budget_nanos = limits.budget_nanos
+            session.add(row)
+            await session.commit()
+        return self.refresh(row)
+
+    async def revoke(self, key_id: str) -> None:
+        async with self._db.session() as session:
+            row = await storage.get_key(session=session, key_id=key_id)
+            if row is None or row.revoked_at is not None:
+                raise NotFound(f"key {key_id!r} not found")
+            row.revoked_at = utcnow()
+            session.add(row)
+            await session.commit()
+        self.refresh(row)
+
+    def refresh(self, row: KeyRow) -> Principal:
+        """Bring the cache in line with a row written here or by another replica."""
+        principal = Principal.from_row(row)
+        if principal.revoked:
+            self._by_hash.pop(principal.key_hash, None)
+        else:
+            self._by_hash[principal.key_hash] = principal
+        return principal
+
+    async def reload_one(self, key_id: str) -> None:
+        async with self._db.session() as session:
+            row = await storage.get_key(session=session, key_id=key_id)
+        if row is not None:
+            self.refresh(row)

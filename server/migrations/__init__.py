@@ -1,0 +1,1 @@
+"""Alembic migrations of the AI1NET schema, run by ``Database.migrate``."""

@@ -1,0 +1,250 @@
+"""Calling a provider as CONTRACT §3 says, and reading its answers and errors."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from opentelemetry import propagate
+
+from ai1net.server.endpoints import forbidden_address, literal_address
+from ai1net.server.errors import (
+    GatewayError,
+    ProviderRejected,
+    UpstreamError,
+    UpstreamRateLimited,
+)
+from ai1net.server.registry import ModelRecord
+from ai1net.server.transport import ProviderRequest, Transport, TransportResponse
+
+CHARS_PER_TOKEN = 4
+MAX_MESSAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    input_tokens: int
+    output_tokens: int
+    estimated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    output: str | dict[str, Any]
+    tokens: TokenCount
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    value: str | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    usage: Mapping[str, Any] | None
+
+
+StreamEvent = Delta | Output | Done
+
+
+class ProviderClient:
+    def __init__(self, *, transport: Transport, allow_private: bool) -> None:
+        self._transport = transport
+        self._allow_private = allow_private
+        self._public: dict[str, bool] = {}
+
+    async def generate(self, model: ModelRecord, *, input: str, parameters: Mapping[str, Any],
+                       first_byte_timeout: float) -> Answer:
+        """One unary call. The caller bounds the total time."""
+        request = self._request(model, input, parameters, first_byte_timeout, stream=False)
+        async with self._transport.open(request) as response:
+            body = await response.read()
+        return parse_answer(response.status, response.headers, body, input)
+
+    async def stream(self, model: ModelRecord, *, input: str, parameters: Mapping[str, Any],
+                     first_byte_timeout: float) -> AsyncIterator[StreamEvent]:
+        """Deltas (or one output) as they arrive, then Done; an unfinished stream raises."""
+        request = self._request(model, input, parameters, first_byte_timeout, stream=True)
+        async with self._transport.open(request) as response:
+            if response.status >= 300:
+                raise provider_error(response.status, response.headers, await response.read())
+            if _media_type(response.headers) == "application/json":
+                answer = parse_answer(response.status, response.headers,
+                                      await response.read(), input)
+                yield Delta(answer.output) if isinstance(answer.output, str) \
+                    else Output(answer.output)
+                yield Done({"input_tokens": answer.tokens.input_tokens,
+                            "output_tokens": answer.tokens.output_tokens}
+                           if not answer.tokens.estimated else None)
+                return
+            sse = _media_type(response.headers) == "text/event-stream"
+            async for event in _events(response, sse=sse):
+                yield event
+                if isinstance(event, Done):
+                    return
+        raise UpstreamError("the provider's stream ended before it said done")
+
+    def _request(self, model: ModelRecord, input: str, parameters: Mapping[str, Any],
+                 first_byte_timeout: float, *, stream: bool) -> ProviderRequest:
+        if not self._allow_private and not self._is_public(model.endpoint):
+            raise UpstreamError(f"model {model.name!r} points at a private address")
+        headers = {"Content-Type": "application/json", **model.auth_headers}
+        propagate.inject(headers)
+        document: dict[str, Any] = {"input": input, "parameters": parameters}
+        if stream:
+            document["stream"] = True
+            headers["Accept"] = "application/x-ndjson, text/event-stream, application/json"
+        return ProviderRequest(url=model.endpoint, headers=headers, body=orjson.dumps(document),
+                               first_byte_timeout=first_byte_timeout)
+
+    def _is_public(self, endpoint: str) -> bool:
+        """Literal IPs skip the resolver, so they are checked here; names by the resolver."""
+        public = self._public.get(endpoint)
+        if public is None:
+            address = literal_address(urlsplit(endpoint).hostname or "")
+            public = self._public[endpoint] = address is None or not forbidden_address(address)
+        return public
+
+
+# -- reading answers (pure) ----------------------------------------------------------------
+
+
+def parse_answer(status: int, headers: Mapping[str, str], body: bytes, input: str) -> Answer:
+    if status >= 300:
+        raise provider_error(status, headers, body)
+    document = _json_object(body)
+    if "output" not in document:
+        raise UpstreamError("the provider's answer has no output")
+    output = _checked_output(document["output"])
+    return Answer(output=output, tokens=count_tokens(document.get("usage"), input, output))
+
+
+def count_tokens(usage: object, input: str, output: object) -> TokenCount:
+    """Whole token counts: fractions round up; a missing count is estimated (~4 chars)."""
+    given = usage if isinstance(usage, Mapping) else {}
+    reported_in = _count(given, "input_tokens", "prompt_tokens")
+    reported_out = _count(given, "output_tokens", "completion_tokens")
+    estimated = reported_in is None or reported_out is None
+    return TokenCount(
+        input_tokens=reported_in if reported_in is not None else estimate_tokens(input),
+        output_tokens=reported_out if reported_out is not None else estimate_tokens(output),
+        estimated=estimated)
+
+
+def estimate_tokens(value: object) -> int:
+    return math.ceil(len(value) / CHARS_PER_TOKEN) if isinstance(value, str) else 0
+
+
+def provider_error(status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
+    """A provider's failure as the domain error CONTRACT §3 assigns to it."""
+    message = _error_message(body) or f"HTTP {status}"
+    if status in (400, 422):
+        return ProviderRejected(f"the provider rejected the request: {message}")
+    if status == 429:
+        return UpstreamRateLimited(f"the provider is rate limiting: {message}",
+                                   retry_after_s=retry_after(headers.get("Retry-After")))
+    if status in (401, 403):
+        return UpstreamError(f"the provider refused the gateway's credentials (HTTP {status})")
+    return UpstreamError(f"the provider failed with HTTP {status}: {message}")
+
+
+def retry_after(value: str | None) -> float:
+    if not value:
+        return 1.0
+    if value.strip().isdigit():
+        return float(value.strip())
+    parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
+    return max(1.0, parsed.timestamp() - time.time()) if parsed else 1.0
+
+
+def _count(usage: Mapping[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and math.isfinite(value) and value >= 0:
+            return math.ceil(value)
+    return None
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError("the provider answered with invalid JSON") from exc
+    if not isinstance(document, dict):
+        raise UpstreamError("the provider answered with JSON that is not an object")
+    return document
+
+
+def _checked_output(output: object) -> str | dict[str, Any]:
+    if isinstance(output, str | dict):
+        return output
+    raise UpstreamError("the provider's output is neither a string nor an object")
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:MAX_MESSAGE].decode(errors="replace").strip()
+    error = document.get("error") if isinstance(document, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    return str(error)[:MAX_MESSAGE] if error else ""
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
+async def _events(response: TransportResponse, *, sse: bool) -> AsyncIterator[StreamEvent]:
+    async for line in _lines(response):
+        if sse:
+            if not line.startswith(b"data:"):
+                continue
+            line = line[5:].strip()
+            if line == b"[DONE]":
+                yield Done(None)
+                return
+        event = _stream_event(line)
+        if event is not None:
+            yield event
+
+
+async def _lines(response: TransportResponse) -> AsyncIterator[bytes]:
+    """Lines as they arrive, however the provider's writes were cut into chunks."""
+    pending = b""
+    async for chunk in response.chunks():
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line.strip()
+    if pending.strip():
+        yield pending.strip()
+
+
+def _stream_event(line: bytes) -> StreamEvent | None:
+    document = _json_object(line)
+    if "error" in document:
+        raise UpstreamError(f"the provider failed mid-stream: {_error_message(line)}")
+    if "delta" in document:
+        delta = document["delta"]
+        return Delta(delta if isinstance(delta, str) else orjson.dumps(delta).decode())
+    if "output" in document:
+        return Output(_checked_output(document["output"]))
+    if document.get("done"):
+        usage = document.get("usage")
+        return Done(usage if isinstance(usage, Mapping) else None)
+    return None

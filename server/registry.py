@@ -1,0 +1,371 @@
+"""The model registry: validation, ownership, persistence, and the in-memory cache
+that serves every generate call without SQL."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from ai1net.server import storage
+from ai1net.server.crypto import CredentialBox, new_id
+from ai1net.server.endpoints import check_endpoint
+from ai1net.server.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
+from ai1net.server.keys import Principal
+from ai1net.server.money import is_valid_usd, usd_to_nanos
+from ai1net.server.storage import Database, as_utc, utcnow
+from ai1net.server.tables import ModelRow
+
+TYPES = ("text", "image", "audio")
+AUTH_TYPES = ("bearer", "api_key", "none")
+COST_EFFICIENCIES = ("low", "medium", "high")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
+CREDENTIAL_NAMES = ("api_key", "token", "key", "secret")
+MAX_TIMEOUT_MS = 600_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """A live model as the hot path sees it; credentials stay out of every repr."""
+
+    id: str
+    name: str
+    owner: str
+    type: str
+    endpoint: str
+    auth_type: str
+    input_price_nanos: int
+    output_price_nanos: int
+    capabilities: tuple[str, ...]
+    specialties: tuple[str, ...]
+    avg_latency_ms: float
+    accuracy_score: float
+    cost_efficiency: str
+    timeout_ms: int
+    first_byte_timeout_ms: int
+    description: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    has_credentials: bool
+    # The outbound auth header, ready to send.
+    auth_headers: Mapping[str, str] = dataclasses.field(repr=False, compare=False)
+
+    def offers(self, capability: str) -> bool:
+        return capability.lower() in (c.lower() for c in self.capabilities)
+
+
+@dataclass(slots=True)
+class ModelChanges:
+    """Fields a provider sets; None means "unchanged" (update) or "default" (register)."""
+
+    name: str | None = None
+    type: str | None = None
+    endpoint: str | None = None
+    auth_type: str | None = None
+    credentials: dict[str, str] | None = dataclasses.field(default=None, repr=False)
+    input_per_1k_tokens: float | None = None
+    output_per_1k_tokens: float | None = None
+    capabilities: list[str] | None = None
+    avg_latency_ms: float | None = None
+    accuracy_score: float | None = None
+    cost_efficiency: str | None = None
+    specialties: list[str] | None = None
+    timeout_ms: int | None = None
+    first_byte_timeout_ms: int | None = None
+    enabled: bool | None = None
+    description: str | None = None
+
+
+class Registry:
+    def __init__(self, *, db: Database, box: CredentialBox, allow_private: bool) -> None:
+        self._db = db
+        self._box = box
+        self._allow_private = allow_private
+        self._models: dict[str, ModelRecord] = {}
+
+    async def load(self) -> None:
+        async with self._db.session() as session:
+            rows = await storage.live_models(session=session)
+        self._models = {row.name: self._record(row) for row in rows}
+
+    def get(self, name: str) -> ModelRecord:
+        model = self._models.get(name)
+        if model is None:
+            raise NotFound(f"model {name!r} not found")
+        return model
+
+    def find(self, name: str) -> ModelRecord | None:
+        return self._models.get(name)
+
+    def all(self) -> list[ModelRecord]:
+        return list(self._models.values())
+
+    def list(self, *, type: str = "", capability: str = "", specialty: str = "",
+             page_size: int = 0, page_token: str = "") -> tuple[list[ModelRecord], str]:
+        size = min(page_size or 100, 1000)
+        after = _decode_token(page_token)
+        picked = sorted((m for m in self._models.values()
+                         if m.name > after and _matches(m, type, capability, specialty)),
+                        key=lambda m: m.name)
+        page = picked[:size]
+        more = len(picked) > size
+        return page, _encode_token(page[-1].name) if more else ""
+
+    async def register(self, owner: Principal, changes: ModelChanges) -> ModelRecord:
+        fields = _validate(changes, creating=True)
+        await self._check_endpoint(fields)
+        if fields["name"] in self._models:
+            raise AlreadyExists(f"model {fields['name']!r} already exists")
+        now = utcnow()
+        row = ModelRow(id=new_id("mdl"), owner=owner.id, created_at=now, updated_at=now,
+                       **self._columns(fields))
+        async with self._db.session() as session:
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError as exc:
+                raise AlreadyExists(f"model {fields['name']!r} already exists") from exc
+        return self.refresh(row)
+
+    async def update(self, caller: Principal, name: str, changes: ModelChanges) -> ModelRecord:
+        self._authorize(caller, self.get(name))
+        fields = _validate(changes, creating=False)
+        await self._check_endpoint(fields)
+        async with self._db.session() as session:
+            row = await self._live_row(session, name)
+            merged = {**self._fields_of(row), **fields}
+            _check_credentials(merged)
+            for column, value in self._columns(fields).items():
+                setattr(row, column, value)
+            row.updated_at = utcnow()
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError as exc:
+                raise AlreadyExists(f"model {row.name!r} already exists") from exc
+        if row.name != name:
+            self._models.pop(name, None)
+        return self.refresh(row)
+
+    async def delete(self, caller: Principal, name: str) -> None:
+        self._authorize(caller, self.get(name))
+        async with self._db.session() as session:
+            row = await self._live_row(session, name)
+            row.deleted_at = row.updated_at = utcnow()
+            row.enabled = False
+            session.add(row)
+            await session.commit()
+        self._models.pop(name, None)
+
+    def refresh(self, row: ModelRow) -> ModelRecord:
+        """Bring the cache in line with a row written here or by another replica."""
+        for name, model in list(self._models.items()):
+            if model.id == row.id:
+                del self._models[name]
+        record = self._record(row)
+        if row.deleted_at is None:
+            self._models[row.name] = record
+        return record
+
+    async def reload_one(self, model_id: str) -> None:
+        async with self._db.session() as session:
+            row = await session.get(ModelRow, model_id)
+        if row is not None:
+            self.refresh(row)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    @staticmethod
+    def _authorize(caller: Principal, model: ModelRecord) -> None:
+        if not caller.is_admin and model.owner != caller.id:
+            raise PermissionDenied(f"model {model.name!r} belongs to another provider")
+
+    async def _check_endpoint(self, fields: dict[str, object]) -> None:
+        endpoint = fields.get("endpoint")
+        if isinstance(endpoint, str):
+            await check_endpoint(endpoint, allow_private=self._allow_private)
+
+    @staticmethod
+    async def _live_row(session: storage.AsyncSession, name: str) -> ModelRow:
+        row = await storage.live_model(session=session, name=name)
+        if row is None:
+            raise NotFound(f"model {name!r} not found")
+        return row
+
+    def _columns(self, fields: dict[str, object]) -> dict[str, object]:
+        columns = dict(fields)
+        if "credentials" in columns:
+            creds = columns.pop("credentials")
+            columns["credentials_encrypted"] = self._box.seal(creds) if creds else None  # type: ignore[arg-type]
+        for price in ("input_per_1k_tokens", "output_per_1k_tokens"):
+            if price in columns:
+                column = "input_price_nanos" if price.startswith("input") else "output_price_nanos"
+                columns[column] = usd_to_nanos(columns.pop(price))  # type: ignore[arg-type]
+        return columns
+
+    def _fields_of(self, row: ModelRow) -> dict[str, object]:
+        creds = self._box.open(row.credentials_encrypted) if row.credentials_encrypted else {}
+        return {"auth_type": row.auth_type, "credentials": creds}
+
+    def _record(self, row: ModelRow) -> ModelRecord:
+        creds = self._box.open(row.credentials_encrypted) if row.credentials_encrypted else {}
+        return ModelRecord(
+            id=row.id, name=row.name, owner=row.owner, type=row.type, endpoint=row.endpoint,
+            auth_type=row.auth_type, input_price_nanos=row.input_price_nanos,
+            output_price_nanos=row.output_price_nanos, capabilities=tuple(row.capabilities),
+            specialties=tuple(row.specialties), avg_latency_ms=row.avg_latency_ms,
+            accuracy_score=row.accuracy_score, cost_efficiency=row.cost_efficiency,
+            timeout_ms=row.timeout_ms, first_byte_timeout_ms=row.first_byte_timeout_ms,
+            description=row.description, enabled=row.enabled and row.deleted_at is None,
+            created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at),
+            has_credentials=bool(creds), auth_headers=auth_headers(row.auth_type, creds))
+
+
+def auth_headers(auth_type: str, credentials: Mapping[str, str]) -> dict[str, str]:
+    secret = credential_value(credentials)
+    if auth_type == "bearer" and secret:
+        return {"Authorization": f"Bearer {secret}"}
+    if auth_type == "api_key" and secret:
+        return {"x-api-key": secret}
+    return {}
+
+
+def credential_value(credentials: Mapping[str, str]) -> str:
+    for name in CREDENTIAL_NAMES:
+        if credentials.get(name):
+            return credentials[name]
+    return next(iter(credentials.values()), "") if len(credentials) == 1 else ""
+
+
+# -- validation (pure) -------------------------------------------------------------------
+
+
+def _validate(changes: ModelChanges, *, creating: bool) -> dict[str, object]:
+    """The set fields of ``changes``, checked; at registration with defaults filled in."""
+    fields = {k: v for k, v in dataclasses.asdict(changes).items() if v is not None}
+    if creating:
+        for required in ("name", "type", "endpoint"):
+            if not fields.get(required):
+                raise InvalidArgument(required, "is required")
+        fields.setdefault("auth_type", "bearer" if fields.get("credentials") else "none")
+    for name, value in fields.items():
+        _CHECKS.get(name, _no_check)(name, value)
+    if creating:
+        _check_credentials(fields)
+    return fields
+
+
+def _check_credentials(fields: Mapping[str, object]) -> None:
+    creds = fields.get("credentials") or {}
+    assert isinstance(creds, dict)
+    if fields.get("auth_type") in ("bearer", "api_key") and not credential_value(creds):
+        raise InvalidArgument("credentials", f"an api_key is required for auth_type "
+                                             f"{fields.get('auth_type')}")
+
+
+def _no_check(_name: str, _value: object) -> None:
+    return None
+
+
+def _one_of(choices: tuple[str, ...]) -> object:
+    def check(name: str, value: object) -> None:
+        if value not in choices:
+            raise InvalidArgument(name, f"must be one of {', '.join(choices)}")
+    return check
+
+
+def _check_name(name: str, value: object) -> None:
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise InvalidArgument(name, "must be 1-200 letters, digits or . _ : @ + -, "
+                                    "starting with a letter or digit")
+
+
+def _check_price(name: str, value: object) -> None:
+    if not isinstance(value, float | int) or not is_valid_usd(float(value)):
+        raise InvalidArgument(f"pricing.{name}", "must be a number ≥ 0")
+
+
+def _check_latency(name: str, value: object) -> None:
+    if not isinstance(value, float | int) or not math.isfinite(value) or value < 0:
+        raise InvalidArgument(f"performance.{name}", "must be a number ≥ 0")
+
+
+def _check_accuracy(name: str, value: object) -> None:
+    if not isinstance(value, float | int) or not 0 <= value <= 1:
+        raise InvalidArgument(f"performance.{name}", "must be a number in [0, 1]")
+
+
+def _check_timeout(name: str, value: object) -> None:
+    if not isinstance(value, int) or not 0 < value <= MAX_TIMEOUT_MS:
+        raise InvalidArgument(name, f"must be an integer in [1, {MAX_TIMEOUT_MS}]")
+
+
+def _check_tags(name: str, value: object) -> None:
+    if not isinstance(value, list) or len(value) > 64:
+        raise InvalidArgument(name, "must be a list of at most 64 strings")
+    for tag in value:
+        if not isinstance(tag, str) or not 0 < len(tag) <= 100:
+            raise InvalidArgument(name, "each entry must be a string of 1-100 characters")
+
+
+def _check_credentials_shape(name: str, value: object) -> None:
+    if not isinstance(value, dict) or len(value) > 16:
+        raise InvalidArgument(name, "must be an object of at most 16 strings")
+    for item in value.values():
+        if not isinstance(item, str) or len(item) > 4096:
+            raise InvalidArgument(name, "values must be strings of at most 4096 characters")
+
+
+def _check_description(name: str, value: object) -> None:
+    if not isinstance(value, str) or len(value) > 2000:
+        raise InvalidArgument(name, "must be a string of at most 2000 characters")
+
+
+def _check_endpoint_shape(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise InvalidArgument(name, "must be an absolute http(s) URL")
+
+
+_CHECKS = {
+    "name": _check_name,
+    "type": _one_of(TYPES),
+    "endpoint": _check_endpoint_shape,
+    "auth_type": _one_of(AUTH_TYPES),
+    "cost_efficiency": _one_of(COST_EFFICIENCIES),
+    "credentials": _check_credentials_shape,
+    "input_per_1k_tokens": _check_price,
+    "output_per_1k_tokens": _check_price,
+    "avg_latency_ms": _check_latency,
+    "accuracy_score": _check_accuracy,
+    "timeout_ms": _check_timeout,
+    "first_byte_timeout_ms": _check_timeout,
+    "capabilities": _check_tags,
+    "specialties": _check_tags,
+    "description": _check_description,
+}
+
+
+def _matches(model: ModelRecord, type: str, capability: str, specialty: str) -> bool:
+    return ((not type or model.type == type)
+            and (not capability or model.offers(capability))
+            and (not specialty or specialty.lower() in (s.lower() for s in model.specialties)))
+
+
+def _encode_token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument("page_token", "is not a token this server issued") from exc

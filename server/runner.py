@@ -1,0 +1,109 @@
+"""Running the gateway: gRPC server and HTTP bridge on one loop, signals, demo set-up."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ai1net.bridge.app import build_app
+from ai1net.server import demo_provider
+from ai1net.server.app import Gateway, build_gateway, local_target
+from ai1net.server.keys import KeyLimits
+from ai1net.server.registry import ModelChanges
+from ai1net.server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEMO_MODELS = (
+    ("demo-text", "text", "/v1/generate", ["chat", "completion", "coding"], 0.002, 0.004),
+    ("demo-image", "image", "/image/v1/generate", ["image-generation"], 0.01, 0.02),
+    ("demo-audio", "audio", "/audio/v1/generate", ["text-to-speech"], 0.005, 0.01),
+)
+
+
+async def start_bridge(settings: Settings, target: str) -> tuple[web.AppRunner, int]:
+    app = build_app(target=target, max_body_bytes=settings.max_body_bytes)
+    runner = web.AppRunner(app, shutdown_timeout=settings.grace_period_s,
+                           handler_cancellation=True, access_log=None)
+    await runner.setup()
+    host, _, port = settings.http_addr.rpartition(":")
+    site = web.TCPSite(runner, host.strip("[]") or None, int(port),
+                       reuse_port=settings.workers > 1)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1] if site._server else int(port)
+    return runner, bound
+
+
+async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = False,
+                bridge_only: bool = False,
+                ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if demo:
+        settings = dataclasses.replace(settings, allow_private_endpoints=True)
+    gateway: Gateway | None = None
+    runner: web.AppRunner | None = None
+    provider: web.AppRunner | None = None
+    try:
+        target = settings.grpc_target or ""
+        if not bridge_only:
+            gateway = await build_gateway(settings)
+            await gateway.start()
+            target = local_target(settings.grpc_addr, gateway.port)
+            log.info("gRPC listening on %s", target)
+        if not grpc_only:
+            runner, http_port = await start_bridge(settings, target)
+            log.info("HTTP bridge listening on port %d", http_port)
+        if demo and gateway is not None:
+            provider, banner = await set_up_demo(gateway, settings)
+            print(banner, flush=True)
+        await stop.wait()
+        log.info("stopping: finishing calls in flight (grace %.0fs)", settings.grace_period_s)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        if gateway is not None:
+            await gateway.stop()
+        if provider is not None:
+            await provider.cleanup()
+
+
+async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunner, str]:
+    """Start the demo provider, (re)register its models, and mint a consumer key."""
+    provider, port = await demo_provider.start(host="127.0.0.1", port=0)
+    keys = await gateway.keys.list()
+    owner = next((k for k in keys if k.name == "demo-provider" and k.role == "provider"), None)
+    if owner is None:
+        owner, _ = await gateway.keys.create(role="provider", name="demo-provider",
+                                             limits=KeyLimits())
+    for name, kind, path, capabilities, price_in, price_out in DEMO_MODELS:
+        changes = ModelChanges(
+            name=name, type=kind, endpoint=f"http://127.0.0.1:{port}{path}", auth_type="none",
+            input_per_1k_tokens=price_in, output_per_1k_tokens=price_out,
+            capabilities=capabilities, avg_latency_ms=50, accuracy_score=0.8,
+            cost_efficiency="high", specialties=["demos"], description="bundled demo model")
+        if gateway.registry.find(name) is None:
+            await gateway.registry.register(owner, changes)
+        else:
+            await gateway.registry.update(owner, name, ModelChanges(
+                endpoint=changes.endpoint, enabled=True))
+    _, secret = await gateway.keys.create(role="consumer", name="demo-consumer",
+                                          limits=KeyLimits())
+    http = settings.http_addr.replace("0.0.0.0", "127.0.0.1")  # noqa: S104
+    banner = (
+        f"\nAI1NET demo is up: HTTP http://{http}  gRPC {settings.grpc_addr}\n"
+        f"demo provider on http://127.0.0.1:{port} with models "
+        f"{', '.join(m[0] for m in DEMO_MODELS)}\n"
+        f"consumer key (shown once): {secret}\n\n"
+        f"curl -s http://{http}/v1/generate -H 'Authorization: Bearer {secret}' "
+        f"-H 'Content-Type: application/json' "
+        f"-d '{{\"model\": \"demo-text\", \"input\": \"Explain quantum computing in simple terms\"}}'\n")
+    return provider, banner

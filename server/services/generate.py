@@ -1,0 +1,68 @@
+"""GenerateService: unary and streaming calls into the Generator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from grpc import StatusCode, aio
+
+from ai1net.client.convert import python_to_value, struct_to_dict
+from ai1net.server.auth import current_principal
+from ai1net.server.generate import GenerateCall, Generator, Outcome
+from ai1net.server.money import nanos_to_usd
+from ai1net.server.routing import RouteRequest
+from ai1net.v1 import generate_pb2, generate_pb2_grpc
+
+Context = aio.ServicerContext[Any, Any]
+
+
+class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
+    def __init__(self, *, generator: Generator) -> None:
+        self._generator = generator
+
+    async def Generate(self, request: generate_pb2.GenerateRequest,
+                       context: Context) -> generate_pb2.GenerateResponse:
+        outcome = await self._generator.generate(current_principal(), to_call(request, context))
+        context.set_trailing_metadata(trailers(outcome))
+        return to_response(outcome)
+
+    async def GenerateStream(
+        self, request: generate_pb2.GenerateRequest, context: Context,
+    ) -> AsyncIterator[generate_pb2.GenerateStreamResponse]:
+        await context.abort(StatusCode.UNIMPLEMENTED, "GenerateStream lands with the streaming issue")
+        yield generate_pb2.GenerateStreamResponse()
+
+
+def to_call(request: generate_pb2.GenerateRequest, context: Context) -> GenerateCall:
+    routing = request.routing
+    route = RouteRequest(
+        type=routing.type or "text", capabilities=tuple(routing.capabilities),
+        specialties=tuple(routing.specialties), strategy=routing.strategy or "balanced",
+        max_latency_ms=routing.max_latency_ms if routing.HasField("max_latency_ms") else None,
+        max_price_per_1k_tokens=routing.max_price_per_1k_tokens
+        if routing.HasField("max_price_per_1k_tokens") else None)
+    return GenerateCall(input=request.input, model=request.model,
+                        parameters=struct_to_dict(request.parameters), route=route,
+                        fallbacks=tuple(request.fallbacks),
+                        time_remaining=context.time_remaining())
+
+
+def to_response(outcome: Outcome) -> generate_pb2.GenerateResponse:
+    response = generate_pb2.GenerateResponse(
+        id=outcome.id, model=outcome.model.name,
+        usage=generate_pb2.Usage(input_tokens=outcome.tokens.input_tokens,
+                                 output_tokens=outcome.tokens.output_tokens,
+                                 estimated=outcome.tokens.estimated),
+        latency_ms=outcome.latency_ms, cost_usd=nanos_to_usd(outcome.cost_nanos),
+        cost_nanos=outcome.cost_nanos, ttft_ms=outcome.ttft_ms, attempts=outcome.attempts,
+        route=outcome.route)
+    python_to_value(outcome.output, response.output)
+    return response
+
+
+def trailers(outcome: Outcome) -> tuple[tuple[str, str], ...]:
+    return (("x-ai1net-model", outcome.model.name),
+            ("x-ai1net-attempts", str(outcome.attempts)),
+            ("x-ai1net-route", outcome.route))
+

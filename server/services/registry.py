@@ -1,0 +1,123 @@
+"""RegistryService: model registration, lookup, listing, partial update, soft delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import empty_pb2
+from grpc import aio
+
+from ai1net.client.convert import timestamp
+from ai1net.server.auth import current_principal
+from ai1net.server.errors import InvalidArgument
+from ai1net.server.health import Stats
+from ai1net.server.money import nanos_to_usd
+from ai1net.server.registry import ModelChanges, ModelRecord, Registry
+from ai1net.v1 import registry_pb2, registry_pb2_grpc
+
+Context = aio.ServicerContext[Any, Any]
+
+# ModelSpec paths an update may name, and the ModelChanges fields each one sets.
+UPDATABLE = {
+    "name": ("name",), "type": ("type",), "endpoint": ("endpoint",),
+    "auth_type": ("auth_type",), "credentials": ("credentials",),
+    "pricing": ("input_per_1k_tokens", "output_per_1k_tokens"),
+    "pricing.input_per_1k_tokens": ("input_per_1k_tokens",),
+    "pricing.output_per_1k_tokens": ("output_per_1k_tokens",),
+    "capabilities": ("capabilities",), "specialties": ("specialties",),
+    "performance": ("avg_latency_ms", "accuracy_score"),
+    "performance.avg_latency_ms": ("avg_latency_ms",),
+    "performance.accuracy_score": ("accuracy_score",),
+    "cost_efficiency": ("cost_efficiency",), "timeout_ms": ("timeout_ms",),
+    "first_byte_timeout_ms": ("first_byte_timeout_ms",), "enabled": ("enabled",),
+    "description": ("description",),
+}
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(self, *, registry: Registry, stats: Callable[[str], Stats]) -> None:
+        self._registry = registry
+        self._stats = stats
+
+    async def RegisterModel(self, request: registry_pb2.RegisterModelRequest,
+                            context: Context) -> registry_pb2.Model:
+        changes = changes_from(request.model, paths=None)
+        model = await self._registry.register(current_principal(), changes)
+        return self.to_proto(model)
+
+    async def GetModel(self, request: registry_pb2.GetModelRequest,
+                       context: Context) -> registry_pb2.Model:
+        return self.to_proto(self._registry.get(request.name))
+
+    async def ListModels(self, request: registry_pb2.ListModelsRequest,
+                         context: Context) -> registry_pb2.ListModelsResponse:
+        models, token = self._registry.list(
+            type=request.type, capability=request.capability, specialty=request.specialty,
+            page_size=request.page_size, page_token=request.page_token)
+        return registry_pb2.ListModelsResponse(models=[self.to_proto(m) for m in models],
+                                               next_page_token=token)
+
+    async def UpdateModel(self, request: registry_pb2.UpdateModelRequest,
+                          context: Context) -> registry_pb2.Model:
+        paths = list(request.update_mask.paths)
+        unknown = [p for p in paths if p not in UPDATABLE]
+        if unknown:
+            raise InvalidArgument("update_mask", f"unknown field {unknown[0]!r}")
+        changes = changes_from(request.model, paths=paths)
+        model = await self._registry.update(current_principal(), request.name, changes)
+        return self.to_proto(model)
+
+    async def DeleteModel(self, request: registry_pb2.DeleteModelRequest,
+                          context: Context) -> empty_pb2.Empty:
+        await self._registry.delete(current_principal(), request.name)
+        return empty_pb2.Empty()
+
+    def to_proto(self, model: ModelRecord) -> registry_pb2.Model:
+        stats = self._stats(model.name)
+        return registry_pb2.Model(
+            name=model.name, type=model.type, endpoint=model.endpoint,
+            auth_type=model.auth_type,
+            pricing=registry_pb2.Pricing(
+                input_per_1k_tokens=nanos_to_usd(model.input_price_nanos),
+                output_per_1k_tokens=nanos_to_usd(model.output_price_nanos)),
+            capabilities=model.capabilities,
+            performance=registry_pb2.Performance(avg_latency_ms=model.avg_latency_ms,
+                                                 accuracy_score=model.accuracy_score),
+            cost_efficiency=model.cost_efficiency, specialties=model.specialties,
+            timeout_ms=model.timeout_ms, first_byte_timeout_ms=model.first_byte_timeout_ms,
+            description=model.description, owner=model.owner, enabled=model.enabled,
+            created_at=timestamp(model.created_at), updated_at=timestamp(model.updated_at),
+            stats=registry_pb2.ModelStats(
+                requests=stats.requests, error_rate=stats.error_rate,
+                p50_latency_ms=stats.p50_latency_ms, ttft_p50_ms=stats.ttft_p50_ms,
+                health=stats.health),
+            has_credentials=model.has_credentials)
+
+
+def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> ModelChanges:
+    """ModelChanges from a spec: every field given (register) or those in ``paths``."""
+    every = {
+        "name": spec.name or None, "type": spec.type or None, "endpoint": spec.endpoint or None,
+        "auth_type": spec.auth_type or None, "credentials": dict(spec.credentials) or None,
+        "input_per_1k_tokens": spec.pricing.input_per_1k_tokens,
+        "output_per_1k_tokens": spec.pricing.output_per_1k_tokens,
+        "capabilities": list(spec.capabilities), "specialties": list(spec.specialties),
+        "avg_latency_ms": spec.performance.avg_latency_ms,
+        "accuracy_score": spec.performance.accuracy_score,
+        "cost_efficiency": spec.cost_efficiency or None,
+        "timeout_ms": spec.timeout_ms if spec.HasField("timeout_ms") else None,
+        "first_byte_timeout_ms": spec.first_byte_timeout_ms
+        if spec.HasField("first_byte_timeout_ms") else None,
+        "enabled": spec.enabled if spec.HasField("enabled") else None,
+        "description": spec.description or None,
+    }
+    if paths is None:
+        return ModelChanges(**every)  # type: ignore[arg-type]
+    chosen = {field for path in paths for field in UPDATABLE[path]}
+    picked = {k: v for k, v in every.items() if k in chosen}
+    # An update naming a field clears it when the new value is empty.
+    for key in ("credentials", "description"):
+        if key in chosen and picked[key] is None:
+            picked[key] = {} if key == "credentials" else ""
+    return ModelChanges(**picked)  # type: ignore[arg-type]

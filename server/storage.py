@@ -1,0 +1,130 @@
+"""The database: engine set-up, migrations, and keyword-only repository functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ai1net.server.tables import KeyRow, ModelRow
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Stored times are naive UTC (SQLite keeps no zone); give them their zone back."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def async_url(url: str) -> str:
+    """Map the user's URL to the async driver: sqlite → aiosqlite, postgresql → asyncpg."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif parsed.drivername in ("postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+class Database:
+    """Owns the async engine; sessions come from :meth:`session`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = async_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        if not self.is_sqlite:
+            options.update(pool_size=5, max_overflow=10)
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    def session(self) -> AsyncSession:
+        return AsyncSession(self.engine, expire_on_commit=False)
+
+    async def migrate(self) -> None:
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Replicas starting together take turns at the schema.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(7240142)"))
+            await conn.run_sync(_upgrade)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+# -- keys -------------------------------------------------------------------------------
+
+
+async def live_keys(*, session: AsyncSession) -> Sequence[KeyRow]:
+    result = await session.exec(select(KeyRow).where(KeyRow.revoked_at == None))  # noqa: E711
+    return result.all()
+
+
+async def get_key(*, session: AsyncSession, key_id: str) -> KeyRow | None:
+    return await session.get(KeyRow, key_id)
+
+
+async def list_keys(*, session: AsyncSession, include_revoked: bool) -> Sequence[KeyRow]:
+    query = select(KeyRow).order_by(KeyRow.created_at, KeyRow.id)  # type: ignore[arg-type]
+    if not include_revoked:
+        query = query.where(KeyRow.revoked_at == None)  # noqa: E711
+    return (await session.exec(query)).all()
+
+
+async def key_by_hash(*, session: AsyncSession, key_hash: str) -> KeyRow | None:
+    result = await session.exec(select(KeyRow).where(KeyRow.key_hash == key_hash))
+    return result.first()
+
+
+# -- models -----------------------------------------------------------------------------
+
+
+async def live_models(*, session: AsyncSession) -> Sequence[ModelRow]:
+    result = await session.exec(select(ModelRow).where(ModelRow.deleted_at == None))  # noqa: E711
+    return result.all()
+
+
+async def live_model(*, session: AsyncSession, name: str) -> ModelRow | None:
+    query = select(ModelRow).where(ModelRow.name == name, ModelRow.deleted_at == None)  # noqa: E711
+    return (await session.exec(query)).first()

@@ -1,0 +1,97 @@
+"""SQLModel tables. Money is integer nano-dollars (10^-9 USD); API schemas live elsewhere."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, text
+from sqlmodel import Field, SQLModel
+
+
+class KeyRow(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(default="", max_length=200)
+    role: str = Field(max_length=16)
+    # SHA-256 of the key: keys are 256-bit random, so a fast hash is enough.
+    key_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)
+    requests_per_minute: int = Field(default=0, sa_type=BigInteger)
+    tokens_per_minute: int = Field(default=0, sa_type=BigInteger)
+    budget_nanos: int | None = Field(default=None, sa_type=BigInteger)
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ModelRow(SQLModel, table=True):
+    __tablename__ = "models"
+    __table_args__ = (
+        # A name is unique among live models; a deleted model's name may be reused.
+        Index("ux_models_live_name", "name", unique=True,
+              sqlite_where=text("deleted_at IS NULL"),
+              postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_models_owner", "owner"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    owner: str = Field(max_length=40)
+    type: str = Field(max_length=16)
+    endpoint: str = Field(sa_type=Text)
+    auth_type: str = Field(max_length=16)
+    # Fernet token of the JSON credentials; never leaves the server in clear.
+    credentials_encrypted: str | None = Field(default=None, sa_type=Text)
+    input_price_nanos: int = Field(default=0, sa_type=BigInteger)  # per 1k tokens
+    output_price_nanos: int = Field(default=0, sa_type=BigInteger)  # per 1k tokens
+    capabilities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    specialties: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    avg_latency_ms: float = 0.0
+    accuracy_score: float = 0.0
+    cost_efficiency: str = Field(default="medium", max_length=16)
+    timeout_ms: int = 60_000
+    first_byte_timeout_ms: int = 30_000
+    description: str = Field(default="", sa_type=Text)
+    enabled: bool = True
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class UsageEventRow(SQLModel, table=True):
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        Index("ix_usage_model_ts", "model", "ts_ms"),
+        Index("ix_usage_key_ts", "key_id", "ts_ms"),
+        Index("ix_usage_owner_ts", "model_owner", "ts_ms"),
+        Index("ix_usage_ts", "ts_ms"),
+    )
+
+    # Made by the gateway when the call ends: writing it twice is a no-op.
+    id: str = Field(primary_key=True, max_length=40)
+    ts_ms: int = Field(sa_type=BigInteger)  # Unix epoch milliseconds
+    key_id: str = Field(max_length=40)
+    model: str = Field(max_length=200)
+    model_owner: str = Field(max_length=40)
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    estimated: bool = False
+    cost_nanos: int = Field(default=0, sa_type=BigInteger)
+    latency_ms: int = 0
+    ttft_ms: int = 0
+    outcome: str = Field(max_length=32)  # ok | error | cancelled | timeout
+    error_type: str = Field(default="", max_length=64)
+
+
+class UsageReportRow(SQLModel, table=True):
+    __tablename__ = "usage_reports"
+    __table_args__ = (Index("ix_reports_model_period", "model", "from_ms", "to_ms"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    model: str = Field(max_length=200)
+    owner: str = Field(max_length=40)
+    from_ms: int = Field(sa_type=BigInteger)
+    to_ms: int = Field(sa_type=BigInteger)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    tokens_processed: int = Field(default=0, sa_type=BigInteger)
+    created_at: datetime

@@ -1,0 +1,102 @@
+"""The seam between the gateway and providers' HTTP endpoints.
+
+``AiohttpTransport`` is the real one (one pooled session for every provider);
+tests may pass any object with the same ``open`` method. Foreign errors (aiohttp,
+sockets, time-outs before the first byte) become domain errors here and only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+from ai1net.server.endpoints import connector_options
+from ai1net.server.errors import UpstreamError, UpstreamTimeout
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    # Seconds until the response headers must have arrived.
+    first_byte_timeout: float
+
+
+class TransportResponse(Protocol):
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+
+class Transport(Protocol):
+    def open(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]: ...
+
+    async def close(self) -> None: ...
+
+
+class _AiohttpResponse:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def read(self) -> bytes:
+        with _mapped_errors():
+            return await self._response.read()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        with _mapped_errors():
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+
+class AiohttpTransport:
+    def __init__(self, *, allow_private: bool, limit_per_host: int = 256) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host,
+                                         ttl_dns_cache=30, enable_cleanup_closed=True,
+                                         **connector_options(allow_private=allow_private))
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None),
+            skip_auto_headers=("User-Agent",), auto_decompress=True)
+
+    @asynccontextmanager
+    async def open(self, request: ProviderRequest) -> AsyncIterator[TransportResponse]:
+        with _mapped_errors():
+            try:
+                async with asyncio.timeout(request.first_byte_timeout):
+                    response = await self._session.post(request.url, data=request.body,
+                                                         headers=request.headers)
+            except TimeoutError as exc:
+                ms = round(request.first_byte_timeout * 1000)
+                raise UpstreamTimeout(f"the provider sent nothing within {ms} ms") from exc
+        ok = False
+        try:
+            yield _AiohttpResponse(response)
+            ok = True
+        finally:
+            # Closing (not releasing) on failure or cancel tells the provider to stop.
+            response.release() if ok else response.close()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except aiohttp.ClientConnectorError as exc:
+        reason = exc.os_error.strerror or "connection failed"
+        raise UpstreamError(f"the provider could not be reached ({reason})") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UpstreamError(f"the provider connection failed ({type(exc).__name__})") from exc
+

@@ -1,0 +1,122 @@
+"""The ledger's write path: one event per call, written behind in batches.
+
+Events wait in a bounded in-memory buffer and are flushed every ``interval`` seconds
+or as soon as ``batch_size`` are waiting. A failed write is retried with the same
+event ids (inserts that ignore ids already stored), so an event is never written
+twice nor lost while the process lives; ``close()`` flushes what is left. When the
+database is down long enough for the buffer to fill, the oldest events are kept and
+new ones are counted in ``dropped`` and logged: the buffer bounds memory, not truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ai1net.server.storage import Database
+from ai1net.server.tables import UsageEventRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    id: str
+    ts_ms: int
+    key_id: str
+    model: str
+    model_owner: str
+    input_tokens: int
+    output_tokens: int
+    estimated: bool
+    cost_nanos: int
+    latency_ms: int
+    ttft_ms: int
+    outcome: str  # ok | error | cancelled | timeout
+    error_type: str = ""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Ledger:
+    def __init__(self, *, db: Database, interval: float = 0.1, batch_size: int = 500,
+                 limit: int = 100_000) -> None:
+        self._db = db
+        self._interval = interval
+        self._batch_size = batch_size
+        self._limit = limit
+        self._pending: list[UsageEvent] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.dropped = 0
+        self.written = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ai1net-ledger")
+
+    def record(self, event: UsageEvent) -> None:
+        if len(self._pending) >= self._limit:
+            self.dropped += 1
+            log.error("usage buffer full (%d events): dropped event %s", self._limit, event.id)
+            return
+        self._pending.append(event)
+        if len(self._pending) >= self._batch_size:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Write everything pending now; raises if the database refuses."""
+        async with self._lock:
+            while self._pending:
+                batch = self._pending[: self._batch_size]
+                await self._write(batch)
+                del self._pending[: len(batch)]
+                self.written += len(batch)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("could not flush %d usage events at shutdown", len(self._pending))
+            raise
+
+    async def _run(self) -> None:
+        backoff = self._interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+                backoff = self._interval
+            except Exception:
+                backoff = min(backoff * 2, 5.0)
+                log.warning("usage flush failed; %d events kept, retrying in %.1fs",
+                            len(self._pending), backoff, exc_info=True)
+
+    async def _write(self, batch: Sequence[UsageEvent]) -> None:
+        rows = [asdict(event) for event in batch]
+        table = UsageEventRow.__table__  # type: ignore[attr-defined]
+        insert = sqlite_insert if self._db.is_sqlite else pg_insert
+        statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["id"])
+        async with self._db.engine.begin() as conn:
+            await conn.execute(statement)

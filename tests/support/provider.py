@@ -1,0 +1,308 @@
+"""Scripted provider for the gateway's integration tests, run as a real separate process.
+
+    python -m tests.support.provider --port 0    # prints "PORT <n>" once bound, serves until killed
+
+Every behaviour is chosen by the URL path, so a test registers a model whose endpoint is, say,
+``http://127.0.0.1:<port>/status/500``. POST routes take the CONTRACT §3 body and every one is
+recorded as a ``request`` event (with its headers and parsed body).
+
+    POST /ok                 {"output": "ok: <input>", "usage": {"input_tokens": 3,
+                             "output_tokens": 5}, "latency_ms": 1}
+    POST /echo               output "echo", plus "received": {"headers": {lower-cased: value},
+                             "body": <parsed body>}
+    POST /fractional         like /ok, usage {"input_tokens": 2.2, "output_tokens": 3.01}
+    POST /nousage            {"output": "twelve chars"}, no usage
+    POST /image              output {"image_url": "https://img.example/1.png"}, with usage
+    POST /audio              output {"audio_url": "https://audio.example/1.wav"}, with usage
+    POST /status/{code}      that status, {"error": {"message": "scripted failure <code>",
+                             "code": <code>}}; 429 carries Retry-After: 7
+    POST /badjson            200 with the body ``not json``
+    POST /slow/{ms}          sleeps, then like /ok; a client hang-up meanwhile records "disconnect"
+    POST /auth/{secret}      401 envelope unless Authorization: Bearer <secret> or
+                             x-api-key: <secret>, then like /ok
+    POST /stream/ndjson?n=5&gap_ms=0   deltas "w0 ", "w1 ", ... then
+                             {"done": true, "usage": {"input_tokens": 2, "output_tokens": n}}
+    POST /stream/sse?n=5&gap_ms=0      the same as SSE ``data:`` events
+    POST /stream/nousage?n=3&gap_ms=0  deltas, then {"done": true} without usage
+    POST /stream/cut?n=3&gap_ms=0      n deltas, then the connection is dropped without done
+    POST /stream/image       one {"output": {"image_url": ...}}, then done
+    GET  /_events[?path=P]   {"events": [{"kind": "request"|"disconnect", "path", "t", ...}]}
+    DELETE /_events          forget them
+
+/stream/* always stream, whatever the body says (nousage, cut and image in SSE when ``Accept``
+asks for ``text/event-stream``, else NDJSON). The other routes ignore ``"stream"`` and answer
+plain JSON: the contract's "provider that ignores stream" case. A stream whose client hangs up
+records a ``disconnect`` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+JSONObject = dict[str, object]
+Encoder = Callable[[JSONObject], bytes]
+
+OK_USAGE = {"input_tokens": 3, "output_tokens": 5}
+RETRY_AFTER_S = 7
+
+
+@dataclass
+class EventLog:
+    events: list[JSONObject] = field(default_factory=list)
+
+    def record(self, kind: str, path: str, **extra: object) -> None:
+        self.events.append({"kind": kind, "path": path, "t": time.monotonic(), **extra})
+
+    def select(self, path: str | None) -> list[JSONObject]:
+        return [e for e in self.events if path is None or e["path"] == path]
+
+
+EVENTS = web.AppKey("events", EventLog)
+BODY = web.RequestKey("body", dict)
+
+
+def _json(
+    body: object, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json({"error": {"message": message, "code": status}}, status=status, headers=headers)
+
+
+def _parse_body(raw: bytes) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+@web.middleware
+async def record_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log every scripted call, and refuse bodies that break §3 so gateway bugs show up."""
+    if request.path == "/_events":
+        return await handler(request)
+    body = _parse_body(await request.read())
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    request.app[EVENTS].record("request", request.path, headers=headers, body=body)
+    if request.method != "POST":
+        return await handler(request)  # aiohttp answers 404/405 for us
+    if not isinstance(body, dict) or not isinstance(body.get("input"), str):
+        return _error(400, "scripted provider: body must be a JSON object with a string input")
+    request[BODY] = body
+    return await handler(request)
+
+
+def _ok(request: web.Request, usage: object = OK_USAGE) -> web.Response:
+    return _json({"output": f"ok: {request[BODY]['input']}", "usage": usage, "latency_ms": 1})
+
+
+async def ok(request: web.Request) -> web.Response:
+    return _ok(request)
+
+
+async def echo(request: web.Request) -> web.Response:
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    received = {"headers": headers, "body": request[BODY]}
+    return _json({"output": "echo", "usage": OK_USAGE, "latency_ms": 1, "received": received})
+
+
+async def fractional(request: web.Request) -> web.Response:
+    return _ok(request, {"input_tokens": 2.2, "output_tokens": 3.01})
+
+
+async def nousage(request: web.Request) -> web.Response:
+    return _json({"output": "twelve chars"})
+
+
+async def image(request: web.Request) -> web.Response:
+    output = {"image_url": "https://img.example/1.png"}
+    return _json({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
+
+
+async def audio(request: web.Request) -> web.Response:
+    output = {"audio_url": "https://audio.example/1.wav"}
+    return _json({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
+
+
+async def status(request: web.Request) -> web.Response:
+    code = int(request.match_info["code"])
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else None
+    return _error(code, f"scripted failure {code}", headers)
+
+
+async def badjson(request: web.Request) -> web.Response:
+    # Labelled JSON on purpose: the gateway must not trust Content-Type.
+    return web.Response(body=b"not json", content_type="application/json")
+
+
+async def slow(request: web.Request) -> web.Response:
+    try:
+        await asyncio.sleep(int(request.match_info["ms"]) / 1000)
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the client hangs up (handler_cancellation=True).
+        request.app[EVENTS].record("disconnect", request.path)
+        raise
+    return _ok(request)
+
+
+async def auth(request: web.Request) -> web.Response:
+    secret = request.match_info["secret"]
+    presented = {request.headers.get("Authorization"), request.headers.get("x-api-key")}
+    if f"Bearer {secret}" not in presented and secret not in presented:
+        return _error(401, "scripted provider: wrong credential")
+    return _ok(request)
+
+
+# --- streams --------------------------------------------------------------------------------
+
+
+def _ndjson(obj: JSONObject) -> bytes:
+    return orjson.dumps(obj) + b"\n"
+
+
+def _sse(obj: JSONObject) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def _negotiated(request: web.Request) -> Encoder:
+    return _sse if "text/event-stream" in request.headers.get("Accept", "") else _ndjson
+
+
+def _query_int(request: web.Request, name: str, default: int) -> int:
+    return int(request.query.get(name, default))
+
+
+def _deltas(request: web.Request, default_n: int) -> list[JSONObject]:
+    return [{"delta": f"w{i} "} for i in range(_query_int(request, "n", default_n))]
+
+
+async def _stream(
+    request: web.Request, encode: Encoder, chunks: list[JSONObject], *, cut: bool = False
+) -> web.StreamResponse:
+    """Send chunks with ?gap_ms between them; `cut` drops the connection instead of ending."""
+    content_type = "text/event-stream" if encode is _sse else "application/x-ndjson"
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    gap_s = _query_int(request, "gap_ms", 0) / 1000
+    try:
+        await response.prepare(request)
+        for index, chunk in enumerate(chunks):
+            if index and gap_s:
+                await asyncio.sleep(gap_s)
+            await response.write(encode(chunk))
+    except asyncio.CancelledError:  # hung up while we slept (handler_cancellation=True)
+        request.app[EVENTS].record("disconnect", request.path)
+        raise
+    except ConnectionResetError:  # hung up under a write; nobody is left to answer
+        request.app[EVENTS].record("disconnect", request.path)
+        return response
+    if cut and request.transport is not None:
+        # Flushes what was written, then closes with no final chunk: a truncated body.
+        request.transport.close()
+    return response
+
+
+def _done(n: int) -> JSONObject:
+    return {"done": True, "usage": {"input_tokens": 2, "output_tokens": n}}
+
+
+async def stream_ndjson(request: web.Request) -> web.StreamResponse:
+    deltas = _deltas(request, 5)
+    return await _stream(request, _ndjson, [*deltas, _done(len(deltas))])
+
+
+async def stream_sse(request: web.Request) -> web.StreamResponse:
+    deltas = _deltas(request, 5)
+    return await _stream(request, _sse, [*deltas, _done(len(deltas))])
+
+
+async def stream_nousage(request: web.Request) -> web.StreamResponse:
+    return await _stream(request, _negotiated(request), [*_deltas(request, 3), {"done": True}])
+
+
+async def stream_cut(request: web.Request) -> web.StreamResponse:
+    return await _stream(request, _negotiated(request), _deltas(request, 3), cut=True)
+
+
+async def stream_image(request: web.Request) -> web.StreamResponse:
+    output: JSONObject = {"output": {"image_url": "https://img.example/1.png"}}
+    return await _stream(request, _negotiated(request), [output, _done(1)])
+
+
+# --- event log ------------------------------------------------------------------------------
+
+
+async def get_events(request: web.Request) -> web.Response:
+    return _json({"events": request.app[EVENTS].select(request.query.get("path"))})
+
+
+async def clear_events(request: web.Request) -> web.Response:
+    request.app[EVENTS].events.clear()
+    return _json({"events": []})
+
+
+def build_app() -> web.Application:
+    app = web.Application(middlewares=[record_requests])
+    app[EVENTS] = EventLog()
+    for path, handler in [
+        ("/ok", ok),
+        ("/echo", echo),
+        ("/fractional", fractional),
+        ("/nousage", nousage),
+        ("/image", image),
+        ("/audio", audio),
+        (r"/status/{code:\d{3}}", status),
+        ("/badjson", badjson),
+        (r"/slow/{ms:\d+}", slow),
+        ("/auth/{secret}", auth),
+        ("/stream/ndjson", stream_ndjson),
+        ("/stream/sse", stream_sse),
+        ("/stream/nousage", stream_nousage),
+        ("/stream/cut", stream_cut),
+        ("/stream/image", stream_image),
+    ]:
+        app.router.add_post(path, handler)
+    app.router.add_get("/_events", get_events)
+    app.router.add_delete("/_events", clear_events)
+    return app
+
+
+async def serve(host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    # handler_cancellation: aiohttp >= 3.9 only cancels handlers of hung-up clients when asked.
+    runner = web.AppRunner(build_app(), handler_cancellation=True)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        print(f"PORT {runner.addresses[0][1]}", flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="scripted provider for integration tests")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
