@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2_grpc
 from ai1net.bridge.errors import invalid
 from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
 
-REQUEST_ID = "ai1net.request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
 GRPC_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 CHANNEL_OPTIONS = (

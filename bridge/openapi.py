@@ -1,11 +1,482 @@
-"""The OpenAPI 3 document of the HTTP surface (placeholder until written out in full)."""
+"""The OpenAPI 3.1 document of the HTTP surface (CONTRACT §2), served at GET /openapi.json.
+
+Field names follow what ``translate.py`` reads and writes; error types come from the one
+status table in ``errors.py``. The document is plain data built by small helpers, section by
+section: schemas, headers, shared error responses, then the paths.
+"""
 
 from __future__ import annotations
 
 from functools import cache
+from importlib.metadata import version
 from typing import Any
+
+from ai1net.bridge.errors import ERROR_TYPES
+
+Schema = dict[str, Any]
+
+MODEL_TYPES = ("text", "image", "audio")
+STRATEGIES = ("balanced", "latency", "cost", "quality")
+AUTH_TYPES = ("bearer", "api_key", "none")
+COST_EFFICIENCIES = ("low", "medium", "high")
+HEALTH = ("healthy", "degraded", "ejected")
+ROLES = ("admin", "provider", "consumer")
+GROUP_BY = ("model", "key", "hour", "day")
+EITHER_KEY = [{"bearerAuth": []}, {"apiKeyAuth": []}]
+# Every operation with a key answers these; one reading a body adds BODY_ERRORS.
+AUTHED_ERRORS = (401, 405, 429, 500, 503)
+BODY_ERRORS = (400, 413, 415)
+ERROR_DESCRIPTIONS = {
+    400: "Invalid JSON, a wrong field type or value (`field` names it), or no model fits",
+    401: "Missing, unknown or revoked key",
+    402: "The key's budget is spent",
+    403: "Known key, but the wrong role or not the owner",
+    404: "No such model or key",
+    405: "The path exists but does not take this method (`Allow` lists those it does)",
+    409: "A model of that name exists",
+    413: "The body is over the limit (default 1 MiB)",
+    415: "The body is not JSON",
+    429: "Over a rate limit (the key's or the provider's); retry after `Retry-After` seconds",
+    499: "The client closed the connection; the provider call was cancelled",
+    500: "An unexpected failure in the gateway",
+    501: "Not implemented by this gateway",
+    502: "The provider failed and no fallback succeeded",
+    503: "The gRPC backend or the database does not answer",
+    504: "No answer in time (`x-request-timeout-ms`, `grpc-timeout` or the model's timeout)",
+}
+
+
+# -- schema helpers ------------------------------------------------------------------------
+
+
+def _ref(name: str, kind: str = "schemas") -> Schema:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _t(kind: str | list[str], doc: str = "", **extra: Any) -> Schema:
+    schema: Schema = {"type": kind, **extra}
+    if doc:
+        schema["description"] = doc
+    return schema
+
+
+def _enum(choices: tuple[str, ...], doc: str = "", **extra: Any) -> Schema:
+    return _t("string", doc, enum=list(choices), **extra)
+
+
+def _strings(doc: str = "") -> Schema:
+    return _t("array", doc, items={"type": "string"})
+
+
+def _obj(properties: Schema, *required: str, doc: str = "", **extra: Any) -> Schema:
+    schema = _t("object", doc, properties=properties, **extra)
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _count(doc: str = "") -> Schema:
+    return _t("integer", doc, minimum=0)
+
+
+TIME = _t("string", "RFC 3339", format="date-time")
+USD = _t("number", minimum=0)
+
+
+# -- schemas -------------------------------------------------------------------------------
+
+
+def _generate_schemas() -> Schema:
+    finished = {"id": _t("string", examples=["gen_8f3a"]), "model": _t("string"),
+                "usage": _ref("TokenUsage"), "latency_ms": _count("Gateway end-to-end time"),
+                "cost_usd": USD}
+    return {
+        "Routing": _obj({
+            "type": _enum(MODEL_TYPES, default="text"),
+            "capabilities": _strings("Every one must be offered by the model"),
+            "specialties": _strings("Preferred: models matching more of them rank higher"),
+            "strategy": _enum(STRATEGIES, default="balanced"),
+            "max_latency_ms": _t("number", minimum=0),
+            "max_price_per_1k_tokens": _t("number", minimum=0),
+            "hedge_ms": _count("Unary only: after this long without an answer, also ask the "
+                               "next candidate and take the first answer"),
+        }, doc="Constrains and ranks the candidates when `model` is absent"),
+        "Parameters": _obj({
+            "max_tokens": _t("integer", minimum=1), "temperature": _t("number", minimum=0,
+                                                                      maximum=2),
+            "size": _t("string"), "voice": _t("string"), "format": _t("string"),
+        }, doc="Passed through to the provider; the known ones are checked",
+            additionalProperties=True),
+        "GenerateRequest": _obj({
+            "model": _t("string", "Registered model name; absent means route by `routing`"),
+            "input": _t("string", minLength=1),
+            "parameters": _ref("Parameters"),
+            "stream": _t("boolean", "Answer as NDJSON (or SSE with `Accept: "
+                         "text/event-stream`)", default=False),
+            "routing": _ref("Routing"),
+            "fallbacks": _strings("Models to try, in order, when `model` fails retryably"),
+        }, "input"),
+        "TokenUsage": _obj({
+            "input_tokens": _count(), "output_tokens": _count(),
+            "estimated": _t("boolean", "Present (true) when the provider sent no usage"),
+        }, "input_tokens", "output_tokens"),
+        "Output": {"description": "A string for text models, an object for image and audio",
+                   "anyOf": [_t("string"),
+                             _obj({"image_url": _t("string", format="uri")}, "image_url"),
+                             _obj({"audio_url": _t("string", format="uri")}, "audio_url")]},
+        "GenerateResponse": _obj({**finished, "output": _ref("Output")},
+                                 "id", "model", "output", "usage", "latency_ms", "cost_usd"),
+        "StreamDelta": _obj({"delta": _t("string")}, "delta", doc="A piece of text output"),
+        "StreamOutput": _obj({"output": _ref("Output")}, "output",
+                             doc="The whole output of an image or audio model"),
+        "StreamDone": _obj({"done": {"const": True}, **finished},
+                           "done", "id", "model", "usage", "latency_ms", "cost_usd",
+                           doc="The last object of a successful stream"),
+        "StreamEvent": {"description": "One NDJSON line or SSE `data:` event. A failure after "
+                                       "the first byte ends the stream with an `Error` object",
+                        "anyOf": [_ref("StreamDelta"), _ref("StreamOutput"),
+                                  _ref("StreamDone"), _ref("Error")]},
+    }
+
+
+def _model_fields() -> Schema:
+    return {
+        "name": _t("string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"),
+        "type": _enum(MODEL_TYPES),
+        "endpoint": _t("string", "Absolute http(s) URL the gateway POSTs to", format="uri"),
+        "auth_type": _enum(AUTH_TYPES, "`api_key` is sent as `x-api-key`"),
+        "pricing": _obj({"input_per_1k_tokens": USD, "output_per_1k_tokens": USD}),
+        "capabilities": _strings(),
+        "performance": _obj({"avg_latency_ms": _t("number", minimum=0),
+                             "accuracy_score": _t("number", minimum=0, maximum=1)}),
+        "cost_efficiency": _enum(COST_EFFICIENCIES),
+        "specialties": _strings(),
+        "timeout_ms": _t("integer", "Total time for one provider call", minimum=1,
+                         maximum=600_000, default=60_000),
+        "first_byte_timeout_ms": _t("integer", "Time until the provider's first byte",
+                                    minimum=1, maximum=600_000, default=30_000),
+        "description": _t("string", maxLength=2000),
+    }
+
+
+def _model_schemas() -> Schema:
+    credentials = _t("object", "Write-only: never returned, logged or traced",
+                     additionalProperties={"type": "string"}, writeOnly=True,
+                     examples=[{"api_key": "sk-provider-secret"}])
+    stats = _obj({"requests": _count(), "error_rate": _t("number", minimum=0, maximum=1),
+                  "p50_latency_ms": _t("number"), "ttft_p50_ms": _t("number"),
+                  "health": _enum(HEALTH)}, doc="What the gateway observed")
+    spec = {**_model_fields(), "credentials": credentials,
+            "enabled": _t("boolean", "Cleared to take the model out of traffic")}
+    model = {**_model_fields(), "owner": _t("string", "Key id of the provider"),
+             "enabled": _t("boolean"), "has_credentials": _t("boolean"),
+             "created_at": TIME, "updated_at": TIME, "stats": stats}
+    return {
+        "ModelSpec": _obj(spec, doc="Registration body; a PATCH sends any subset"),
+        "ModelRegistration": {"allOf": [_ref("ModelSpec"),
+                                        {"required": ["name", "type", "endpoint"]}]},
+        "Model": _obj(model, *model),
+        "ModelList": _obj({"models": _t("array", items=_ref("Model")),
+                           "next_page_token": _t("string", "Empty on the last page")},
+                          "models", "next_page_token"),
+    }
+
+
+def _key_schemas() -> Schema:
+    limit = _obj({"requests_per_minute": _count("0 means unlimited"),
+                  "tokens_per_minute": _count("0 means unlimited")})
+    budget = _t(["number", "null"], "USD; null means no budget", minimum=0)
+    changes = {"name": _t("string", maxLength=200), "rate_limit": _ref("RateLimit"),
+               "budget_usd": budget}
+    key = {"id": _t("string"), "name": _t("string"), "role": _enum(ROLES),
+           "prefix": _t("string", "First characters of the key, to recognise it"),
+           "rate_limit": _ref("RateLimit"), "budget_usd": budget, "created_at": TIME,
+           "revoked": _t("boolean")}
+    return {
+        "RateLimit": limit,
+        "CreateKey": _obj({"role": _enum(ROLES), **changes}, "role"),
+        "UpdateKey": _obj(changes, doc="Only the fields present change"),
+        "Key": _obj(key, *key, doc="A key as listed: the secret is never shown"),
+        "CreatedKey": {"allOf": [_ref("Key"), _obj(
+            {"key": _t("string", "The secret, shown this once only")}, "key")]},
+        "KeyList": _obj({"keys": _t("array", items=_ref("Key"))}, "keys"),
+    }
+
+
+def _usage_schemas() -> Schema:
+    totals = {"requests": _count("Every call accounted, failures included"),
+              "tokens_processed": _count("input_tokens + output_tokens"),
+              "input_tokens": _count(), "output_tokens": _count(), "errors": _count(),
+              "cost_usd": _t("number", "Spent; for a provider, its earnings", minimum=0)}
+    counts = _obj({"requests": _t("integer"), "tokens_processed": _t("integer")},
+                  "requests", "tokens_processed")
+    period = {"model": _t("string"), "from": TIME, "to": TIME}
+    return {
+        "UsageTotals": _obj(totals, *totals),
+        "UsageReport": _obj({"usage": _ref("UsageTotals"), "groups": _t("array", items=_obj(
+            {"group": _t("string"), "usage": _ref("UsageTotals")}, "group", "usage"))},
+            "usage", "groups"),
+        "UsageCounts": counts,
+        "ProviderUsageReport": _obj({**period, "usage": _obj(
+            {"requests": _count(), "tokens_processed": _count()})}, "model", "usage",
+            doc="A provider's own count for one of its models"),
+        "UsageReportAccepted": _obj({"id": _t("string"), "status": {"const": "accepted"}},
+                                    "id", "status"),
+        "Reconciliation": _obj({**period, "gateway": _ref("UsageCounts"),
+                                "provider": _ref("UsageCounts"),
+                                "difference": _ref("UsageCounts")},
+                               "model", "gateway", "provider", "difference",
+                               doc="`difference` is provider minus gateway"),
+    }
+
+
+def _other_schemas() -> Schema:
+    detail = _obj({"message": _t("string"), "code": _t("integer", "Equals the HTTP status"),
+                   "type": _enum(tuple(ERROR_TYPES.values())),
+                   "request_id": _t("string"),
+                   "field": _t("string", "The offending field, for a 400 about one")},
+                  "message", "code", "type", "request_id")
+    return {"Error": _obj({"error": detail}, "error"),
+            "Status": _obj({"status": _t("string")}, "status")}
+
+
+def _schemas() -> Schema:
+    return {**_generate_schemas(), **_model_schemas(), **_key_schemas(), **_usage_schemas(),
+            **_other_schemas()}
+
+
+# -- headers, parameters and shared responses -----------------------------------------------
+
+
+def _headers() -> Schema:
+    headers = {
+        "x-request-id": ("string", "The caller's (if safe) or a new `req_...` id"),
+        "x-ai1net-model": ("string", "The model that answered"),
+        "x-ai1net-attempts": ("integer", "How many candidates were tried"),
+        "x-ai1net-route": ("string", "Why the answering model was chosen"),
+        "Retry-After": ("integer", "Seconds to wait before retrying"),
+        "Allow": ("string", "The methods the path takes"),
+    }
+    for kind in ("requests", "tokens"):
+        headers[f"x-ratelimit-limit-{kind}"] = ("integer", f"The key's {kind} per minute")
+        headers[f"x-ratelimit-remaining-{kind}"] = ("integer", f"{kind.title()} left now")
+        headers[f"x-ratelimit-reset-{kind}"] = ("number", "Seconds until the limit is full")
+    return {name: {"description": doc, "schema": _t(kind)}
+            for name, (kind, doc) in headers.items()}
+
+
+RATE_HEADERS = tuple(f"x-ratelimit-{what}-{kind}" for kind in ("requests", "tokens")
+                     for what in ("limit", "remaining", "reset"))
+
+
+def _header_refs(*names: str) -> Schema:
+    return {name: _ref(name, "headers") for name in ("x-request-id", *names)}
+
+
+def _parameters() -> Schema:
+    def header(name: str, doc: str, **schema: Any) -> Schema:
+        return {"name": name, "in": "header", "description": doc, "schema": _t("string",
+                                                                                **schema)}
+    return {
+        "x-request-id": header("x-request-id", "Echoed back and passed to the backend",
+                               pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
+        "traceparent": header("traceparent", "W3C trace context, passed on"),
+        "x-request-timeout-ms": header("x-request-timeout-ms",
+                                       "Deadline in milliseconds, in (0, 3600000]"),
+        "grpc-timeout": header("grpc-timeout", "Deadline, gRPC style: `500m`, `2S`, `1M` "
+                               "(ignored when x-request-timeout-ms is set)",
+                               pattern=r"^\d{1,8}[HMSmun]$"),
+    }
+
+
+def _error_name(status: int) -> str:
+    return ERROR_TYPES[status].title().replace("_", "")
+
+
+def _error_responses() -> Schema:
+    extra = {429: ("Retry-After", *RATE_HEADERS), 405: ("Allow",)}
+    return {_error_name(status): {
+        "description": ERROR_DESCRIPTIONS[status],
+        "headers": _header_refs(*extra.get(status, ())),
+        "content": {"application/json": {"schema": _ref("Error")}},
+    } for status in ERROR_TYPES}
+
+
+def _components() -> Schema:
+    return {
+        "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer",
+                           "description": "`Authorization: Bearer <key>`"},
+            "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+        },
+        "schemas": _schemas(), "headers": _headers(), "parameters": _parameters(),
+        "responses": _error_responses(),
+    }
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+def _response(doc: str, schema: Schema | None = None, *headers: str,
+              media: str = "application/json") -> Schema:
+    out: Schema = {"description": doc, "headers": _header_refs(*headers)}
+    if schema is not None:
+        out["content"] = {media: {"schema": schema}}
+    return out
+
+
+def _query(name: str, schema: Schema, *, required: bool = False) -> Schema:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+def _in_path(name: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": _t("string")}
+
+
+def _operation(op_id: str, tag: str, summary: str, ok: Schema, *, errors: tuple[int, ...] = (),
+               body: str | None = None, params: tuple[Schema, ...] = (),
+               public: bool = False) -> Schema:
+    codes = set(errors) | ({405, 500} if public else set(AUTHED_ERRORS))
+    if body:
+        codes |= set(BODY_ERRORS)
+    shared = ("x-request-id",) if public else ("x-request-id", "traceparent")
+    operation: Schema = {
+        "operationId": op_id, "tags": [tag], "summary": summary,
+        "parameters": [*params, *(_ref(name, "parameters") for name in shared)],
+        "responses": {**ok, **{str(code): _ref(_error_name(code), "responses")
+                               for code in sorted(codes)}},
+    }
+    if body:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": _ref(body)}}}
+    if public:
+        operation["security"] = []
+    return operation
+
+
+def _generate_paths() -> Schema:
+    headers = ("x-ai1net-model", "x-ai1net-attempts", "x-ai1net-route", *RATE_HEADERS)
+    ok = _response("The answer; with `stream: true`, a stream of StreamEvent objects",
+                   _ref("GenerateResponse"), *headers)
+    # OpenAPI 3.1 has no item schema for sequential media (3.2's itemSchema): the extension
+    # carries it; the NDJSON schema is that of one line.
+    ok["content"] |= {
+        "application/x-ndjson": {"schema": _ref("StreamEvent"),
+                                 "x-item-schema": _ref("StreamEvent")},
+        "text/event-stream": {"schema": _t("string", "SSE events `data: <StreamEvent>`"),
+                              "x-item-schema": _ref("StreamEvent")},
+    }
+    timeouts = (_ref("x-request-timeout-ms", "parameters"), _ref("grpc-timeout", "parameters"))
+    return {"/v1/generate": {"post": _operation(
+        "generate", "generate", "Call a model, by name or by routing", {"200": ok},
+        errors=(402, 403, 404, 499, 501, 502, 504), body="GenerateRequest", params=timeouts)}}
+
+
+def _model_paths() -> Schema:
+    model = _ref("Model")
+    name = (_in_path("name"),)
+    listing = (_query("type", _enum(MODEL_TYPES)), _query("capability", _t("string")),
+               _query("specialty", _t("string")),
+               _query("page_size", _t("integer", "0 means 100", minimum=0, maximum=1000)),
+               _query("page_token", _t("string")))
+    return {
+        "/v1/models": {
+            "post": _operation("registerModel", "models", "Register a model (provider, admin)",
+                               {"201": _response("Registered; the caller owns it", model)},
+                               errors=(403, 409), body="ModelRegistration"),
+            "get": _operation("listModels", "models", "List enabled models",
+                              {"200": _response("A page of models", _ref("ModelList"))},
+                              errors=(400,), params=listing),
+        },
+        "/v1/models/{name}": {
+            "get": _operation("getModel", "models", "Read a model",
+                              {"200": _response("The model", model)}, errors=(404,),
+                              params=name),
+            "patch": _operation("updateModel", "models", "Change a model (owner, admin)",
+                                {"200": _response("The model after the change", model)},
+                                errors=(403, 404), body="ModelSpec", params=name),
+            "delete": _operation("deleteModel", "models",
+                                 "Take a model out of traffic; its usage history stays",
+                                 {"204": _response("Deleted")}, errors=(403, 404),
+                                 params=name),
+        },
+    }
+
+
+def _key_paths() -> Schema:
+    key_id = (_in_path("id"),)
+    revoked = _query("include_revoked", _t("string", enum=["true", "1", "false", "0"]))
+    return {
+        "/v1/keys": {
+            "post": _operation("createKey", "keys", "Create a key (admin)",
+                               {"201": _response("The key and its secret, shown once",
+                                                 _ref("CreatedKey"))},
+                               errors=(403,), body="CreateKey"),
+            "get": _operation("listKeys", "keys", "List keys, never their secrets (admin)",
+                              {"200": _response("The keys", _ref("KeyList"))},
+                              errors=(403,), params=(revoked,)),
+        },
+        "/v1/keys/{id}": {
+            "patch": _operation("updateKey", "keys",
+                                "Change a key's name, rate limit or budget (admin)",
+                                {"200": _response("The key after the change", _ref("Key"))},
+                                errors=(403, 404), body="UpdateKey", params=key_id),
+            "delete": _operation("revokeKey", "keys", "Revoke a key at once (admin)",
+                                 {"204": _response("Revoked")}, errors=(403, 404),
+                                 params=key_id),
+        },
+    }
+
+
+def _usage_paths() -> Schema:
+    period = (_query("from", TIME), _query("to", TIME))
+    return {
+        "/v1/usage": {"get": _operation(
+            "getUsage", "usage", "Usage totals within the caller's scope",
+            {"200": _response("Totals, and groups when `group_by` is set",
+                              _ref("UsageReport"))},
+            errors=(400, 403), params=(_query("model", _t("string")), *period,
+                                       _query("group_by", _enum(GROUP_BY))))},
+        "/v1/usage/reports": {"post": _operation(
+            "reportUsage", "usage", "A provider's own count for one of its models",
+            {"202": _response("Kept for reconciliation", _ref("UsageReportAccepted"))},
+            errors=(403, 404), body="ProviderUsageReport")},
+        "/v1/usage/reconciliation": {"get": _operation(
+            "getReconciliation", "usage", "The gateway's count beside the provider's "
+            "(owner, admin)", {"200": _response("Both counts", _ref("Reconciliation"))},
+            errors=(400, 403, 404),
+            params=(_query("model", _t("string"), required=True), *period))},
+    }
+
+
+def _operations_paths() -> Schema:
+    def get(op_id: str, summary: str, ok: Schema, *errors: int) -> Schema:
+        return {"get": _operation(op_id, "operations", summary, {"200": ok}, errors=errors,
+                                  public=True)}
+    status = _ref("Status")
+    return {
+        "/healthz": get("healthz", "The process is alive", _response("Alive", status)),
+        "/readyz": get("readyz", "The gRPC backend and the database answer",
+                       _response("Ready", status), 503),
+        "/metrics": get("metrics", "Prometheus metrics",
+                        _response("Prometheus text format", _t("string"),
+                                  media="text/plain")),
+        "/openapi.json": get("openapi", "This document",
+                             _response("OpenAPI 3.1", _t("object"))),
+    }
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    return {"openapi": "3.1.0", "info": {"title": "AI1NET gateway", "version": "1"}, "paths": {}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "AI1NET gateway", "version": version("ai1net"),
+                 "description": "One API over registered AI models: generate, registry, "
+                                "usage and keys. Every non-2xx answer is an `Error`."},
+        "security": EITHER_KEY,
+        "tags": [{"name": name} for name in ("generate", "models", "keys", "usage",
+                                              "operations")],
+        "paths": {**_generate_paths(), **_model_paths(), **_key_paths(), **_usage_paths(),
+                  **_operations_paths()},
+        "components": _components(),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from aiohttp import web
 from ai1net.bridge import translate
 from ai1net.bridge.backend import Backend, call_metadata, call_timeout
 from ai1net.bridge.errors import HttpError, invalid
+from ai1net.bridge.streaming import relay
 from ai1net.v1 import keys_pb2, registry_pb2, usage_pb2
 
 BACKEND = web.AppKey("backend", Backend)
@@ -48,11 +50,16 @@ def _backend(request: web.Request) -> Backend:
 async def generate(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     message, stream = translate.generate_request(body)
+    stub = _backend(request).generate
+    options = {"metadata": call_metadata(request), "timeout": call_timeout(request)}
     if stream:
-        raise HttpError(501, "stream: streaming lands with the streaming issue")
-    call = _backend(request).generate.Generate(
-        message, metadata=call_metadata(request), timeout=call_timeout(request))
-    response = await call
+        return await relay(request, stub.GenerateStream(message, **options))
+    call = stub.Generate(message, **options)
+    try:
+        response = await call
+    except asyncio.CancelledError:
+        call.cancel()  # the client went away: stop the provider call too
+        raise
     headers = {k: v for k, v in (await call.trailing_metadata() or ())
                if k.startswith("x-ai1net-") and isinstance(v, str)}
     return json_response(translate.generate_json(response), headers=headers)

@@ -130,7 +130,8 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(
         RegistryServicer(registry=registry, stats=health.stats), server)
     keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys), server)
-    usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(), server)
+    usage_pb2_grpc.add_UsageServiceServicer_to_server(
+        UsageServicer(db=db, ledger=ledger), server)
     health_servicer = ReadinessHealth(db)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

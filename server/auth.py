@@ -4,7 +4,7 @@ domain errors into gRPC statuses with google.rpc.Status details."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -109,17 +109,5 @@ class AuthInterceptor(aio.ServerInterceptor):
         return serve
 
     def _stream(self, behavior: Any, metadata: Any, roles: frozenset[str]) -> Any:
-        async def serve(request: Any,
-                        context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            try:
-                _principal.set(self._admit(metadata, roles))
-                async for message in behavior(request, context):
-                    yield message
-            except GatewayError as error:
-                await abort(context, error)
-            except (aio.AbortError, grpc.RpcError):
-                raise
-            except Exception:
-                log.exception("unexpected error in %s", getattr(behavior, "__name__", "?"))
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        return serve
+        """Servicers stream with ``context.write``, so the wrapper is a coroutine too."""
+        return self._unary(behavior, metadata, roles)

@@ -1,4 +1,9 @@
-"""One generate call: check it, plan the route, call providers, account the result."""
+"""One generate call: check it, plan the route, call providers, account the result.
+
+Unary and streaming calls share the plan, the fallback rule and the accounting.
+Fallback happens only before anything reached the caller: a streamed call that
+fails after its first chunk ends with the error and is billed for what was delivered.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,25 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ai1net.server.crypto import new_id
-from ai1net.server.errors import (
-    Cancelled,
-    GatewayError,
-    InvalidArgument,
-    UpstreamTimeout,
-)
+from ai1net.server.errors import GatewayError, InvalidArgument, UpstreamTimeout
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import Principal
 from ai1net.server.money import call_cost_nanos
-from ai1net.server.providers import Answer, ProviderClient, TokenCount
+from ai1net.server.providers import (
+    Answer,
+    Delta,
+    Done,
+    Output,
+    ProviderClient,
+    StreamEvent,
+    TokenCount,
+    count_tokens,
+)
 from ai1net.server.registry import ModelRecord, Registry
 from ai1net.server.routing import (
     MAX_ATTEMPTS,
@@ -61,6 +70,33 @@ class Outcome:
     route: str
 
 
+# What a streaming call hands its caller: the answering model with each piece.
+Emit = Callable[[ModelRecord, Delta | Output], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Call:
+    """One call's running account, whatever way it ends."""
+
+    caller: Principal
+    input: str
+    plan: Plan
+    id: str = field(default_factory=lambda: new_id("gen"))
+    started: float = field(default_factory=time.perf_counter)
+    attempts: int = 0
+    model: ModelRecord | None = None
+    ttft_ms: int = 0
+    text: list[str] = field(default_factory=list)
+    output: str | dict[str, Any] | None = None
+
+    def elapsed_ms(self) -> int:
+        return round((time.perf_counter() - self.started) * 1000)
+
+    def delivered(self, usage: Mapping[str, Any] | None) -> TokenCount:
+        output = self.output if self.output is not None else "".join(self.text)
+        return count_tokens(usage, self.input, output)
+
+
 class Generator:
     def __init__(self, *, registry: Registry, providers: ProviderClient, health: HealthBoard,
                  ledger: Ledger, rng: random.Random | None = None) -> None:
@@ -77,74 +113,159 @@ class Generator:
         return plan_routed(self._registry.all(), call.route, self._health.observe, self._rng)
 
     async def generate(self, caller: Principal, call: GenerateCall) -> Outcome:
-        plan = self.plan(call)
-        started = time.perf_counter()
-        call_id = new_id("gen")
-        attempts = 0
-        model = plan.models[0]
+        state = _Call(caller=caller, input=call.input, plan=self.plan(call))
+        with self._accounting(state):
+            answer = await self._first_success(state, call, self._unary_attempt)
+            state.output = answer.output
+            state.ttft_ms = state.elapsed_ms()
+        return self._outcome(state, answer.tokens)
+
+    async def stream(self, caller: Principal, call: GenerateCall, emit: Emit) -> Outcome:
+        """Hand deltas (or one output) to ``emit`` as they arrive; return the summary."""
+        state = _Call(caller=caller, input=call.input, plan=self.plan(call))
+        with self._accounting(state):
+            events, first = await self._first_success(state, call, self._stream_attempt)
+            assert state.model is not None
+            state.ttft_ms = state.elapsed_ms()
+            usage = await self._relay(state, call, events, first, emit)
+        return self._outcome(state, state.delivered(usage))
+
+    # -- attempts ------------------------------------------------------------------------
+
+    async def _first_success(self, state: _Call, call: GenerateCall,
+                             attempt: Callable[[ModelRecord, GenerateCall, float],
+                                               Awaitable[Any]]) -> Any:
+        """The first attempt that succeeds, moving on only after a retryable failure."""
+        candidates = state.plan.models[:MAX_ATTEMPTS]
+        for state.attempts, state.model in enumerate(candidates, start=1):
+            self._health.begin(state.model.name)
+            started = time.perf_counter()
+            try:
+                result = await attempt(state.model, call, _budget(state.model, call, state))
+            except GatewayError as error:
+                if error.retryable:
+                    self._health.failure(state.model.name, latency_ms=_ms_since(started))
+                if not error.retryable or state.attempts == len(candidates):
+                    raise
+                continue
+            self._health.success(state.model.name, latency_ms=_ms_since(started))
+            return result
+        raise AssertionError("a plan is never empty")
+
+    async def _unary_attempt(self, model: ModelRecord, call: GenerateCall,
+                             budget: float) -> Answer:
+        async with _deadline(model, budget):
+            return await self._providers.generate(
+                model, input=call.input, parameters=call.parameters,
+                first_byte_timeout=min(budget, model.first_byte_timeout_ms / 1000))
+
+    async def _stream_attempt(self, model: ModelRecord, call: GenerateCall,
+                              budget: float) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+        """Open the provider's stream and wait for its first event (time to first token)."""
+        first_byte = min(budget, model.first_byte_timeout_ms / 1000)
+        events = aiter(self._providers.stream(model, input=call.input,
+                                              parameters=call.parameters,
+                                              first_byte_timeout=first_byte))
         try:
-            for attempts, model in enumerate(plan.models[:MAX_ATTEMPTS], start=1):
-                try:
-                    answer = await self._attempt(model, call, started)
-                except GatewayError as error:
-                    last = attempts == len(plan.models) or not error.retryable
-                    if last:
-                        raise
-                    continue
-                return self._finish(caller, call_id, model, answer, started, attempts, plan)
-        except asyncio.CancelledError:
-            self._account(caller, call_id, model, None, started, "cancelled", "CANCELLED")
+            async with _deadline(model, first_byte, what="sent a first token"):
+                first = await anext(events)
+        except BaseException:
+            await events.aclose()  # type: ignore[attr-defined]
             raise
-        except GatewayError as error:
-            outcome = "timeout" if isinstance(error, UpstreamTimeout) else "error"
-            self._account(caller, call_id, model, None, started, outcome, error.reason)
-            raise
-        raise Cancelled("no attempt was made")  # unreachable: the plan is never empty
+        return events, first
 
-    async def _attempt(self, model: ModelRecord, call: GenerateCall, started: float) -> Answer:
-        timeout = _budget(model, call, started)
-        self._health.begin(model.name)
-        attempt_started = time.perf_counter()
+    async def _relay(self, state: _Call, call: GenerateCall, events: AsyncIterator[StreamEvent],
+                     event: StreamEvent, emit: Emit) -> Mapping[str, Any] | None:
+        assert state.model is not None
         try:
-            async with asyncio.timeout(timeout):
-                answer = await self._providers.generate(
-                    model, input=call.input, parameters=call.parameters,
-                    first_byte_timeout=min(timeout, model.first_byte_timeout_ms / 1000))
-        except TimeoutError as exc:
-            self._health.failure(model.name, latency_ms=_ms_since(attempt_started))
-            raise UpstreamTimeout(f"model {model.name!r} did not answer within "
-                                  f"{round(timeout * 1000)} ms") from exc
-        except GatewayError as error:
-            if error.retryable:
-                self._health.failure(model.name, latency_ms=_ms_since(attempt_started))
-            raise
-        self._health.success(model.name, latency_ms=_ms_since(attempt_started))
-        return answer
+            async with _deadline(state.model, _budget(state.model, call, state)):
+                while not isinstance(event, Done):
+                    if isinstance(event, Delta):
+                        state.text.append(event.text)
+                    else:
+                        state.output = event.value
+                    await emit(state.model, event)
+                    event = await anext(events)
+        except StopAsyncIteration:
+            return None  # the provider client raises before this; kept for fakes
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+        return event.usage
 
-    def _finish(self, caller: Principal, call_id: str, model: ModelRecord, answer: Answer,
-                started: float, attempts: int, plan: Plan) -> Outcome:
-        latency_ms = round(_ms_since(started))
-        cost = self._account(caller, call_id, model, answer.tokens, started, "ok", "")
-        return Outcome(id=call_id, model=model, output=answer.output, tokens=answer.tokens,
-                       latency_ms=latency_ms, ttft_ms=latency_ms, cost_nanos=cost,
-                       attempts=attempts, route=plan.reason)
+    # -- accounting ----------------------------------------------------------------------
 
-    def _account(self, caller: Principal, call_id: str, model: ModelRecord,
-                 tokens: TokenCount | None, started: float, outcome: str,
-                 error_type: str) -> int:
-        tokens = tokens or TokenCount(0, 0, False)
+    def _accounting(self, state: _Call) -> _Accounting:
+        return _Accounting(self, state)
+
+    def _outcome(self, state: _Call, tokens: TokenCount) -> Outcome:
+        assert state.model is not None
+        cost = self.account(state, tokens, "ok", "")
+        return Outcome(id=state.id, model=state.model,
+                       output=state.output if state.output is not None else "".join(state.text),
+                       tokens=tokens, latency_ms=state.elapsed_ms(), ttft_ms=state.ttft_ms,
+                       cost_nanos=cost, attempts=state.attempts, route=state.plan.reason)
+
+    def account(self, state: _Call, tokens: TokenCount, outcome: str, error_type: str) -> int:
+        """Record the call's one usage event; the cost in nano-dollars."""
+        model = state.model or state.plan.models[0]
         cost = call_cost_nanos(input_tokens=tokens.input_tokens,
                                output_tokens=tokens.output_tokens,
                                input_per_1k=model.input_price_nanos,
                                output_per_1k=model.output_price_nanos)
-        latency = round(_ms_since(started))
         self._ledger.record(UsageEvent(
-            id=call_id, ts_ms=now_ms(), key_id=caller.id, model=model.name,
+            id=state.id, ts_ms=now_ms(), key_id=state.caller.id, model=model.name,
             model_owner=model.owner, input_tokens=tokens.input_tokens,
             output_tokens=tokens.output_tokens, estimated=tokens.estimated, cost_nanos=cost,
-            latency_ms=latency, ttft_ms=latency if outcome == "ok" else 0, outcome=outcome,
+            latency_ms=state.elapsed_ms(), ttft_ms=state.ttft_ms, outcome=outcome,
             error_type=error_type))
         return cost
+
+
+class _Accounting:
+    """Accounts a call that fails or is cancelled: billed for what was delivered."""
+
+    def __init__(self, generator: Generator, state: _Call) -> None:
+        self._generator = generator
+        self._state = state
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 _tb: object) -> None:
+        if kind is None:
+            return
+        state = self._state
+        delivered = state.text or state.output is not None
+        tokens = state.delivered(None) if delivered else TokenCount(0, 0, False)
+        if isinstance(error, GatewayError):
+            outcome = "timeout" if isinstance(error, UpstreamTimeout) else "error"
+            self._generator.account(state, tokens, outcome, error.reason)
+        elif isinstance(error, asyncio.CancelledError | GeneratorExit):
+            self._generator.account(state, tokens, "cancelled", "CANCELLED")
+        else:
+            self._generator.account(state, tokens, "error", "INTERNAL")
+
+
+class _deadline:
+    """``asyncio.timeout`` whose expiry is an UpstreamTimeout naming the model."""
+
+    def __init__(self, model: ModelRecord, seconds: float, what: str = "answered") -> None:
+        self._model = model
+        self._seconds = seconds
+        self._what = what
+        self._timeout = asyncio.timeout(seconds)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        tb: Any) -> None:
+        try:
+            await self._timeout.__aexit__(kind, error, tb)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"model {self._model.name!r} has not {self._what} within "
+                                  f"{round(self._seconds * 1000)} ms") from exc
 
 
 def check_call(call: GenerateCall) -> None:
@@ -180,15 +301,17 @@ def check_parameters(parameters: Mapping[str, Any]) -> None:
             raise InvalidArgument(f"parameters.{name}", "must be a string")
 
 
-def _budget(model: ModelRecord, call: GenerateCall, started: float) -> float:
-    """Seconds this attempt may take: the model's timeout within the caller's deadline."""
-    budget = model.timeout_ms / 1000
+def _budget(model: ModelRecord, call: GenerateCall, state: _Call) -> float:
+    """Seconds left for the provider: its timeout, within the caller's deadline."""
+    budget = model.timeout_ms / 1000 - (time.perf_counter() - state.started) \
+        if state.ttft_ms else model.timeout_ms / 1000
     if call.time_remaining is not None:
-        budget = min(budget, call.time_remaining - (time.perf_counter() - started))
+        budget = min(budget, call.time_remaining - (time.perf_counter() - state.started))
     if budget <= 0:
-        raise UpstreamTimeout("the deadline passed before the provider could be called")
+        raise UpstreamTimeout("the deadline passed before the provider could answer")
     return budget
 
 
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+

@@ -15,6 +15,8 @@ from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import KeyRow
 
 ROLES = ("admin", "provider", "consumer")
+# A budget above this would overflow the BIGINT column of nano-dollars.
+MAX_BUDGET_USD = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +54,8 @@ class KeyLimits:
 
 
 def usd_to_nanos(value: float, field: str) -> int:
-    if not is_valid_usd(value):
-        raise InvalidArgument(field, "must be a finite number ≥ 0")
+    if not is_valid_usd(value) or value > MAX_BUDGET_USD:
+        raise InvalidArgument(field, f"must be a number in [0, {MAX_BUDGET_USD:g}]")
     return _usd_to_nanos(value)
 
 

@@ -28,6 +28,8 @@ COST_EFFICIENCIES = ("low", "medium", "high")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
 CREDENTIAL_NAMES = ("api_key", "token", "key", "secret")
 MAX_TIMEOUT_MS = 600_000
+# Far above any real price, and low enough that nano-dollar costs fit a BIGINT.
+MAX_PRICE_PER_1K_USD = 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,8 +290,10 @@ def _check_name(name: str, value: object) -> None:
 
 
 def _check_price(name: str, value: object) -> None:
-    if not isinstance(value, float | int) or not is_valid_usd(float(value)):
-        raise InvalidArgument(f"pricing.{name}", "must be a number ≥ 0")
+    if not isinstance(value, float | int) or not is_valid_usd(float(value)) \
+            or value > MAX_PRICE_PER_1K_USD:
+        raise InvalidArgument(f"pricing.{name}",
+                              f"must be a number in [0, {MAX_PRICE_PER_1K_USD:g}]")
 
 
 def _check_latency(name: str, value: object) -> None:
@@ -366,6 +370,7 @@ def _decode_token(token: str) -> str:
     if not token:
         return ""
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        padded = token + "=" * (-len(token) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument("page_token", "is not a token this server issued") from exc

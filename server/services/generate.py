@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-from grpc import StatusCode, aio
+from grpc import aio
 
 from ai1net.client.convert import python_to_value, struct_to_dict
 from ai1net.server.auth import current_principal
 from ai1net.server.generate import GenerateCall, Generator, Outcome
 from ai1net.server.money import nanos_to_usd
+from ai1net.server.providers import Delta, Output
+from ai1net.server.registry import ModelRecord
 from ai1net.server.routing import RouteRequest
 from ai1net.v1 import generate_pb2, generate_pb2_grpc
 
@@ -25,13 +26,30 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                        context: Context) -> generate_pb2.GenerateResponse:
         outcome = await self._generator.generate(current_principal(), to_call(request, context))
         context.set_trailing_metadata(trailers(outcome))
-        return to_response(outcome)
+        response = generate_pb2.GenerateResponse(**summary(outcome))
+        python_to_value(outcome.output, response.output)
+        return response
 
-    async def GenerateStream(
-        self, request: generate_pb2.GenerateRequest, context: Context,
-    ) -> AsyncIterator[generate_pb2.GenerateStreamResponse]:
-        await context.abort(StatusCode.UNIMPLEMENTED, "GenerateStream lands with the streaming issue")
-        yield generate_pb2.GenerateStreamResponse()
+    async def GenerateStream(self, request: generate_pb2.GenerateRequest,
+                             context: Context) -> None:
+        started = False
+
+        async def emit(model: ModelRecord, event: Delta | Output) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                await context.send_initial_metadata((("x-ai1net-model", model.name),))
+            message = generate_pb2.GenerateStreamResponse()
+            if isinstance(event, Delta):
+                message.delta = event.text
+            else:
+                python_to_value(event.value, message.output)
+            await context.write(message)
+
+        outcome = await self._generator.stream(current_principal(), to_call(request, context),
+                                               emit)
+        context.set_trailing_metadata(trailers(outcome))
+        await context.write(generate_pb2.GenerateStreamResponse(done=True, **summary(outcome)))
 
 
 def to_call(request: generate_pb2.GenerateRequest, context: Context) -> GenerateCall:
@@ -48,21 +66,18 @@ def to_call(request: generate_pb2.GenerateRequest, context: Context) -> Generate
                         time_remaining=context.time_remaining())
 
 
-def to_response(outcome: Outcome) -> generate_pb2.GenerateResponse:
-    response = generate_pb2.GenerateResponse(
-        id=outcome.id, model=outcome.model.name,
-        usage=generate_pb2.Usage(input_tokens=outcome.tokens.input_tokens,
-                                 output_tokens=outcome.tokens.output_tokens,
-                                 estimated=outcome.tokens.estimated),
-        latency_ms=outcome.latency_ms, cost_usd=nanos_to_usd(outcome.cost_nanos),
-        cost_nanos=outcome.cost_nanos, ttft_ms=outcome.ttft_ms, attempts=outcome.attempts,
-        route=outcome.route)
-    python_to_value(outcome.output, response.output)
-    return response
+def summary(outcome: Outcome) -> dict[str, Any]:
+    """The fields a unary answer and a stream's final message share."""
+    return {"id": outcome.id, "model": outcome.model.name,
+            "usage": generate_pb2.Usage(input_tokens=outcome.tokens.input_tokens,
+                                        output_tokens=outcome.tokens.output_tokens,
+                                        estimated=outcome.tokens.estimated),
+            "latency_ms": outcome.latency_ms, "cost_usd": nanos_to_usd(outcome.cost_nanos),
+            "cost_nanos": outcome.cost_nanos, "ttft_ms": outcome.ttft_ms,
+            "attempts": outcome.attempts, "route": outcome.route}
 
 
 def trailers(outcome: Outcome) -> tuple[tuple[str, str], ...]:
     return (("x-ai1net-model", outcome.model.name),
             ("x-ai1net-attempts", str(outcome.attempts)),
             ("x-ai1net-route", outcome.route))
-

@@ -1,0 +1,273 @@
+"""The ledger's read side: usage totals, providers' own reports, and their reconciliation.
+
+Every aggregation runs in SQL over the indexed ``usage_events`` table and returns exact
+integer sums (money stays in nano-dollars until the edge). Who sees what follows the role
+table of CONTRACT §1: a consumer its own key's calls, a provider its own models' traffic,
+an admin everything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, case, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ai1net.server.crypto import new_id
+from ai1net.server.errors import InvalidArgument, NotFound, PermissionDenied
+from ai1net.server.keys import Principal
+from ai1net.server.storage import utcnow
+from ai1net.server.tables import ModelRow, UsageEventRow, UsageReportRow
+
+GROUPS = ("model", "key", "hour", "day")
+BUCKET_MS = {"hour": 3_600_000, "day": 86_400_000}
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+EVENTS = UsageEventRow.__table__.c  # type: ignore[attr-defined]
+REPORTS = UsageReportRow.__table__.c  # type: ignore[attr-defined]
+MODELS = ModelRow.__table__.c  # type: ignore[attr-defined]
+
+
+# -- periods --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """``[start_ms, end_ms)`` in epoch milliseconds; None is unbounded."""
+
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+
+def parse_time(value: str, field: str) -> int | None:
+    """An RFC 3339 time as epoch milliseconds; empty means unbounded."""
+    text = value.strip().upper()
+    if not text:
+        return None
+    # An unencoded "+" in a query string arrives as a space: "...00:00:00 02:00".
+    if len(text) > 6 and text[-6] == " " and text[-3] == ":":
+        text = f"{text[:-6]}+{text[-5:]}"
+    if not _RFC3339.fullmatch(text):
+        raise InvalidArgument(field, "must be an RFC 3339 time, like 2025-01-31T12:00:00Z")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidArgument(field, f"is not a valid time ({exc})") from exc
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def parse_period(start: str, end: str) -> Period:
+    """``from``/``to`` as a period; ``to`` must come after ``from``."""
+    period = Period(parse_time(start, "from"), parse_time(end, "to"))
+    if period.start_ms is not None and period.end_ms is not None \
+            and period.start_ms >= period.end_ms:
+        raise InvalidArgument("to", "must be later than from")
+    return period
+
+
+def format_time(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    text = moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+# -- usage totals ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_nanos: int = 0
+
+    @property
+    def tokens_processed(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(self.requests + other.requests, self.errors + other.errors,
+                      self.input_tokens + other.input_tokens,
+                      self.output_tokens + other.output_tokens,
+                      self.cost_nanos + other.cost_nanos)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    totals: Totals
+    groups: list[tuple[str, Totals]] = field(default_factory=list)
+
+
+async def usage_totals(*, session: AsyncSession, caller: Principal, period: Period,
+                       model: str = "", group_by: str = "") -> UsageReport:
+    """The caller's view of the ledger over ``period``, optionally grouped."""
+    if group_by and group_by not in GROUPS:
+        raise InvalidArgument("group_by", f"must be one of {', '.join(GROUPS)}")
+    if model and caller.role == "provider":
+        owners = await model_owners(session=session, name=model)
+        if owners and caller.id not in owners:
+            raise PermissionDenied(f"model {model!r} belongs to another provider")
+    where = [*_scope(caller), *_period(period)]
+    if model:
+        where.append(EVENTS.model == model)
+    label = _group_label(group_by)
+    columns = [func.count(), func.sum(case((EVENTS.outcome != "ok", 1), else_=0)),
+               func.sum(EVENTS.input_tokens), func.sum(EVENTS.output_tokens),
+               func.sum(EVENTS.cost_nanos)]
+    if label is None:
+        row = (await session.execute(select(*columns).where(*where))).one()
+        return UsageReport(_totals(row))
+    query = select(label, *columns).where(*where).group_by(label).order_by(label)
+    rows = (await session.execute(query)).all()
+    groups = [(_render_group(group_by, row[0]), _totals(row[1:])) for row in rows]
+    return UsageReport(sum((t for _, t in groups), Totals()), groups)
+
+
+def _scope(caller: Principal) -> list[ColumnElement[bool]]:
+    if caller.is_admin:
+        return []
+    if caller.role == "provider":
+        return [EVENTS.model_owner == caller.id]
+    return [EVENTS.key_id == caller.id]
+
+
+def _period(period: Period, ts: Any = EVENTS.ts_ms) -> list[ColumnElement[bool]]:
+    clauses = []
+    if period.start_ms is not None:
+        clauses.append(ts >= period.start_ms)
+    if period.end_ms is not None:
+        clauses.append(ts < period.end_ms)
+    return clauses
+
+
+def _group_label(group_by: str) -> Any:
+    if group_by == "model":
+        return EVENTS.model
+    if group_by == "key":
+        return EVENTS.key_id
+    if group_by in BUCKET_MS:
+        # Inline literals so that SELECT and GROUP BY are the same text on PostgreSQL;
+        # BIGINT / BIGINT is integer division on both PostgreSQL and SQLite.
+        width = literal_column(str(BUCKET_MS[group_by]), BigInteger)
+        return EVENTS.ts_ms // width * width
+    return None
+
+
+def _render_group(group_by: str, value: Any) -> str:
+    return format_time(int(value)) if group_by in BUCKET_MS else str(value)
+
+
+def _totals(row: Sequence[Any]) -> Totals:
+    # SUM is NULL over no rows, and NUMERIC (Decimal) on PostgreSQL.
+    requests, errors, input_tokens, output_tokens, cost = (int(v or 0) for v in row)
+    return Totals(requests, errors, input_tokens, output_tokens, cost)
+
+
+# -- ownership ------------------------------------------------------------------------------
+
+
+async def owners_for(*, session: AsyncSession, caller: Principal, model: str) -> list[str]:
+    """The model's owners, if the caller may report on it: an admin any model, a provider
+    the models it owns or owned (a deleted model's history stays its owner's)."""
+    if caller.role not in ("admin", "provider"):
+        raise PermissionDenied("only providers and admins report and reconcile usage")
+    owners = await model_owners(session=session, name=model)
+    if not owners:
+        raise NotFound(f"model {model!r} not found")
+    if not caller.is_admin and caller.id not in owners:
+        raise PermissionDenied(f"model {model!r} belongs to another provider")
+    return owners
+
+
+async def model_owners(*, session: AsyncSession, name: str) -> list[str]:
+    """Owners of every model ever registered under ``name``, the latest first."""
+    query = (select(MODELS.owner).where(MODELS.name == name)
+             .order_by(MODELS.created_at.desc()))
+    return list(dict.fromkeys((await session.execute(query)).scalars()))
+
+
+# -- provider reports and reconciliation ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    requests: int = 0
+    tokens_processed: int = 0
+
+    def __sub__(self, other: Counts) -> Counts:
+        return Counts(self.requests - other.requests,
+                      self.tokens_processed - other.tokens_processed)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    model: str
+    period: Period
+    gateway: Counts
+    provider: Counts
+
+    @property
+    def difference(self) -> Counts:
+        """Provider minus gateway."""
+        return self.provider - self.gateway
+
+
+async def store_report(*, session: AsyncSession, caller: Principal, model: str,
+                       period: Period, counts: Counts) -> str:
+    """Keep a provider's own count for one of its models; returns the report id."""
+    if not model:
+        raise InvalidArgument("model", "is required")
+    if period.start_ms is None or period.end_ms is None:
+        raise InvalidArgument("from" if period.start_ms is None else "to", "is required")
+    for name in ("requests", "tokens_processed"):
+        if getattr(counts, name) < 0:
+            raise InvalidArgument(f"usage.{name}", "must be an integer ≥ 0")
+    owners = await owners_for(session=session, caller=caller, model=model)
+    owner = owners[0] if caller.is_admin else caller.id
+    row = UsageReportRow(id=new_id("rep"), model=model, owner=owner, from_ms=period.start_ms,
+                         to_ms=period.end_ms, requests=counts.requests,
+                         tokens_processed=counts.tokens_processed, created_at=utcnow())
+    session.add(row)
+    await session.commit()
+    return row.id
+
+
+async def reconcile(*, session: AsyncSession, caller: Principal, model: str,
+                    period: Period) -> Reconciliation:
+    """The gateway's count of ``model`` over ``period`` beside the provider's reports for
+    periods lying within it."""
+    if not model:
+        raise InvalidArgument("model", "is required")
+    await owners_for(session=session, caller=caller, model=model)
+    mine = caller.role == "provider"
+    events = [EVENTS.model == model, *_period(period)]
+    if mine:
+        events.append(EVENTS.model_owner == caller.id)
+    gateway = select(func.count(), func.sum(EVENTS.input_tokens + EVENTS.output_tokens))
+    reports = [REPORTS.model == model]
+    if period.start_ms is not None:
+        reports.append(REPORTS.from_ms >= period.start_ms)
+    if period.end_ms is not None:
+        reports.append(REPORTS.to_ms <= period.end_ms)
+    if mine:
+        reports.append(REPORTS.owner == caller.id)
+    provider = select(func.sum(REPORTS.requests), func.sum(REPORTS.tokens_processed))
+    ours = (await session.execute(gateway.where(*events))).one()
+    theirs = (await session.execute(provider.where(*reports))).one()
+    return Reconciliation(model=model, period=period, gateway=_counts(ours),
+                          provider=_counts(theirs))
+
+
+def _counts(row: Sequence[Any]) -> Counts:
+    requests, tokens = (int(v or 0) for v in row)
+    return Counts(requests, tokens)

@@ -1,0 +1,181 @@
+"""Shared fixtures: a real scripted provider process, and real gateways on port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from grpc import aio
+
+from ai1net.server.app import Gateway, build_gateway, local_target
+from ai1net.server.runner import start_bridge
+from ai1net.server.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_KEY = "ai1_test-admin-" + "a" * 32
+POSTGRES_URL = os.environ.get("AI1NET_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("AI1NET_TEST_REDIS_URL")
+
+
+def start_process(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python args`` in the repo and return it with its first output line."""
+    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line:
+        process.kill()
+        raise RuntimeError(f"{args} did not start")
+    return process, line
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(5)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def provider_url() -> Iterator[str]:
+    """Base URL of a scripted provider process (tests/support/provider.py)."""
+    process, line = start_process("-m", "tests.support.provider", "--port", "0")
+    yield f"http://127.0.0.1:{line.split()[1]}"
+    stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def demo_provider_url() -> Iterator[str]:
+    process, line = start_process("-m", "ai1net.server.demo_provider", "--port", "0")
+    yield line.rsplit(" ", 1)[1]
+    stop_process(process)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh empty database: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gateway.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
+    async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+class postgres_database:  # noqa: N801  (used as a context manager)
+    """CREATE DATABASE a fresh one on the test server; DROP it afterwards."""
+
+    def __init__(self) -> None:
+        assert POSTGRES_URL
+        self.name = f"ai1net_{secrets.token_hex(6)}"
+        self.admin = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def __aenter__(self) -> str:
+        conn = await asyncpg.connect(self.admin)
+        await conn.execute(f'CREATE DATABASE "{self.name}"')
+        await conn.close()
+        return self.admin.rsplit("/", 1)[0] + "/" + self.name
+
+    async def __aexit__(self, *exc: object) -> None:
+        conn = await asyncpg.connect(self.admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        await conn.close()
+
+
+@dataclass
+class Harness:
+    """A running gateway (gRPC + bridge) and clients to talk to it."""
+
+    gateway: Gateway
+    http_url: str
+    grpc_target: str
+    http: aiohttp.ClientSession
+    channel: aio.Channel
+    keys: dict[str, str] = field(default_factory=dict)
+
+    async def key(self, role: str, name: str | None = None, **body: Any) -> str:
+        """A new key of ``role`` made through the API (cached per name)."""
+        name = name or role
+        if name not in self.keys:
+            async with self.http.post(f"{self.http_url}/v1/keys", json={
+                    "role": role, "name": name, **body}, headers=bearer(ADMIN_KEY)) as resp:
+                assert resp.status == 201, await resp.text()
+                self.keys[name] = (await resp.json())["key"]
+        return self.keys[name]
+
+    async def register(self, key: str, **spec: Any) -> dict[str, Any]:
+        async with self.http.post(f"{self.http_url}/v1/models", json=spec,
+                                  headers=bearer(key)) as resp:
+            assert resp.status == 201, await resp.text()
+            return dict(await resp.json())
+
+    async def generate(self, key: str, **body: Any) -> tuple[int, dict[str, Any], Any]:
+        async with self.http.post(f"{self.http_url}/v1/generate", json=body,
+                                  headers=bearer(key)) as resp:
+            return resp.status, dict(resp.headers), await resp.json()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def gateway_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "grpc_addr": "127.0.0.1:0", "http_addr": "127.0.0.1:0",
+        "database_url": database_url, "admin_key": ADMIN_KEY,
+        "secret_key": "test-secret-passphrase", "allow_private_endpoints": True,
+        "grace_period_s": 2.0, **overrides}
+    return Settings(**values)
+
+
+async def run_harness(settings: Settings) -> AsyncIterator[Harness]:
+    gateway = await build_gateway(settings)
+    await gateway.start()
+    target = local_target(settings.grpc_addr, gateway.port)
+    runner, http_port = await start_bridge(settings, target)
+    channel = aio.insecure_channel(target)
+    async with aiohttp.ClientSession() as http:
+        try:
+            yield Harness(gateway=gateway, http_url=f"http://127.0.0.1:{http_port}",
+                          grpc_target=target, http=http, channel=channel)
+        finally:
+            await channel.close()
+            await runner.cleanup()
+            await gateway.stop(grace=1)
+
+
+@pytest.fixture
+async def harness(sqlite_url: str) -> AsyncIterator[Harness]:
+    """A gateway on SQLite."""
+    async for running in run_harness(gateway_settings(sqlite_url)):
+        yield running
+
+
+@pytest.fixture
+async def any_harness(database_url: str) -> AsyncIterator[Harness]:
+    """A gateway on SQLite, then on PostgreSQL."""
+    async for running in run_harness(gateway_settings(database_url)):
+        yield running
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    """Poll a cheap condition until it holds (for effects in another process)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
