@@ -113,10 +113,12 @@ def _print(data: Any) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    spec = json.loads(Path(args.file).read_text()) if args.models_command == "register" else {}
+
     async def main() -> None:
         async with _client(args) as client:
             if args.models_command == "register":
-                _print(await client.register_model(json.loads(Path(args.file).read_text())))
+                _print(await client.register_model(spec))
             elif args.models_command == "list":
                 for model in await client.list_models():
                     print(f"{model['name']:<24} {model.get('type', ''):<6} "

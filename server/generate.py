@@ -51,10 +51,12 @@ class GenerateCall:
     input: str
     model: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
-    route: RouteRequest = RouteRequest()
+    route: RouteRequest = field(default_factory=RouteRequest)
     fallbacks: tuple[str, ...] = ()
     # Seconds left before the caller's deadline, if it set one.
     time_remaining: float | None = None
+    # Unary only: ask the next candidate too after this many ms without an answer.
+    hedge_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +72,17 @@ class Outcome:
     route: str
 
 
-# What a streaming call hands its caller: the answering model with each piece.
-Emit = Callable[[ModelRecord, Delta | Output], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Who is answering a streamed call, known once its first token arrived."""
+
+    model: ModelRecord
+    attempts: int
+    route: str
+
+
+# What a streaming call hands its caller with each piece of the answer.
+Emit = Callable[[Progress, Delta | Output], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -115,7 +126,10 @@ class Generator:
     async def generate(self, caller: Principal, call: GenerateCall) -> Outcome:
         state = _Call(caller=caller, input=call.input, plan=self.plan(call))
         with self._accounting(state):
-            answer = await self._first_success(state, call, self._unary_attempt)
+            if call.hedge_ms is not None and len(state.plan.models) > 1:
+                answer = await self._hedged(state, call, call.hedge_ms / 1000)
+            else:
+                answer = await self._first_success(state, call, self._unary_attempt)
             state.output = answer.output
             state.ttft_ms = state.elapsed_ms()
         return self._outcome(state, answer.tokens)
@@ -138,19 +152,56 @@ class Generator:
         """The first attempt that succeeds, moving on only after a retryable failure."""
         candidates = state.plan.models[:MAX_ATTEMPTS]
         for state.attempts, state.model in enumerate(candidates, start=1):
-            self._health.begin(state.model.name)
-            started = time.perf_counter()
+            budget = _budget(state.model, call, state)
             try:
-                result = await attempt(state.model, call, _budget(state.model, call, state))
+                return await self._observed(state.model, attempt(state.model, call, budget))
             except GatewayError as error:
-                if error.retryable:
-                    self._health.failure(state.model.name, latency_ms=_ms_since(started))
                 if not error.retryable or state.attempts == len(candidates):
                     raise
-                continue
-            self._health.success(state.model.name, latency_ms=_ms_since(started))
-            return result
         raise AssertionError("a plan is never empty")
+
+    async def _observed(self, model: ModelRecord, attempt: Awaitable[Any]) -> Any:
+        """Await one attempt, telling the health board how it went."""
+        self._health.begin(model.name)
+        started = time.perf_counter()
+        try:
+            result = await attempt
+        except GatewayError as error:
+            if error.retryable:
+                self._health.failure(model.name, latency_ms=_ms_since(started))
+            raise
+        self._health.success(model.name, latency_ms=_ms_since(started))
+        return result
+
+    async def _hedged(self, state: _Call, call: GenerateCall, after: float) -> Answer:
+        """Ask the first candidate; if it has not answered in time (or failed
+        retryably), ask the second too; the first answer wins, the other is cancelled."""
+        first, second = state.plan.models[:2]
+
+        async def attempt(model: ModelRecord) -> tuple[ModelRecord, Answer]:
+            budget = _budget(model, call, state)
+            return model, await self._observed(model, self._unary_attempt(model, call, budget))
+
+        tasks = [asyncio.create_task(attempt(first))]
+        done, _ = await asyncio.wait(tasks, timeout=after)
+        failed = done and isinstance(tasks[0].exception(), GatewayError) \
+            and tasks[0].exception().retryable  # type: ignore[union-attr]
+        if not done or failed:
+            tasks.append(asyncio.create_task(attempt(second)))
+        state.attempts, state.model = len(tasks), first
+        errors: list[GatewayError] = []
+        try:
+            for finished in asyncio.as_completed(tasks):
+                try:
+                    state.model, answer = await finished
+                    return answer  # noqa: TRY300
+                except GatewayError as error:
+                    errors.append(error)
+            raise errors[-1]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _unary_attempt(self, model: ModelRecord, call: GenerateCall,
                              budget: float) -> Answer:
@@ -177,6 +228,7 @@ class Generator:
     async def _relay(self, state: _Call, call: GenerateCall, events: AsyncIterator[StreamEvent],
                      event: StreamEvent, emit: Emit) -> Mapping[str, Any] | None:
         assert state.model is not None
+        progress = Progress(state.model, state.attempts, state.plan.reason)
         try:
             async with _deadline(state.model, _budget(state.model, call, state)):
                 while not isinstance(event, Done):
@@ -184,7 +236,7 @@ class Generator:
                         state.text.append(event.text)
                     else:
                         state.output = event.value
-                    await emit(state.model, event)
+                    await emit(progress, event)
                     event = await anext(events)
         except StopAsyncIteration:
             return None  # the provider client raises before this; kept for fakes

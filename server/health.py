@@ -97,9 +97,7 @@ class HealthBoard:
         model = self._models.get(name)
         if model is None or not model.ejected_until:
             return True
-        if self._clock() < model.ejected_until or model.probing:
-            return False
-        return True
+        return not (self._clock() < model.ejected_until or model.probing)
 
     def begin(self, name: str) -> None:
         """A call is about to go to ``name``; past its cool-down this is the probe."""

@@ -98,6 +98,7 @@ async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunn
     _, secret = await gateway.keys.create(role="consumer", name="demo-consumer",
                                           limits=KeyLimits())
     http = settings.http_addr.replace("0.0.0.0", "127.0.0.1")  # noqa: S104
+    body = '{"model": "demo-text", "input": "Explain quantum computing in simple terms"}'
     banner = (
         f"\nAI1NET demo is up: HTTP http://{http}  gRPC {settings.grpc_addr}\n"
         f"demo provider on http://127.0.0.1:{port} with models "
@@ -105,5 +106,5 @@ async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunn
         f"consumer key (shown once): {secret}\n\n"
         f"curl -s http://{http}/v1/generate -H 'Authorization: Bearer {secret}' "
         f"-H 'Content-Type: application/json' "
-        f"-d '{{\"model\": \"demo-text\", \"input\": \"Explain quantum computing in simple terms\"}}'\n")
+        f"-d '{body}'\n")
     return provider, banner

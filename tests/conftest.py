@@ -78,7 +78,7 @@ async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'gateway.db'}"
 
 
-class postgres_database:  # noqa: N801  (used as a context manager)
+class postgres_database:
     """CREATE DATABASE a fresh one on the test server; DROP it afterwards."""
 
     def __init__(self) -> None:

@@ -8,10 +8,9 @@ from grpc import aio
 
 from ai1net.client.convert import python_to_value, struct_to_dict
 from ai1net.server.auth import current_principal
-from ai1net.server.generate import GenerateCall, Generator, Outcome
+from ai1net.server.generate import GenerateCall, Generator, Outcome, Progress
 from ai1net.server.money import nanos_to_usd
 from ai1net.server.providers import Delta, Output
-from ai1net.server.registry import ModelRecord
 from ai1net.server.routing import RouteRequest
 from ai1net.v1 import generate_pb2, generate_pb2_grpc
 
@@ -34,11 +33,14 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                              context: Context) -> None:
         started = False
 
-        async def emit(model: ModelRecord, event: Delta | Output) -> None:
+        async def emit(progress: Progress, event: Delta | Output) -> None:
             nonlocal started
             if not started:
                 started = True
-                await context.send_initial_metadata((("x-ai1net-model", model.name),))
+                await context.send_initial_metadata(
+                    (("x-ai1net-model", progress.model.name),
+                     ("x-ai1net-attempts", str(progress.attempts)),
+                     ("x-ai1net-route", progress.route)))
             message = generate_pb2.GenerateStreamResponse()
             if isinstance(event, Delta):
                 message.delta = event.text
@@ -63,7 +65,8 @@ def to_call(request: generate_pb2.GenerateRequest, context: Context) -> Generate
     return GenerateCall(input=request.input, model=request.model,
                         parameters=struct_to_dict(request.parameters), route=route,
                         fallbacks=tuple(request.fallbacks),
-                        time_remaining=context.time_remaining())
+                        time_remaining=context.time_remaining(),
+                        hedge_ms=routing.hedge_ms if routing.HasField("hedge_ms") else None)
 
 
 def summary(outcome: Outcome) -> dict[str, Any]:
