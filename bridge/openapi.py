@@ -22,7 +22,6 @@ COST_EFFICIENCIES = ("low", "medium", "high")
 HEALTH = ("healthy", "degraded", "ejected")
 ROLES = ("admin", "provider", "consumer")
 GROUP_BY = ("model", "key", "hour", "day")
-EITHER_KEY = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 # Every operation with a key answers these; one reading a body adds BODY_ERRORS.
 AUTHED_ERRORS = (401, 405, 429, 500, 503)
 BODY_ERRORS = (400, 413, 415)
@@ -54,6 +53,7 @@ def _ref(name: str, kind: str = "schemas") -> Schema:
 
 
 def _t(kind: str | list[str], doc: str = "", **extra: Any) -> Schema:
+    """A schema of JSON type ``kind``, with a description when ``doc`` is given."""
     schema: Schema = {"type": kind, **extra}
     if doc:
         schema["description"] = doc
@@ -79,8 +79,12 @@ def _count(doc: str = "") -> Schema:
     return _t("integer", doc, minimum=0)
 
 
-TIME = _t("string", "RFC 3339", format="date-time")
-USD = _t("number", minimum=0)
+def _time() -> Schema:
+    return _t("string", "RFC 3339", format="date-time")
+
+
+def _usd() -> Schema:
+    return _t("number", minimum=0)
 
 
 # -- schemas -------------------------------------------------------------------------------
@@ -89,7 +93,7 @@ USD = _t("number", minimum=0)
 def _generate_schemas() -> Schema:
     finished = {"id": _t("string", examples=["gen_8f3a"]), "model": _t("string"),
                 "usage": _ref("TokenUsage"), "latency_ms": _count("Gateway end-to-end time"),
-                "cost_usd": USD}
+                "cost_usd": _usd()}
     return {
         "Routing": _obj({
             "type": _enum(MODEL_TYPES, default="text"),
@@ -101,7 +105,7 @@ def _generate_schemas() -> Schema:
             "hedge_ms": _count("Unary only: after this long without an answer, also ask the "
                                "next candidate and take the first answer"),
         }, doc="Constrains and ranks the candidates when `model` is absent"),
-        "Parameters": _obj({
+        "GenerateParameters": _obj({
             "max_tokens": _t("integer", minimum=1), "temperature": _t("number", minimum=0,
                                                                       maximum=2),
             "size": _t("string"), "voice": _t("string"), "format": _t("string"),
@@ -110,7 +114,7 @@ def _generate_schemas() -> Schema:
         "GenerateRequest": _obj({
             "model": _t("string", "Registered model name; absent means route by `routing`"),
             "input": _t("string", minLength=1),
-            "parameters": _ref("Parameters"),
+            "parameters": _ref("GenerateParameters"),
             "stream": _t("boolean", "Answer as NDJSON (or SSE with `Accept: "
                          "text/event-stream`)", default=False),
             "routing": _ref("Routing"),
@@ -129,7 +133,8 @@ def _generate_schemas() -> Schema:
         "StreamDelta": _obj({"delta": _t("string")}, "delta", doc="A piece of text output"),
         "StreamOutput": _obj({"output": _ref("Output")}, "output",
                              doc="The whole output of an image or audio model"),
-        "StreamDone": _obj({"done": {"const": True}, **finished},
+        "StreamDone": _obj({"done": {"const": True}, **finished,
+                            "ttft_ms": _count("Time to the first delta")},
                            "done", "id", "model", "usage", "latency_ms", "cost_usd",
                            doc="The last object of a successful stream"),
         "StreamEvent": {"description": "One NDJSON line or SSE `data:` event. A failure after "
@@ -145,7 +150,7 @@ def _model_fields() -> Schema:
         "type": _enum(MODEL_TYPES),
         "endpoint": _t("string", "Absolute http(s) URL the gateway POSTs to", format="uri"),
         "auth_type": _enum(AUTH_TYPES, "`api_key` is sent as `x-api-key`"),
-        "pricing": _obj({"input_per_1k_tokens": USD, "output_per_1k_tokens": USD}),
+        "pricing": _obj({"input_per_1k_tokens": _usd(), "output_per_1k_tokens": _usd()}),
         "capabilities": _strings(),
         "performance": _obj({"avg_latency_ms": _t("number", minimum=0),
                              "accuracy_score": _t("number", minimum=0, maximum=1)}),
@@ -170,7 +175,7 @@ def _model_schemas() -> Schema:
             "enabled": _t("boolean", "Cleared to take the model out of traffic")}
     model = {**_model_fields(), "owner": _t("string", "Key id of the provider"),
              "enabled": _t("boolean"), "has_credentials": _t("boolean"),
-             "created_at": TIME, "updated_at": TIME, "stats": stats}
+             "created_at": _time(), "updated_at": _time(), "stats": stats}
     return {
         "ModelSpec": _obj(spec, doc="Registration body; a PATCH sends any subset"),
         "ModelRegistration": {"allOf": [_ref("ModelSpec"),
@@ -190,7 +195,7 @@ def _key_schemas() -> Schema:
                "budget_usd": budget}
     key = {"id": _t("string"), "name": _t("string"), "role": _enum(ROLES),
            "prefix": _t("string", "First characters of the key, to recognise it"),
-           "rate_limit": _ref("RateLimit"), "budget_usd": budget, "created_at": TIME,
+           "rate_limit": _ref("RateLimit"), "budget_usd": budget, "created_at": _time(),
            "revoked": _t("boolean")}
     return {
         "RateLimit": limit,
@@ -210,7 +215,7 @@ def _usage_schemas() -> Schema:
               "cost_usd": _t("number", "Spent; for a provider, its earnings", minimum=0)}
     counts = _obj({"requests": _t("integer"), "tokens_processed": _t("integer")},
                   "requests", "tokens_processed")
-    period = {"model": _t("string"), "from": TIME, "to": TIME}
+    period = {"model": _t("string"), "from": _time(), "to": _time()}
     return {
         "UsageTotals": _obj(totals, *totals),
         "UsageReport": _obj({"usage": _ref("UsageTotals"), "groups": _t("array", items=_obj(
@@ -218,7 +223,7 @@ def _usage_schemas() -> Schema:
             "usage", "groups"),
         "UsageCounts": counts,
         "ProviderUsageReport": _obj({**period, "usage": _obj(
-            {"requests": _count(), "tokens_processed": _count()})}, "model", "usage",
+            {"requests": _count(), "tokens_processed": _count()})}, "model", "from", "to",
             doc="A provider's own count for one of its models"),
         "UsageReportAccepted": _obj({"id": _t("string"), "status": {"const": "accepted"}},
                                     "id", "status"),
@@ -290,7 +295,8 @@ def _parameters() -> Schema:
 
 
 def _error_name(status: int) -> str:
-    return ERROR_TYPES[status].title().replace("_", "")
+    kind: str = ERROR_TYPES[status]
+    return kind.title().replace("_", "")
 
 
 def _error_responses() -> Schema:
@@ -369,7 +375,7 @@ def _generate_paths() -> Schema:
     timeouts = (_ref("x-request-timeout-ms", "parameters"), _ref("grpc-timeout", "parameters"))
     return {"/v1/generate": {"post": _operation(
         "generate", "generate", "Call a model, by name or by routing", {"200": ok},
-        errors=(402, 403, 404, 499, 501, 502, 504), body="GenerateRequest", params=timeouts)}}
+        errors=(402, 403, 404, 499, 502, 504), body="GenerateRequest", params=timeouts)}}
 
 
 def _model_paths() -> Schema:
@@ -405,7 +411,8 @@ def _model_paths() -> Schema:
 
 def _key_paths() -> Schema:
     key_id = (_in_path("id"),)
-    revoked = _query("include_revoked", _t("string", enum=["true", "1", "false", "0"]))
+    revoked = _query("include_revoked", _t("boolean", "`true` or `1` also lists revoked keys",
+                                           default=False))
     return {
         "/v1/keys": {
             "post": _operation("createKey", "keys", "Create a key (admin)",
@@ -429,7 +436,7 @@ def _key_paths() -> Schema:
 
 
 def _usage_paths() -> Schema:
-    period = (_query("from", TIME), _query("to", TIME))
+    period = (_query("from", _time()), _query("to", _time()))
     return {
         "/v1/usage": {"get": _operation(
             "getUsage", "usage", "Usage totals within the caller's scope",
@@ -473,7 +480,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "AI1NET gateway", "version": version("ai1net"),
                  "description": "One API over registered AI models: generate, registry, "
                                 "usage and keys. Every non-2xx answer is an `Error`."},
-        "security": EITHER_KEY,
+        "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],  # either header
         "tags": [{"name": name} for name in ("generate", "models", "keys", "usage",
                                               "operations")],
         "paths": {**_generate_paths(), **_model_paths(), **_key_paths(), **_usage_paths(),

@@ -1,0 +1,77 @@
+"""GET /openapi.json: a valid OpenAPI 3.1 document that covers every route the bridge serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openapi_spec_validator import validate
+
+from ai1net.bridge.app import build_app
+from ai1net.bridge.errors import ERROR_TYPES
+from ai1net.bridge.openapi import openapi_document
+from tests.conftest import Harness
+
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+
+
+def served_routes() -> set[tuple[str, str]]:
+    """(path, method) of every route on the bridge, less the HEAD aiohttp adds to each GET."""
+    app = build_app(target="127.0.0.1:1")
+    return {(route.resource.canonical, route.method.lower())
+            for route in app.router.routes()
+            if route.resource is not None and route.method != "HEAD"}
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(path, method): operation for path, item in document["paths"].items()
+            for method, operation in item.items()}
+
+
+async def test_served_without_a_key_and_valid(harness: Harness):
+    async with harness.http.get(f"{harness.http_url}/openapi.json") as resp:
+        assert resp.status == 200
+        assert resp.content_type == "application/json"
+        document = await resp.json()
+    assert document["openapi"].startswith("3.")
+    validate(document)
+    assert document == openapi_document()
+
+
+def test_every_route_is_documented_and_nothing_else():
+    assert set(operations(openapi_document())) == served_routes()
+
+
+def test_security_either_header_and_public_operations():
+    document = openapi_document()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer",
+                                     "description": "`Authorization: Bearer <key>`"}
+    assert schemes["apiKeyAuth"]["name"] == "x-api-key"
+    assert document["security"] == [{"bearerAuth": []}, {"apiKeyAuth": []}]
+    for (path, _method), operation in operations(document).items():
+        assert (operation.get("security") == []) == (path in PUBLIC), path
+
+
+def test_errors_share_one_envelope():
+    document = openapi_document()
+    detail = document["components"]["schemas"]["Error"]["properties"]["error"]
+    assert detail["properties"]["type"]["enum"] == list(ERROR_TYPES.values())
+    responses = document["components"]["responses"]
+    assert "Retry-After" in responses["RateLimitExceeded"]["headers"]
+    for (path, _method), operation in operations(document).items():
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                assert response["$ref"].startswith("#/components/responses/"), (path, status)
+
+
+def test_generate_streams_and_credentials_are_write_only():
+    document = openapi_document()
+    ok = document["paths"]["/v1/generate"]["post"]["responses"]["200"]
+    assert set(ok["content"]) == {"application/json", "application/x-ndjson",
+                                  "text/event-stream"}
+    assert "402" in document["paths"]["/v1/generate"]["post"]["responses"]
+    assert "409" in document["paths"]["/v1/models"]["post"]["responses"]
+    schemas = document["components"]["schemas"]
+    assert schemas["ModelSpec"]["properties"]["credentials"]["writeOnly"] is True
+    assert "credentials" not in schemas["Model"]["properties"]
+    assert "key" not in schemas["Key"]["properties"]
