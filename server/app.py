@@ -14,6 +14,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from ai1net.server.auth import AuthInterceptor
+from ai1net.server.changes import ChangeFeed
 from ai1net.server.crypto import CredentialBox, load_passphrase
 from ai1net.server.generate import Generator
 from ai1net.server.health import HealthBoard
@@ -83,9 +84,11 @@ class Gateway:
     generator: Generator
     server: aio.Server
     health_servicer: ReadinessHealth
+    feed: ChangeFeed
     port: int = 0
 
     async def start(self) -> None:
+        await self.feed.start()
         self.ledger.start()
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
@@ -98,6 +101,7 @@ class Gateway:
         try:
             await self.ledger.close()
         finally:
+            await self.feed.close()
             await self.transport.close()
             await self.db.close()
 
@@ -111,12 +115,16 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
     db = Database(settings.database_url)
     await db.migrate()
     box = CredentialBox(load_passphrase(settings.secret_key, beside=secret_file(settings)))
-    keys = KeyStore(db=db)
+    feed = ChangeFeed(redis_url=settings.redis_url)
+    keys = KeyStore(db=db, notify=feed.publish)
     await keys.load()
     if settings.admin_key:
         await keys.ensure(settings.admin_key, role="admin", name="AI1NET_ADMIN_KEY")
-    registry = Registry(db=db, box=box, allow_private=settings.allow_private_endpoints)
+    registry = Registry(db=db, box=box, allow_private=settings.allow_private_endpoints,
+                        notify=feed.publish)
     await registry.load()
+    feed.on("key", keys.reload_one)
+    feed.on("model", registry.reload_one)
     health = HealthBoard()
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit)
@@ -140,7 +148,7 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
     port = server.add_insecure_port(settings.grpc_addr)
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
-                   health_servicer=health_servicer, port=port)
+                   health_servicer=health_servicer, feed=feed, port=port)
 
 
 def local_target(addr: str, port: int) -> str:

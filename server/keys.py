@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,12 @@ from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import KeyRow
 
 ROLES = ("admin", "provider", "consumer")
+# Tells other replicas that a row changed: (kind, id).
+Notify = Callable[[str, str], Awaitable[None]]
+
+
+async def _nobody(_kind: str, _item_id: str) -> None:
+    return None
 # A budget above this would overflow the BIGINT column of nano-dollars.
 MAX_BUDGET_USD = 1e9
 
@@ -62,8 +69,9 @@ def usd_to_nanos(value: float, field: str) -> int:
 class KeyStore:
     """Live keys by hash; the database is only touched when keys change."""
 
-    def __init__(self, *, db: Database) -> None:
+    def __init__(self, *, db: Database, notify: Notify | None = None) -> None:
         self._db = db
+        self._notify = notify or _nobody
         self._by_hash: dict[str, Principal] = {}
 
     async def load(self) -> None:
@@ -100,6 +108,7 @@ class KeyStore:
             await session.commit()
         principal = Principal.from_row(row)
         self._by_hash[principal.key_hash] = principal
+        await self._notify("key", principal.id)
         return principal, secret
 
     async def ensure(self, secret: str, *, role: str, name: str) -> Principal:
@@ -132,6 +141,7 @@ class KeyStore:
                 row.budget_nanos = limits.budget_nanos
             session.add(row)
             await session.commit()
+        await self._notify("key", key_id)
         return self.refresh(row)
 
     async def revoke(self, key_id: str) -> None:
@@ -143,6 +153,7 @@ class KeyStore:
             session.add(row)
             await session.commit()
         self.refresh(row)
+        await self._notify("key", key_id)
 
     def refresh(self, row: KeyRow) -> Principal:
         """Bring the cache in line with a row written here or by another replica."""

@@ -17,7 +17,7 @@ from ai1net.server import storage
 from ai1net.server.crypto import CredentialBox, new_id
 from ai1net.server.endpoints import check_endpoint
 from ai1net.server.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
-from ai1net.server.keys import Principal
+from ai1net.server.keys import Notify, Principal, _nobody
 from ai1net.server.money import is_valid_usd, usd_to_nanos
 from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import ModelRow
@@ -86,8 +86,10 @@ class ModelChanges:
 
 
 class Registry:
-    def __init__(self, *, db: Database, box: CredentialBox, allow_private: bool) -> None:
+    def __init__(self, *, db: Database, box: CredentialBox, allow_private: bool,
+                 notify: Notify | None = None) -> None:
         self._db = db
+        self._notify = notify or _nobody
         self._box = box
         self._allow_private = allow_private
         self._models: dict[str, ModelRecord] = {}
@@ -134,12 +136,16 @@ class Registry:
                 await session.commit()
             except IntegrityError as exc:
                 raise AlreadyExists(f"model {fields['name']!r} already exists") from exc
+        await self._notify("model", row.id)
         return self.refresh(row)
 
     async def update(self, caller: Principal, name: str, changes: ModelChanges) -> ModelRecord:
         self._authorize(caller, self.get(name))
         fields = _validate(changes, creating=False)
         await self._check_endpoint(fields)
+        new_name = fields.get("name", name)
+        if new_name != name and new_name in self._models:
+            raise AlreadyExists(f"model {new_name!r} already exists")
         async with self._db.session() as session:
             row = await self._live_row(session, name)
             merged = {**self._fields_of(row), **fields}
@@ -151,9 +157,11 @@ class Registry:
             try:
                 await session.commit()
             except IntegrityError as exc:
-                raise AlreadyExists(f"model {row.name!r} already exists") from exc
+                # The row is unusable after a failed flush: name the conflict from the input.
+                raise AlreadyExists(f"model {new_name!r} already exists") from exc
         if row.name != name:
             self._models.pop(name, None)
+        await self._notify("model", row.id)
         return self.refresh(row)
 
     async def delete(self, caller: Principal, name: str) -> None:
@@ -165,6 +173,7 @@ class Registry:
             session.add(row)
             await session.commit()
         self._models.pop(name, None)
+        await self._notify("model", row.id)
 
     def refresh(self, row: ModelRow) -> ModelRecord:
         """Bring the cache in line with a row written here or by another replica."""
