@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -18,6 +21,8 @@ from ai1net.server.registry import ModelChanges
 from ai1net.server.settings import Settings
 
 log = logging.getLogger(__name__)
+
+WORKER_ENV = "AI1NET_WORKER_CHILD"
 
 DEMO_MODELS = (
     ("demo-text", "text", "/v1/generate", ["chat", "completion", "coding"], 0.002, 0.004),
@@ -50,6 +55,7 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
     if demo:
         settings = dataclasses.replace(settings, allow_private_endpoints=True)
     gateway: Gateway | None = None
+    workers: list[subprocess.Popen[bytes]] = []
     runner: web.AppRunner | None = None
     provider: web.AppRunner | None = None
     try:
@@ -65,15 +71,46 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
         if demo and gateway is not None:
             provider, banner = await set_up_demo(gateway, settings)
             print(banner, flush=True)
+        workers = start_workers(settings, demo=demo)
         await stop.wait()
         log.info("stopping: finishing calls in flight (grace %.0fs)", settings.grace_period_s)
     finally:
+        await stop_workers(workers)
         if runner is not None:
             await runner.cleanup()
         if gateway is not None:
             await gateway.stop()
         if provider is not None:
             await provider.cleanup()
+
+
+def start_workers(settings: Settings, *, demo: bool) -> list[subprocess.Popen[bytes]]:
+    """The other N-1 worker processes, sharing this one's ports (SO_REUSEPORT).
+
+    They start once this process is ready, so the schema and the demo models exist.
+    """
+    if settings.workers <= 1 or os.environ.get(WORKER_ENV):
+        return []
+    if not settings.redis_url:
+        log.warning("--workers %d without a Redis URL: rate limits, budgets and cache "
+                    "changes are per process, not shared", settings.workers)
+    env = {**os.environ, WORKER_ENV: "1", "AI1NET_WORKERS": str(settings.workers),
+           "AI1NET_GRPC_ADDR": settings.grpc_addr, "AI1NET_HTTP_ADDR": settings.http_addr,
+           "AI1NET_DATABASE_URL": settings.database_url}
+    if settings.redis_url:
+        env["AI1NET_REDIS_URL"] = settings.redis_url
+    if demo or settings.allow_private_endpoints:
+        env["AI1NET_ALLOW_PRIVATE_ENDPOINTS"] = "1"
+    command = [sys.executable, "-m", "ai1net.server.cli", "serve"]
+    # Our own interpreter running our own module: nothing here comes from a caller.
+    return [subprocess.Popen(command, env=env) for _ in range(settings.workers - 1)]  # noqa: S603
+
+
+async def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        await asyncio.to_thread(worker.wait)
 
 
 async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunner, str]:
