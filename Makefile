@@ -21,9 +21,18 @@ test: $(PY)  ## the whole suite (PostgreSQL and Redis tests need AI1NET_TEST_*_U
 protos: $(PY)
 	$(PY) scripts/gen_protos.py
 
+# mypy sees the source folders as the ai1net.* packages through a symlink tree under
+# build/ (gitignored; `make clean` removes it), as [tool.mypy] mypy_path expects.
+TYPECHECK := build/typecheck/ai1net
+
 lint: $(PY)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy server bridge clients/python/ai1net/client
+	mkdir -p $(TYPECHECK)
+	ln -sfn ../../../server $(TYPECHECK)/server
+	ln -sfn ../../../bridge $(TYPECHECK)/bridge
+	ln -sfn ../../../clients/python/ai1net/v1 $(TYPECHECK)/v1
+	ln -sfn ../../../clients/python/ai1net/client $(TYPECHECK)/client
+	$(VENV)/bin/mypy -p ai1net.server -p ai1net.bridge -p ai1net.client
 
 bench: $(PY)
 	$(PY) -m bench.run

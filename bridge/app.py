@@ -93,7 +93,7 @@ def build_app(*, target: str, max_body_bytes: int = 1024 * 1024,
     async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
         app[BACKEND] = Backend.connect(target)
         yield
-        await app[BACKEND].channel.close()
+        await app[BACKEND].channel.close(grace=None)
 
     app.cleanup_ctx.append(backend_ctx)
     app.router.add_get("/healthz", healthz)

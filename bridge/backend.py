@@ -23,11 +23,13 @@ CHANNEL_OPTIONS = (
 
 @dataclass(frozen=True, slots=True)
 class Backend:
+    # The *AsyncStub classes exist only in the generated .pyi: an aio channel makes the
+    # plain Stub constructors return them (annotations are strings, never evaluated).
     channel: aio.Channel
-    generate: generate_pb2_grpc.GenerateServiceStub
-    registry: registry_pb2_grpc.RegistryServiceStub
-    keys: keys_pb2_grpc.KeyServiceStub
-    usage: usage_pb2_grpc.UsageServiceStub
+    generate: generate_pb2_grpc.GenerateServiceAsyncStub
+    registry: registry_pb2_grpc.RegistryServiceAsyncStub
+    keys: keys_pb2_grpc.KeyServiceAsyncStub
+    usage: usage_pb2_grpc.UsageServiceAsyncStub
     health: health_pb2_grpc.HealthStub
 
     @classmethod

@@ -88,11 +88,13 @@ def from_rpc_error(error: aio.AioRpcError) -> HttpError:
     code = error.code()
     status = GRPC_TO_HTTP.get(code, 500)
     reason, field, retry_after = "", None, None
+    headers: dict[str, str] = {}
     for detail in _details(error.trailing_metadata()):
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
             reason, field = info.reason, info.metadata.get("field")
+            headers = {k: v for k, v in info.metadata.items() if k.startswith("x-ratelimit-")}
         elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             retry = error_details_pb2.RetryInfo()
             detail.Unpack(retry)
@@ -101,7 +103,7 @@ def from_rpc_error(error: aio.AioRpcError) -> HttpError:
     message = error.details() or code.name.lower().replace("_", " ")
     if code is grpc.StatusCode.UNAVAILABLE and not reason:
         message = "the gateway backend is unavailable"
-    return HttpError(status, message, field=field, retry_after=retry_after)
+    return HttpError(status, message, field=field, retry_after=retry_after, headers=headers)
 
 
 def _details(metadata: Any) -> list[Any]:

@@ -16,6 +16,8 @@ from ai1net.v1 import keys_pb2, registry_pb2, usage_pb2
 
 BACKEND = web.AppKey("backend", Backend)
 JSON_TYPES = ("application/json",)
+# gRPC metadata the bridge passes on as HTTP response headers.
+FORWARDED_HEADERS = ("x-ai1net-", "x-ratelimit-")
 
 
 def json_response(data: Any, *, status: int = 200,
@@ -51,17 +53,18 @@ async def generate(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     message, stream = translate.generate_request(body)
     stub = _backend(request).generate
-    options = {"metadata": call_metadata(request), "timeout": call_timeout(request)}
+    metadata, timeout = call_metadata(request), call_timeout(request)
     if stream:
-        return await relay(request, stub.GenerateStream(message, **options))
-    call = stub.Generate(message, **options)
+        return await relay(request, stub.GenerateStream(message, metadata=metadata,
+                                                        timeout=timeout))
+    call = stub.Generate(message, metadata=metadata, timeout=timeout)
     try:
         response = await call
     except asyncio.CancelledError:
         call.cancel()  # the client went away: stop the provider call too
         raise
     headers = {k: v for k, v in (await call.trailing_metadata() or ())
-               if k.startswith("x-ai1net-") and isinstance(v, str)}
+               if k.startswith(FORWARDED_HEADERS) and isinstance(v, str)}
     return json_response(translate.generate_json(response), headers=headers)
 
 

@@ -22,6 +22,8 @@ from ai1net.v1 import generate_pb2
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
+# grpc-stubs does not declare grpc.aio.EOF, the sentinel ``read()`` returns at stream end.
+EOF: object = aio.EOF  # type: ignore[attr-defined]
 
 
 def event_json(message: generate_pb2.GenerateStreamResponse) -> dict[str, Any]:
@@ -45,12 +47,12 @@ async def relay(request: web.Request, call: Any) -> web.StreamResponse:
     finished = False
     try:
         first = await call.read()
-        if first is aio.EOF:
+        if first is EOF:
             raise HttpError(502, "the stream ended before it started")
         response = await _start(request, call, sse=sse)
         message = first
         try:
-            while message is not aio.EOF:
+            while message is not EOF:
                 await response.write(frame(event_json(message), sse=sse))
                 message = await call.read()
         except aio.AioRpcError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from ai1net.server.generate import Generator
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import KeyStore
 from ai1net.server.providers import ProviderClient
+from ai1net.server.quota import Quota, build_quota, spent_by_key
 from ai1net.server.registry import Registry
 from ai1net.server.services.generate import GenerateServicer
 from ai1net.server.services.keys import KeyServicer
@@ -85,6 +87,7 @@ class Gateway:
     server: aio.Server
     health_servicer: ReadinessHealth
     feed: ChangeFeed
+    quota: Quota
     port: int = 0
 
     async def start(self) -> None:
@@ -101,6 +104,7 @@ class Gateway:
         try:
             await self.ledger.close()
         finally:
+            await self.quota.close()
             await self.feed.close()
             await self.transport.close()
             await self.db.close()
@@ -131,13 +135,15 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
     transport = transport or AiohttpTransport(allow_private=settings.allow_private_endpoints)
     providers = ProviderClient(transport=transport,
                                allow_private=settings.allow_private_endpoints)
-    generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger)
+    quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
+    generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
+                          quota=quota)
     server = aio.server(interceptors=[AuthInterceptor(keys=keys)], options=SERVER_OPTIONS)
     generate_pb2_grpc.add_GenerateServiceServicer_to_server(
         GenerateServicer(generator=generator), server)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(
         RegistryServicer(registry=registry, stats=health.stats), server)
-    keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys), server)
+    keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys, quota=quota), server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(
         UsageServicer(db=db, ledger=ledger), server)
     health_servicer = ReadinessHealth(db)
@@ -148,7 +154,7 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
     port = server.add_insecure_port(settings.grpc_addr)
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
-                   health_servicer=health_servicer, feed=feed, port=port)
+                   health_servicer=health_servicer, feed=feed, quota=quota, port=port)
 
 
 def local_target(addr: str, port: int) -> str:

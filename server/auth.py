@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc import aio
@@ -63,20 +63,27 @@ async def abort(context: aio.ServicerContext[Any, Any], error: GatewayError) -> 
     await context.abort(code, message, trailer)
 
 
-class AuthInterceptor(aio.ServerInterceptor):
+if TYPE_CHECKING:
+    _ServerInterceptor = aio.ServerInterceptor[Any, Any]
+else:  # generic only in grpc-stubs; the runtime class is not subscriptable
+    _ServerInterceptor = aio.ServerInterceptor
+
+
+class AuthInterceptor(_ServerInterceptor):
     def __init__(self, *, keys: KeyStore) -> None:
         self._keys = keys
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails],
+                               Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(details)
-        roles = METHOD_ROLES.get(details.method)  # type: ignore[attr-defined]
+        roles = METHOD_ROLES.get(details.method)
         if handler is None or roles is None:
             return handler  # health, reflection, or an unknown method (UNIMPLEMENTED)
-        metadata = details.invocation_metadata  # type: ignore[attr-defined]
+        metadata = details.invocation_metadata
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, metadata, roles),

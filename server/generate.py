@@ -8,6 +8,7 @@ fails after its first chunk ends with the error and is billed for what was deliv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -29,7 +30,9 @@ from ai1net.server.providers import (
     StreamEvent,
     TokenCount,
     count_tokens,
+    estimate_tokens,
 )
+from ai1net.server.quota import Admission, Quota
 from ai1net.server.registry import ModelRecord, Registry
 from ai1net.server.routing import (
     MAX_ATTEMPTS,
@@ -42,6 +45,8 @@ from ai1net.server.routing import (
 from ai1net.server.usage import Ledger, UsageEvent, now_ms
 
 MAX_INPUT_CHARS = 1_000_000
+# Output tokens reserved against limits and budgets when a call sets no max_tokens.
+DEFAULT_MAX_TOKENS = 1024
 TYPES = ("text", "image", "audio")
 STRING_PARAMETERS = ("size", "voice", "format")
 
@@ -70,6 +75,8 @@ class Outcome:
     cost_nanos: int
     attempts: int
     route: str
+    # x-ratelimit-* values of the caller's key after this call.
+    rate_limits: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,10 @@ class _Call:
     ttft_ms: int = 0
     text: list[str] = field(default_factory=list)
     output: str | dict[str, Any] | None = None
+    # What was accounted, for settling the quota reservation.
+    tokens_used: int = 0
+    cost_nanos: int = 0
+    admission: Admission | None = None
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -110,7 +121,8 @@ class _Call:
 
 class Generator:
     def __init__(self, *, registry: Registry, providers: ProviderClient, health: HealthBoard,
-                 ledger: Ledger, rng: random.Random | None = None) -> None:
+                 ledger: Ledger, quota: Quota, rng: random.Random | None = None) -> None:
+        self._quota = quota
         self._registry = registry
         self._providers = providers
         self._health = health
@@ -125,24 +137,24 @@ class Generator:
 
     async def generate(self, caller: Principal, call: GenerateCall) -> Outcome:
         state = _Call(caller=caller, input=call.input, plan=self.plan(call))
-        with self._accounting(state):
+        async with self._admitted(state, call), self._accounting(state):
             if call.hedge_ms is not None and len(state.plan.models) > 1:
                 answer = await self._hedged(state, call, call.hedge_ms / 1000)
             else:
                 answer = await self._first_success(state, call, self._unary_attempt)
             state.output = answer.output
             state.ttft_ms = state.elapsed_ms()
-        return self._outcome(state, answer.tokens)
+            return self._outcome(state, answer.tokens)
 
     async def stream(self, caller: Principal, call: GenerateCall, emit: Emit) -> Outcome:
         """Hand deltas (or one output) to ``emit`` as they arrive; return the summary."""
         state = _Call(caller=caller, input=call.input, plan=self.plan(call))
-        with self._accounting(state):
+        async with self._admitted(state, call), self._accounting(state):
             events, first = await self._first_success(state, call, self._stream_attempt)
             assert state.model is not None
             state.ttft_ms = state.elapsed_ms()
             usage = await self._relay(state, call, events, first, emit)
-        return self._outcome(state, state.delivered(usage))
+            return self._outcome(state, state.delivered(usage))
 
     # -- attempts ------------------------------------------------------------------------
 
@@ -246,13 +258,31 @@ class Generator:
 
     # -- accounting ----------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _admitted(self, state: _Call, call: GenerateCall) -> AsyncIterator[None]:
+        """Rate limits and the budget: reserve the worst case, settle to what was used."""
+        max_tokens = int(call.parameters.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        input_tokens = estimate_tokens(call.input)
+        worst = max(call_cost_nanos(input_tokens=input_tokens, output_tokens=max_tokens,
+                                    input_per_1k=m.input_price_nanos,
+                                    output_per_1k=m.output_price_nanos)
+                    for m in state.plan.models[:MAX_ATTEMPTS])
+        state.admission = await self._quota.admit(
+            state.caller, reserve_tokens=input_tokens + max_tokens, reserve_nanos=worst)
+        try:
+            yield
+        finally:
+            await self._quota.settle(state.admission, tokens=state.tokens_used,
+                                     cost_nanos=state.cost_nanos)
+
     def _accounting(self, state: _Call) -> _Accounting:
         return _Accounting(self, state)
 
     def _outcome(self, state: _Call, tokens: TokenCount) -> Outcome:
         assert state.model is not None
         cost = self.account(state, tokens, "ok", "")
-        return Outcome(id=state.id, model=state.model,
+        headers = state.admission.headers() if state.admission else {}
+        return Outcome(id=state.id, model=state.model, rate_limits=headers,
                        output=state.output if state.output is not None else "".join(state.text),
                        tokens=tokens, latency_ms=state.elapsed_ms(), ttft_ms=state.ttft_ms,
                        cost_nanos=cost, attempts=state.attempts, route=state.plan.reason)
@@ -270,6 +300,8 @@ class Generator:
             output_tokens=tokens.output_tokens, estimated=tokens.estimated, cost_nanos=cost,
             latency_ms=state.elapsed_ms(), ttft_ms=state.ttft_ms, outcome=outcome,
             error_type=error_type))
+        state.tokens_used = tokens.input_tokens + tokens.output_tokens
+        state.cost_nanos = cost
         return cost
 
 
@@ -280,11 +312,11 @@ class _Accounting:
         self._generator = generator
         self._state = state
 
-    def __enter__(self) -> None:
+    async def __aenter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 _tb: object) -> None:
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        _tb: object) -> None:
         if kind is None:
             return
         state = self._state

@@ -7,11 +7,13 @@ import base64
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ai1net.server import storage
 from ai1net.server.crypto import CredentialBox, new_id
@@ -128,8 +130,14 @@ class Registry:
         if fields["name"] in self._models:
             raise AlreadyExists(f"model {fields['name']!r} already exists")
         now = utcnow()
+        columns = self._columns(fields)
+        # _validate checked these four are strings; the optional columns are set after.
         row = ModelRow(id=new_id("mdl"), owner=owner.id, created_at=now, updated_at=now,
-                       **self._columns(fields))
+                       name=str(columns.pop("name")), type=str(columns.pop("type")),
+                       endpoint=str(columns.pop("endpoint")),
+                       auth_type=str(columns.pop("auth_type")))
+        for column, value in columns.items():
+            setattr(row, column, value)
         async with self._db.session() as session:
             session.add(row)
             try:
@@ -204,7 +212,7 @@ class Registry:
             await check_endpoint(endpoint, allow_private=self._allow_private)
 
     @staticmethod
-    async def _live_row(session: storage.AsyncSession, name: str) -> ModelRow:
+    async def _live_row(session: AsyncSession, name: str) -> ModelRow:
         row = await storage.live_model(session=session, name=name)
         if row is None:
             raise NotFound(f"model {name!r} not found")
@@ -214,11 +222,13 @@ class Registry:
         columns = dict(fields)
         if "credentials" in columns:
             creds = columns.pop("credentials")
-            columns["credentials_encrypted"] = self._box.seal(creds) if creds else None  # type: ignore[arg-type]
+            # _check_credentials_shape made it a dict of strings.
+            columns["credentials_encrypted"] = (
+                self._box.seal(cast(dict[str, str], creds)) if creds else None)
         for price in ("input_per_1k_tokens", "output_per_1k_tokens"):
             if price in columns:
                 column = "input_price_nanos" if price.startswith("input") else "output_price_nanos"
-                columns[column] = usd_to_nanos(columns.pop(price))  # type: ignore[arg-type]
+                columns[column] = usd_to_nanos(cast(float, columns.pop(price)))  # a checked number
         return columns
 
     def _fields_of(self, row: ModelRow) -> dict[str, object]:
@@ -281,11 +291,14 @@ def _check_credentials(fields: Mapping[str, object]) -> None:
                                              f"{fields.get('auth_type')}")
 
 
+Check = Callable[[str, object], None]
+
+
 def _no_check(_name: str, _value: object) -> None:
     return None
 
 
-def _one_of(choices: tuple[str, ...]) -> object:
+def _one_of(choices: tuple[str, ...]) -> Check:
     def check(name: str, value: object) -> None:
         if value not in choices:
             raise InvalidArgument(name, f"must be one of {', '.join(choices)}")
@@ -346,7 +359,7 @@ def _check_endpoint_shape(name: str, value: object) -> None:
         raise InvalidArgument(name, "must be an absolute http(s) URL")
 
 
-_CHECKS = {
+_CHECKS: dict[str, Check] = {
     "name": _check_name,
     "type": _one_of(TYPES),
     "endpoint": _check_endpoint_shape,

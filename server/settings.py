@@ -39,6 +39,7 @@ class Settings:
             if raw is not None and raw != "":
                 values[field.name] = _parse(field.type, raw, field.name)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        # _parse converted each value to its field's type; mypy cannot follow that.
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings

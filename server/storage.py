@@ -106,6 +106,7 @@ async def get_key(*, session: AsyncSession, key_id: str) -> KeyRow | None:
 
 
 async def list_keys(*, session: AsyncSession, include_revoked: bool) -> Sequence[KeyRow]:
+    # sqlmodel types the class attributes as their values, not as columns.
     query = select(KeyRow).order_by(KeyRow.created_at, KeyRow.id)  # type: ignore[arg-type]
     if not include_revoked:
         query = query.where(KeyRow.revoked_at == None)  # noqa: E711

@@ -115,7 +115,7 @@ class Ledger:
 
     async def _write(self, batch: Sequence[UsageEvent]) -> None:
         rows = [asdict(event) for event in batch]
-        table = UsageEventRow.__table__  # type: ignore[attr-defined]
+        table = UsageEventRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
         insert = sqlite_insert if self._db.is_sqlite else pg_insert
         statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["id"])
         async with self._db.engine.begin() as conn:

@@ -83,4 +83,4 @@ def summary(outcome: Outcome) -> dict[str, Any]:
 def trailers(outcome: Outcome) -> tuple[tuple[str, str], ...]:
     return (("x-ai1net-model", outcome.model.name),
             ("x-ai1net-attempts", str(outcome.attempts)),
-            ("x-ai1net-route", outcome.route))
+            ("x-ai1net-route", outcome.route), *outcome.rate_limits.items())

@@ -11,6 +11,7 @@ from ai1net.client.convert import timestamp
 from ai1net.server.errors import InvalidArgument
 from ai1net.server.keys import KeyLimits, KeyStore, Principal, usd_to_nanos
 from ai1net.server.money import nanos_to_usd
+from ai1net.server.quota import Quota
 from ai1net.v1 import keys_pb2, keys_pb2_grpc
 
 Context = aio.ServicerContext[Any, Any]
@@ -18,8 +19,9 @@ MASKABLE = ("name", "rate_limit", "budget_usd")
 
 
 class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
-    def __init__(self, *, keys: KeyStore) -> None:
+    def __init__(self, *, keys: KeyStore, quota: Quota) -> None:
         self._keys = keys
+        self._quota = quota
 
     async def CreateKey(self, request: keys_pb2.CreateKeyRequest,
                         context: Context) -> keys_pb2.Key:
@@ -52,6 +54,8 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         principal = await self._keys.update(
             request.id, name=request.name if "name" in paths else None, limits=limits,
             budget_set=True)
+        if "budget_usd" in paths:
+            await self._quota.forget(request.id)  # spend is rebuilt from the ledger
         return to_proto(principal)
 
     async def RevokeKey(self, request: keys_pb2.RevokeKeyRequest,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -97,27 +98,30 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
 def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> ModelChanges:
     """ModelChanges from a spec: every field given (register) or those in ``paths``."""
-    every = {
-        "name": spec.name or None, "type": spec.type or None, "endpoint": spec.endpoint or None,
-        "auth_type": spec.auth_type or None, "credentials": dict(spec.credentials) or None,
-        "input_per_1k_tokens": spec.pricing.input_per_1k_tokens,
-        "output_per_1k_tokens": spec.pricing.output_per_1k_tokens,
-        "capabilities": list(spec.capabilities), "specialties": list(spec.specialties),
-        "avg_latency_ms": spec.performance.avg_latency_ms,
-        "accuracy_score": spec.performance.accuracy_score,
-        "cost_efficiency": spec.cost_efficiency or None,
-        "timeout_ms": spec.timeout_ms if spec.HasField("timeout_ms") else None,
-        "first_byte_timeout_ms": spec.first_byte_timeout_ms
+    changes = ModelChanges(
+        name=spec.name or None, type=spec.type or None, endpoint=spec.endpoint or None,
+        auth_type=spec.auth_type or None, credentials=dict(spec.credentials) or None,
+        input_per_1k_tokens=spec.pricing.input_per_1k_tokens,
+        output_per_1k_tokens=spec.pricing.output_per_1k_tokens,
+        capabilities=list(spec.capabilities), specialties=list(spec.specialties),
+        avg_latency_ms=spec.performance.avg_latency_ms,
+        accuracy_score=spec.performance.accuracy_score,
+        cost_efficiency=spec.cost_efficiency or None,
+        timeout_ms=spec.timeout_ms if spec.HasField("timeout_ms") else None,
+        first_byte_timeout_ms=spec.first_byte_timeout_ms
         if spec.HasField("first_byte_timeout_ms") else None,
-        "enabled": spec.enabled if spec.HasField("enabled") else None,
-        "description": spec.description or None,
-    }
+        enabled=spec.enabled if spec.HasField("enabled") else None,
+        description=spec.description or None,
+    )
     if paths is None:
-        return ModelChanges(**every)  # type: ignore[arg-type]
+        return changes
     chosen = {field for path in paths for field in UPDATABLE[path]}
-    picked = {k: v for k, v in every.items() if k in chosen}
+    for field in dataclasses.fields(changes):
+        if field.name not in chosen:
+            setattr(changes, field.name, None)
     # An update naming a field clears it when the new value is empty.
-    for key in ("credentials", "description"):
-        if key in chosen and picked[key] is None:
-            picked[key] = {} if key == "credentials" else ""
-    return ModelChanges(**picked)  # type: ignore[arg-type]
+    if "credentials" in chosen and changes.credentials is None:
+        changes.credentials = {}
+    if "description" in chosen and changes.description is None:
+        changes.description = ""
+    return changes

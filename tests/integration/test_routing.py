@@ -64,12 +64,13 @@ async def test_failing_model_is_ejected_then_recovers(harness: Harness, provider
                    pricing={"input_per_1k_tokens": 0.0001, "output_per_1k_tokens": 0.0001})
     await register(harness, provider_url, "steady", "/ok")
     consumer = await harness.key("consumer")
+    before = await requests_to(harness, provider_url, "/status/503")
     answered = Counter()
     for _ in range(12):
         status, _, body = await routed(harness, consumer, strategy="cost")
         assert status == 200
         answered[body["model"]] += 1
-    flaky_calls = await requests_to(harness, provider_url, "/status/503")
+    flaky_calls = await requests_to(harness, provider_url, "/status/503") - before
     assert flaky_calls == 5  # ejected after five failures in a row
     async with harness.http.get(f"{harness.http_url}/v1/models/flaky",
                                 headers=bearer(consumer)) as resp:

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ai1net.server.storage import async_url
-from tests.conftest import ADMIN_KEY, ROOT, bearer
+from tests.conftest import ADMIN_KEY, bearer
 
 
 def free_port() -> int:

@@ -46,7 +46,7 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(grace=None)
 
     def _request(self, input: str, model: str | None, parameters: dict[str, Any] | None,
                  routing: dict[str, Any] | None) -> generate_pb2.GenerateRequest:
@@ -86,12 +86,15 @@ class Client:
         return to_dict(await self.registry_stub.RegisterModel(
             request, metadata=self._metadata, timeout=self._timeout))
 
-    async def list_models(self, **filters: str) -> list[dict[str, Any]]:
+    async def list_models(self, *, type: str = "", capability: str = "",
+                          specialty: str = "") -> list[dict[str, Any]]:
+        """Every model matching the filters (an empty filter matches all), page by page."""
         models: list[dict[str, Any]] = []
         token = ""
         while True:
             page = await self.registry_stub.ListModels(
-                registry_pb2.ListModelsRequest(page_token=token, **filters),
+                registry_pb2.ListModelsRequest(type=type, capability=capability,
+                                              specialty=specialty, page_token=token),
                 metadata=self._metadata, timeout=self._timeout)
             models.extend(to_dict(m) for m in page.models)
             token = page.next_page_token

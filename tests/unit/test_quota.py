@@ -1,0 +1,295 @@
+"""LocalQuota: token buckets and budget reservations, on a clock the tests move by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ai1net.server.errors import BudgetExceeded, RateLimited, Unavailable
+from ai1net.server.keys import Principal
+from ai1net.server.quota import (
+    Admission,
+    KeyRateLimited,
+    LocalQuota,
+    build_quota,
+    spent_by_key,
+)
+from ai1net.server.storage import Database
+from ai1net.server.usage import Ledger, UsageEvent
+
+CALL = 1_000_000  # one call's worst case, in nano-dollars
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ns = 1_000_000_000_000
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += int(seconds * 1e9)
+
+
+class Spent:
+    """A load_spent that counts its calls."""
+
+    def __init__(self, value: int = 0) -> None:
+        self.value = value
+        self.calls = 0
+
+    async def __call__(self, key_id: str) -> int:
+        self.calls += 1
+        await asyncio.sleep(0)  # a real one awaits the database
+        return self.value
+
+
+def principal(key_id: str = "key_a", *, rpm: int = 0, tpm: int = 0,
+              budget: int | None = None) -> Principal:
+    return Principal(id=key_id, name=key_id, role="consumer", key_hash="h", prefix="p",
+                     requests_per_minute=rpm, tokens_per_minute=tpm, budget_nanos=budget,
+                     created_at=datetime.now(UTC))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def spent() -> Spent:
+    return Spent()
+
+
+@pytest.fixture
+def quota(clock: Clock, spent: Spent) -> LocalQuota:
+    return LocalQuota(load_spent=spent, clock=clock)
+
+
+async def admit(quota: LocalQuota, key: Principal, tokens: int = 0, nanos: int = 0) -> Admission:
+    return await quota.admit(key, reserve_tokens=tokens, reserve_nanos=nanos)
+
+
+async def test_the_request_after_the_limit_is_refused_with_retry_after(quota, clock):
+    key = principal(rpm=5)
+    remaining = [(await admit(quota, key)).limits.requests.remaining for _ in range(5)]
+    assert remaining == [4, 3, 2, 1, 0]
+    with pytest.raises(KeyRateLimited) as refused:
+        await admit(quota, key)
+    assert isinstance(refused.value, RateLimited)
+    assert refused.value.retry_after_s == 12  # one request comes back every 60/5 s
+    assert "5 requests per minute" in refused.value.message
+    assert refused.value.metadata() == {
+        "x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "60"}
+    clock.advance(11.9)
+    with pytest.raises(KeyRateLimited):
+        await admit(quota, key)
+    clock.advance(0.1)
+    assert (await admit(quota, key)).limits.requests.remaining == 0
+
+
+async def test_another_key_is_unaffected(quota):
+    for _ in range(3):
+        await admit(quota, principal("key_a", rpm=3))
+    with pytest.raises(RateLimited):
+        await admit(quota, principal("key_a", rpm=3))
+    assert (await admit(quota, principal("key_b", rpm=3))).limits.requests.remaining == 2
+
+
+async def test_headers_on_an_admitted_call(quota, clock):
+    key = principal(rpm=60, tpm=1000)
+    await admit(quota, key, tokens=250)
+    clock.advance(0.5)
+    assert (await admit(quota, key, tokens=100)).headers() == {
+        "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "58",
+        "x-ratelimit-reset-requests": "2",
+        "x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": "658",
+        "x-ratelimit-reset-tokens": "21"}
+
+
+async def test_unlimited_key_takes_nothing(quota, spent):
+    admission = await admit(quota, principal(), tokens=10**9, nanos=10**12)
+    assert admission.headers() == {}
+    assert (admission.tokens, admission.nanos) == (0, 0)
+    await quota.settle(admission, tokens=5, cost_nanos=7)
+    assert spent.calls == 0
+
+
+async def test_tokens_limit_and_settling_gives_back_what_was_not_used(quota, clock):
+    key = principal(tpm=100)
+    first = await admit(quota, key, tokens=60)
+    with pytest.raises(KeyRateLimited) as refused:
+        await admit(quota, key, tokens=60)
+    assert refused.value.retry_after_s == 12  # 20 tokens short at 100/60 a second
+    assert "100 tokens per minute" in refused.value.message
+    await quota.settle(first, tokens=10, cost_nanos=0)  # the answer was short
+    assert (await admit(quota, key, tokens=60)).limits.tokens.remaining == 30
+    clock.advance(60)
+    assert (await admit(quota, key, tokens=1)).limits.tokens.remaining == 99
+
+
+async def test_using_more_tokens_than_reserved_takes_the_difference(quota):
+    key = principal(tpm=100)
+    admission = await admit(quota, key, tokens=10)
+    await quota.settle(admission, tokens=80, cost_nanos=0)
+    with pytest.raises(KeyRateLimited):
+        await admit(quota, key, tokens=30)
+
+
+async def test_a_call_bigger_than_the_token_limit_passes_once_the_bucket_is_full(quota, clock):
+    key = principal(tpm=100)
+    big = await admit(quota, key, tokens=250)
+    assert big.limits.tokens.remaining == 0
+    assert big.limits.tokens.reset_s == 150  # in debt: 250 tokens at 100 a minute
+    with pytest.raises(KeyRateLimited) as refused:
+        await admit(quota, key, tokens=250)
+    assert refused.value.retry_after_s == 150
+    clock.advance(150)
+    await admit(quota, key, tokens=250)
+
+
+async def test_sixty_concurrent_calls_against_ten_calls_of_budget(quota, spent):
+    key = principal(budget=10 * CALL)
+    results = await asyncio.gather(*(admit(quota, key, nanos=CALL) for _ in range(60)),
+                                   return_exceptions=True)
+    admitted = [r for r in results if isinstance(r, Admission)]
+    assert len(admitted) == 10
+    assert all(isinstance(r, BudgetExceeded) for r in results if r not in admitted)
+    assert spent.calls == 1  # one database read, however many callers waited for it
+    for admission in admitted:
+        await quota.settle(admission, tokens=0, cost_nanos=CALL)
+    assert await quota.spent_nanos(key.id) == 10 * CALL
+    with pytest.raises(BudgetExceeded, match="exhausted"):
+        await admit(quota, key, nanos=1)
+
+
+async def test_settling_releases_the_unused_part_of_a_reservation(quota):
+    key = principal(budget=10 * CALL)
+    admitted = [await admit(quota, key, nanos=CALL) for _ in range(10)]
+    with pytest.raises(BudgetExceeded):
+        await admit(quota, key, nanos=CALL)
+    for admission in admitted:
+        await quota.settle(admission, tokens=0, cost_nanos=CALL // 2)
+    assert [await admit(quota, key, nanos=CALL) for _ in range(5)]
+    with pytest.raises(BudgetExceeded):
+        await admit(quota, key, nanos=CALL)
+
+
+async def test_a_failed_call_releases_its_reservation(quota):
+    key = principal(budget=CALL)
+    admission = await admit(quota, key, nanos=CALL)
+    with pytest.raises(BudgetExceeded):
+        await admit(quota, key, nanos=CALL)
+    await quota.settle(admission, tokens=0, cost_nanos=0)
+    await quota.settle(admission, tokens=0, cost_nanos=CALL)  # a second settle is ignored
+    assert await quota.spent_nanos(key.id) == 0
+    await admit(quota, key, nanos=CALL)
+
+
+async def test_a_cancelled_call_releases_its_reservation_from_finally(quota):
+    key = principal(budget=CALL)
+    started = asyncio.Event()
+
+    async def call() -> None:
+        admission = await admit(quota, key, nanos=CALL)
+        try:
+            started.set()
+            await asyncio.Event().wait()  # the provider never answers
+        finally:
+            await quota.settle(admission, tokens=0, cost_nanos=CALL // 4)
+
+    task = asyncio.create_task(call())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await quota.spent_nanos(key.id) == CALL // 4
+    await admit(quota, key, nanos=CALL - CALL // 4)
+
+
+async def test_overspend_is_what_a_call_cost_beyond_its_reservation(quota):
+    key = principal(budget=2 * CALL)
+    first, second = await admit(quota, key, nanos=CALL), await admit(quota, key, nanos=CALL)
+    await quota.settle(first, tokens=0, cost_nanos=CALL)
+    await quota.settle(second, tokens=0, cost_nanos=CALL + 5)  # more tokens than max_tokens
+    assert await quota.spent_nanos(key.id) == 2 * CALL + 5
+    with pytest.raises(BudgetExceeded):
+        await admit(quota, key)  # even a free call: the budget is gone
+
+
+async def test_spent_starts_from_the_database(clock):
+    quota = LocalQuota(load_spent=Spent(9 * CALL), clock=clock)
+    key = principal(budget=10 * CALL)
+    await admit(quota, key, nanos=CALL)
+    with pytest.raises(BudgetExceeded):
+        await admit(quota, key, nanos=CALL)
+
+
+async def test_forget_rebuilds_the_budget_from_the_database(quota, spent):
+    key = principal(budget=10 * CALL)
+    await quota.settle(await admit(quota, key, nanos=CALL), tokens=0, cost_nanos=CALL)
+    spent.value = 3 * CALL  # what the ledger holds by now
+    await quota.forget(key.id)
+    assert await quota.spent_nanos(key.id) == 3 * CALL
+    await admit(quota, replace(key, budget_nanos=4 * CALL), nanos=CALL)
+    with pytest.raises(BudgetExceeded):
+        await admit(quota, replace(key, budget_nanos=4 * CALL), nanos=1)
+
+
+async def test_a_database_failure_is_unavailable(clock):
+    async def broken(key_id: str) -> int:
+        raise OSError("database down")
+
+    quota = LocalQuota(load_spent=broken, clock=clock)
+    with pytest.raises(Unavailable):
+        await admit(quota, principal(budget=CALL), nanos=1)
+    await admit(quota, principal(rpm=1))  # keys without a budget never need it
+
+
+async def test_negative_reservations_are_a_programming_error(quota):
+    with pytest.raises(ValueError, match="≥ 0"):
+        await admit(quota, principal(), tokens=-1)
+
+
+async def test_build_quota_without_redis_is_local(spent):
+    quota = build_quota(None, load_spent=spent)
+    assert isinstance(quota, LocalQuota)
+    await quota.close()
+
+
+async def test_spent_by_key_sums_the_ledger(tmp_path: Path):
+    db = Database(f"sqlite:///{tmp_path / 'quota.db'}")
+    await db.migrate()
+    ledger = Ledger(db=db)
+    for n, (key_id, cost) in enumerate([("key_a", 3), ("key_b", 5), ("key_a", 2**40)]):
+        ledger.record(UsageEvent(id=f"evt_{n}", ts_ms=n, key_id=key_id, model="m",
+                                 model_owner="key_p", input_tokens=1, output_tokens=1,
+                                 estimated=False, cost_nanos=cost, latency_ms=1, ttft_ms=0,
+                                 outcome="ok"))
+    await ledger.flush()
+    try:
+        assert await spent_by_key(db, "key_a") == 3 + 2**40
+        assert await spent_by_key(db, "key_b") == 5
+        assert await spent_by_key(db, "key_none") == 0
+    finally:
+        await db.close()
+
+
+async def test_measure_admit_and_settle(quota):
+    """Not a limit, a number: the median cost of one admit + settle (run with -s to see)."""
+    key = principal(rpm=10**6, tpm=10**8, budget=10**15)
+    await admit(quota, key)
+    samples = []
+    for _ in range(1000):
+        started = time.perf_counter()
+        admission = await admit(quota, key, tokens=100, nanos=CALL)
+        await quota.settle(admission, tokens=50, cost_nanos=CALL // 2)
+        samples.append(time.perf_counter() - started)
+    print(f"\nLocalQuota admit+settle: median {statistics.median(samples) * 1e6:.1f} µs")
