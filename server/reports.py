@@ -125,10 +125,10 @@ async def usage_totals(*, session: AsyncSession, caller: Principal, period: Peri
                func.sum(EVENTS.input_tokens), func.sum(EVENTS.output_tokens),
                func.sum(EVENTS.cost_nanos)]
     if label is None:
-        row = (await session.execute(select(*columns).where(*where))).one()
+        row = (await session.exec(select(*columns).where(*where))).one()
         return UsageReport(_totals(row))
     query = select(label, *columns).where(*where).group_by(label).order_by(label)
-    rows = (await session.execute(query)).all()
+    rows = (await session.exec(query)).all()
     groups = [(_render_group(group_by, row[0]), _totals(row[1:])) for row in rows]
     return UsageReport(sum((t for _, t in groups), Totals()), groups)
 
@@ -193,7 +193,7 @@ async def model_owners(*, session: AsyncSession, name: str) -> list[str]:
     """Owners of every model ever registered under ``name``, the latest first."""
     query = (select(MODELS.owner).where(MODELS.name == name)
              .order_by(MODELS.created_at.desc()))
-    return list(dict.fromkeys((await session.execute(query)).scalars()))
+    return list(dict.fromkeys((await session.exec(query)).scalars()))
 
 
 # -- provider reports and reconciliation ----------------------------------------------------
@@ -262,8 +262,8 @@ async def reconcile(*, session: AsyncSession, caller: Principal, model: str,
     if mine:
         reports.append(REPORTS.owner == caller.id)
     provider = select(func.sum(REPORTS.requests), func.sum(REPORTS.tokens_processed))
-    ours = (await session.execute(gateway.where(*events))).one()
-    theirs = (await session.execute(provider.where(*reports))).one()
+    ours = (await session.exec(gateway.where(*events))).one()
+    theirs = (await session.exec(provider.where(*reports))).one()
     return Reconciliation(model=model, period=period, gateway=_counts(ours),
                           provider=_counts(theirs))
 

@@ -85,7 +85,7 @@ async def test_failing_model_is_ejected_then_recovers(harness: Harness, provider
         assert resp.status == 200
     board = harness.gateway.health
     board._clock = lambda: time.monotonic() + 3600  # the cool-down has passed
-    status, headers, body = await routed(harness, consumer, strategy="cost")
+    status, _, body = await routed(harness, consumer, strategy="cost")
     assert body["model"] == "flaky"  # the half-open probe goes through and succeeds
     async with harness.http.get(f"{harness.http_url}/v1/models/flaky",
                                 headers=bearer(consumer)) as resp:
