@@ -11,7 +11,9 @@ from typing import Any
 
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
+
+# grpc-stubs predate grpc_health's aio module.
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
 from ai1net.server.auth import AuthInterceptor
@@ -55,7 +57,7 @@ SERVER_OPTIONS = (
 )
 
 
-class ReadinessHealth(health_aio.HealthServicer):
+class ReadinessHealth(health_aio.HealthServicer):  # type: ignore[misc]  # untyped base
     """Standard health; the overall ("") check also proves the database answers."""
 
     def __init__(self, db: Database) -> None:

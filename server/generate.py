@@ -12,7 +12,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,8 +196,8 @@ class Generator:
 
         tasks = [asyncio.create_task(attempt(first))]
         done, _ = await asyncio.wait(tasks, timeout=after)
-        failed = done and isinstance(tasks[0].exception(), GatewayError) \
-            and tasks[0].exception().retryable  # type: ignore[union-attr]
+        error = tasks[0].exception() if done else None
+        failed = isinstance(error, GatewayError) and error.retryable
         if not done or failed:
             tasks.append(asyncio.create_task(attempt(second)))
         state.attempts, state.model = len(tasks), first
@@ -223,21 +223,20 @@ class Generator:
                 first_byte_timeout=min(budget, model.first_byte_timeout_ms / 1000))
 
     async def _stream_attempt(self, model: ModelRecord, call: GenerateCall,
-                              budget: float) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+                              budget: float) -> tuple[AsyncGenerator[StreamEvent], StreamEvent]:
         """Open the provider's stream and wait for its first event (time to first token)."""
         first_byte = min(budget, model.first_byte_timeout_ms / 1000)
-        events = aiter(self._providers.stream(model, input=call.input,
-                                              parameters=call.parameters,
-                                              first_byte_timeout=first_byte))
+        events = self._providers.stream(model, input=call.input, parameters=call.parameters,
+                                        first_byte_timeout=first_byte)
         try:
             async with _deadline(model, first_byte, what="sent a first token"):
                 first = await anext(events)
         except BaseException:
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
             raise
         return events, first
 
-    async def _relay(self, state: _Call, call: GenerateCall, events: AsyncIterator[StreamEvent],
+    async def _relay(self, state: _Call, call: GenerateCall, events: AsyncGenerator[StreamEvent],
                      event: StreamEvent, emit: Emit) -> Mapping[str, Any] | None:
         assert state.model is not None
         progress = Progress(state.model, state.attempts, state.plan.reason)
@@ -253,7 +252,7 @@ class Generator:
         except StopAsyncIteration:
             return None  # the provider client raises before this; kept for fakes
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
         return event.usage
 
     # -- accounting ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,7 +73,7 @@ class ProviderClient:
         return parse_answer(response.status, response.headers, body, input)
 
     async def stream(self, model: ModelRecord, *, input: str, parameters: Mapping[str, Any],
-                     first_byte_timeout: float) -> AsyncIterator[StreamEvent]:
+                     first_byte_timeout: float) -> AsyncGenerator[StreamEvent]:
         """Deltas (or one output) as they arrive, then Done; an unfinished stream raises."""
         request = self._request(model, input, parameters, first_byte_timeout, stream=True)
         async with self._transport.open(request) as response:

@@ -40,8 +40,7 @@ async def start_bridge(settings: Settings, target: str) -> tuple[web.AppRunner, 
     site = web.TCPSite(runner, host.strip("[]") or None, int(port),
                        reuse_port=settings.workers > 1)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1] if site._server else int(port)
-    return runner, bound
+    return runner, int(runner.addresses[0][1])
 
 
 async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = False,

@@ -29,8 +29,9 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         python_to_value(outcome.output, response.output)
         return response
 
-    async def GenerateStream(self, request: generate_pb2.GenerateRequest,
-                             context: Context) -> None:
+    async def GenerateStream(  # type: ignore[override]  # streams with context.write
+        self, request: generate_pb2.GenerateRequest, context: Context,
+    ) -> None:
         started = False
 
         async def emit(progress: Progress, event: Delta | Output) -> None:
