@@ -119,6 +119,14 @@ def secret_file(settings: Settings) -> Path:
 
 async def build_gateway(settings: Settings, *, transport: Transport | None = None) -> Gateway:
     db = Database(settings.database_url)
+    try:
+        return await _assemble(settings, db, transport)
+    except BaseException:
+        await db.close()
+        raise
+
+
+async def _assemble(settings: Settings, db: Database, transport: Transport | None) -> Gateway:
     await db.migrate()
     box = CredentialBox(load_passphrase(settings.secret_key, beside=secret_file(settings)))
     feed = ChangeFeed(redis_url=settings.redis_url)

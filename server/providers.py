@@ -5,7 +5,8 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,14 +69,21 @@ class ProviderClient:
                        first_byte_timeout: float) -> Answer:
         """One unary call. The caller bounds the total time."""
         request = self._request(model, input, parameters, first_byte_timeout, stream=False)
-        async with self._transport.open(request) as response:
-            body = await response.read()
-        return parse_answer(response.status, response.headers, body, input)
+        with _redacted(model):
+            async with self._transport.open(request) as response:
+                body = await response.read()
+            return parse_answer(response.status, response.headers, body, input)
 
     async def stream(self, model: ModelRecord, *, input: str, parameters: Mapping[str, Any],
                      first_byte_timeout: float) -> AsyncGenerator[StreamEvent]:
         """Deltas (or one output) as they arrive, then Done; an unfinished stream raises."""
         request = self._request(model, input, parameters, first_byte_timeout, stream=True)
+        with _redacted(model):
+            async for event in self._events(request, input):
+                yield event
+
+    async def _events(self, request: ProviderRequest, input: str,
+                      ) -> AsyncGenerator[StreamEvent]:
         async with self._transport.open(request) as response:
             if response.status >= 300:
                 raise provider_error(response.status, response.headers, await response.read())
@@ -115,6 +123,22 @@ class ProviderClient:
             address = literal_address(urlsplit(endpoint).hostname or "")
             public = self._public[endpoint] = address is None or not forbidden_address(address)
         return public
+
+
+@contextmanager
+def _redacted(model: ModelRecord) -> Iterator[None]:
+    """Provider messages are passed on, but never with the model's credential in them."""
+    try:
+        yield
+    except GatewayError as error:
+        secrets = [v.removeprefix("Bearer ") for v in model.auth_headers.values()]
+        redacted = error.message
+        for secret in secrets:
+            redacted = redacted.replace(secret, "[redacted]") if secret else redacted
+        if redacted != error.message:
+            error.message = redacted
+            error.args = (redacted,)
+        raise
 
 
 # -- reading answers (pure) ----------------------------------------------------------------

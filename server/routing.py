@@ -74,7 +74,7 @@ def plan_explicit(name: str, fallbacks: Sequence[str],
         model = find(wanted)
         if model is None:
             field = "model" if position == 0 else "fallbacks"
-            raise NotFound(f"{field}: model {wanted!r} not found")
+            raise NotFound(f"{field}: no model named {wanted!r}", field=field)
         if model.enabled:
             models.append(model)
     if not models:

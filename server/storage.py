@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ai1net.server.migrations import HEAD_REVISION
 from ai1net.server.tables import KeyRow, ModelRow
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -63,11 +64,21 @@ class Database:
         return AsyncSession(self.engine, expire_on_commit=False)
 
     async def migrate(self) -> None:
+        if await self.schema_version() == HEAD_REVISION:
+            return  # up to date: skip loading Alembic (half a second of start-up)
         async with self.engine.begin() as conn:
             if not self.is_sqlite:
                 # Replicas starting together take turns at the schema.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(7240142)"))
             await conn.run_sync(_upgrade)
+
+    async def schema_version(self) -> str | None:
+        try:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(text("SELECT version_num FROM alembic_version"))
+                return result.scalar_one_or_none()
+        except DBAPIError:
+            return None
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -87,6 +98,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection

@@ -1,0 +1,239 @@
+"""server/routing.py: explicit plans, candidate filtering, strategies, load spreading."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ai1net.server.errors import NoCandidate, NotFound
+from ai1net.server.registry import ModelRecord
+from ai1net.server.routing import (
+    MAX_ATTEMPTS,
+    Observation,
+    RouteRequest,
+    candidates,
+    plan_explicit,
+    plan_routed,
+    score,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def model(name: str, **fields: Any) -> ModelRecord:
+    """A record with plain defaults; prices in USD per 1k tokens for readability."""
+    price_in = fields.pop("price_in", 0.002)
+    price_out = fields.pop("price_out", 0.004)
+    values: dict[str, Any] = {
+        "id": f"mdl_{name}", "name": name, "owner": "key_owner", "type": "text",
+        "endpoint": f"https://{name}.example/v1/generate", "auth_type": "none",
+        "input_price_nanos": round(price_in * 1e9), "output_price_nanos": round(price_out * 1e9),
+        "capabilities": ("chat",), "specialties": (), "avg_latency_ms": 300.0,
+        "accuracy_score": 0.8, "cost_efficiency": "medium", "timeout_ms": 60_000,
+        "first_byte_timeout_ms": 30_000, "description": "", "enabled": True,
+        "created_at": NOW, "updated_at": NOW, "has_credentials": False, "auth_headers": {},
+    }
+    values.update(fields)
+    return ModelRecord(**values)
+
+
+def never_observed(_name: str) -> Observation | None:
+    return None
+
+
+def route(models: list[ModelRecord], seed: int = 0,
+          observe: Any = never_observed, **request: Any) -> list[str]:
+    plan = plan_routed(models, RouteRequest(**request), observe, random.Random(seed))
+    return [m.name for m in plan.models]
+
+
+# -- plan_explicit -------------------------------------------------------------------------
+
+
+def finder(*models: ModelRecord) -> Any:
+    by_name = {m.name: m for m in models}
+    return by_name.get
+
+
+def test_explicit_plan_is_the_model_then_its_fallbacks_in_order():
+    find = finder(model("a"), model("b"), model("c"))
+    plan = plan_explicit("b", ["c", "a"], find)
+    assert [m.name for m in plan.models] == ["b", "c", "a"]
+    assert plan.reason == "explicit with fallbacks"
+    plan = plan_explicit("a", [], find)
+    assert [m.name for m in plan.models] == ["a"]
+    assert plan.reason == "explicit"
+
+
+def test_explicit_plan_names_the_missing_field():
+    find = finder(model("a"))
+    with pytest.raises(NotFound) as failure:
+        plan_explicit("nope", [], find)
+    assert failure.value.message.startswith("model:") and "'nope'" in failure.value.message
+    with pytest.raises(NotFound) as failure:
+        plan_explicit("a", ["gone"], find)
+    assert failure.value.message.startswith("fallbacks:") and "'gone'" in failure.value.message
+
+
+def test_explicit_plan_skips_disabled_models():
+    find = finder(model("off", enabled=False), model("on"))
+    assert [m.name for m in plan_explicit("off", ["on"], find).models] == ["on"]
+    with pytest.raises(NoCandidate, match="'off' is disabled"):
+        plan_explicit("off", [], find)
+
+
+# -- candidates ----------------------------------------------------------------------------
+
+
+POOL = [
+    model("text-fast", capabilities=("chat", "Coding"), avg_latency_ms=100,
+          price_in=0.01, price_out=0.02),
+    model("text-cheap", capabilities=("chat",), avg_latency_ms=900,
+          price_in=0.0001, price_out=0.0002),
+    model("image", type="image", capabilities=("image-generation",)),
+    model("text-off", enabled=False, capabilities=("chat", "coding", "vision")),
+]
+
+
+def names(models: list[ModelRecord]) -> list[str]:
+    return [m.name for m in models]
+
+
+def test_candidates_filter_by_every_constraint():
+    assert names(candidates(POOL, RouteRequest())) == ["text-fast", "text-cheap"]
+    assert names(candidates(POOL, RouteRequest(type="image"))) == ["image"]
+    assert names(candidates(POOL, RouteRequest(capabilities=("coding",)))) == ["text-fast"]
+    assert names(candidates(POOL, RouteRequest(capabilities=("CHAT", "coding")))) \
+        == ["text-fast"]
+    assert names(candidates(POOL, RouteRequest(max_latency_ms=500))) == ["text-fast"]
+    assert names(candidates(POOL, RouteRequest(max_price_per_1k_tokens=0.001))) \
+        == ["text-cheap"]
+    # Specialties rank; they never filter.
+    assert names(candidates(POOL, RouteRequest(specialties=("poetry",)))) \
+        == ["text-fast", "text-cheap"]
+
+
+@pytest.mark.parametrize(("request_", "says"), [
+    (RouteRequest(type="audio"), "type 'audio'"),
+    (RouteRequest(capabilities=("vision",)), "capability 'vision'"),
+    (RouteRequest(capabilities=("chat", "translation")), "capability 'translation'"),
+    (RouteRequest(max_latency_ms=50), "max_latency_ms 50"),
+    (RouteRequest(max_price_per_1k_tokens=0.00001), "max_price_per_1k_tokens 1e-05"),
+    (RouteRequest(type="image", capabilities=("chat",)), "capability 'chat'"),
+])
+def test_no_candidate_names_the_constraint_that_emptied_the_pool(request_: RouteRequest,
+                                                                 says: str):
+    with pytest.raises(NoCandidate) as failure:
+        candidates(POOL, request_)
+    assert says in failure.value.message
+
+
+def test_no_candidate_without_enabled_models():
+    for pool in ([], [model("off", enabled=False)]):
+        with pytest.raises(NoCandidate, match="no enabled model is registered"):
+            candidates(pool, RouteRequest())
+    with pytest.raises(NoCandidate):
+        plan_routed([], RouteRequest(), never_observed, random.Random(0))
+
+
+# -- strategies ----------------------------------------------------------------------------
+
+# Each is best at one thing, and far enough apart that no spreading blurs the ranking.
+FAST = model("fast", avg_latency_ms=80, price_in=0.02, price_out=0.04, accuracy_score=0.7)
+CHEAP = model("cheap", avg_latency_ms=1500, price_in=0.0001, price_out=0.0001,
+              accuracy_score=0.6, cost_efficiency="high")
+SMART = model("smart", avg_latency_ms=1200, price_in=0.03, price_out=0.06,
+              accuracy_score=0.99, cost_efficiency="low")
+ALLROUND = model("allround", avg_latency_ms=150, price_in=0.00015, price_out=0.00015,
+                 accuracy_score=0.95)
+
+
+@pytest.mark.parametrize(("strategy", "pool", "winner"), [
+    ("latency", [FAST, CHEAP, SMART], "fast"),
+    ("cost", [FAST, CHEAP, SMART], "cheap"),
+    ("quality", [FAST, CHEAP, SMART], "smart"),
+    ("balanced", [FAST, CHEAP, SMART, ALLROUND], "allround"),
+])
+def test_each_strategy_picks_its_model_from_priors(strategy: str, pool: list[ModelRecord],
+                                                   winner: str):
+    for seed in range(20):  # whatever the seed: the winner is clear, not a coin toss
+        ranked = route(pool, seed=seed, strategy=strategy)
+        assert ranked[0] == winner
+        assert len(ranked) == min(len(pool), MAX_ATTEMPTS)
+        assert len(set(ranked)) == len(ranked)
+
+
+def test_plan_reason_says_what_won():
+    plan = plan_routed([FAST, CHEAP, SMART], RouteRequest(strategy="latency"), never_observed,
+                       random.Random(0))
+    assert plan.reason.startswith("latency: fast scored")
+    assert plan.reason.endswith("of 3 candidates")
+
+
+def test_the_plan_keeps_at_most_max_attempts_models():
+    pool = [model(f"m{i}", avg_latency_ms=100 * (i + 1)) for i in range(6)]
+    ranked = route(pool, strategy="latency")
+    assert len(ranked) == MAX_ATTEMPTS
+    assert ranked == ["m0", "m1", "m2"]
+
+
+def test_specialty_match_ranks_first_between_equals():
+    plain = model("plain")
+    expert = model("expert", specialties=("Technical Explanations",))
+    for seed in range(20):
+        assert route([plain, expert], seed=seed,
+                     specialties=("technical explanations",))[0] == "expert"
+
+
+def test_observed_errors_and_latency_outweigh_priors():
+    a, b = model("a", avg_latency_ms=100), model("b", avg_latency_ms=200)
+    assert route([a, b], strategy="latency")[0] == "a"
+
+    def slow_a(name: str) -> Observation | None:
+        return Observation(samples=200, latency_ms=2000, error_rate=0.0) if name == "a" else None
+
+    assert route([a, b], observe=slow_a, strategy="latency")[0] == "b"
+
+    def failing_a(name: str) -> Observation | None:
+        return Observation(samples=200, latency_ms=100, error_rate=0.9) if name == "a" else None
+
+    assert route([a, b], observe=failing_a, strategy="latency")[0] == "b"
+    assert score(a, failing_a("a"), RouteRequest(), [a, b]) < score(a, None, RouteRequest(),
+                                                                   [a, b])
+
+
+def test_unavailable_models_are_left_out_unless_nothing_else_is_left():
+    a, b = model("a", avg_latency_ms=100), model("b", avg_latency_ms=900)
+
+    def a_down(name: str) -> Observation | None:
+        return Observation(samples=5, latency_ms=100, error_rate=1.0, available=False) \
+            if name == "a" else None
+
+    assert route([a, b], observe=a_down, strategy="latency") == ["b"]
+    # Everything is down: try anyway rather than refuse.
+    assert route([a], observe=a_down) == ["a"]
+
+
+# -- spreading -----------------------------------------------------------------------------
+
+
+def test_near_equal_models_share_the_load_deterministically_per_seed():
+    twins = [model("twin-a"), model("twin-b"), model("twin-c", avg_latency_ms=5000)]
+    firsts = [route(twins, seed=seed)[0] for seed in range(200)]
+    assert firsts == [route(twins, seed=seed)[0] for seed in range(200)]  # same seed, same pick
+    assert set(firsts) == {"twin-a", "twin-b"}  # both share first place...
+    assert 50 <= firsts.count("twin-a") <= 150  # ...about evenly
+    assert all(route(twins, seed=seed)[-1] == "twin-c" for seed in range(20))
+
+
+def test_one_clear_winner_ignores_the_random_source():
+    class Exploding(random.Random):
+        def choices(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("no spreading is needed with one clear winner")
+
+    plan = plan_routed([FAST, CHEAP], RouteRequest(strategy="latency"), never_observed,
+                       Exploding())
+    assert plan.models[0].name == "fast"
