@@ -84,16 +84,19 @@ async def openapi(_request: web.Request) -> web.Response:
     return json_response(openapi_document())
 
 
-def build_app(*, target: str, max_body_bytes: int = 1024 * 1024,
+def build_app(*, target: str | None = None, backend: Backend | None = None,
+              max_body_bytes: int = 1024 * 1024,
               metrics_registry: CollectorRegistry | None = None) -> web.Application:
-    """The bridge, as a client of the gRPC server at ``target``."""
+    """The bridge: a client of the gRPC server at ``target``, or of an in-process backend."""
+    if (target is None) == (backend is None):
+        raise ValueError("give the bridge either a gRPC target or an in-process backend")
     app = web.Application(client_max_size=max_body_bytes, middlewares=[envelope_middleware])
     app[METRICS] = metrics_registry or CollectorRegistry()
 
     async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[BACKEND] = Backend.connect(target)
+        app[BACKEND] = backend or Backend.connect(target or "")
         yield
-        await app[BACKEND].channel.close(grace=None)
+        await app[BACKEND].close()
 
     app.cleanup_ctx.append(backend_ctx)
     app.router.add_get("/healthz", healthz)

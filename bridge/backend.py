@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
 
 from ai1net.bridge.errors import invalid
+from ai1net.bridge.local import LocalStub
 from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -23,9 +25,11 @@ CHANNEL_OPTIONS = (
 
 @dataclass(frozen=True, slots=True)
 class Backend:
+    """The stubs the handlers call: over a gRPC channel, or in process (no channel)."""
+
     # The *AsyncStub classes exist only in the generated .pyi: an aio channel makes the
     # plain Stub constructors return them (annotations are strings, never evaluated).
-    channel: aio.Channel
+    channel: aio.Channel | None
     generate: generate_pb2_grpc.GenerateServiceAsyncStub
     registry: registry_pb2_grpc.RegistryServiceAsyncStub
     keys: keys_pb2_grpc.KeyServiceAsyncStub
@@ -41,6 +45,22 @@ class Backend:
                    keys=keys_pb2_grpc.KeyServiceStub(channel),
                    usage=usage_pb2_grpc.UsageServiceStub(channel),
                    health=health_pb2_grpc.HealthStub(channel))
+
+    @classmethod
+    def in_process(cls, *, handlers: dict[str, Any], interceptor: Any) -> Backend:
+        """Stubs calling this process's servicers through the same interceptor."""
+
+        def stub(service: str) -> Any:
+            return LocalStub(service, handlers, interceptor)
+
+        return cls(channel=None, generate=stub("ai1net.v1.GenerateService"),
+                   registry=stub("ai1net.v1.RegistryService"),
+                   keys=stub("ai1net.v1.KeyService"), usage=stub("ai1net.v1.UsageService"),
+                   health=stub("grpc.health.v1.Health"))
+
+    async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.close(grace=None)
 
 
 def call_metadata(request: web.Request) -> tuple[tuple[str, str], ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,21 @@ class ReadinessHealth(health_aio.HealthServicer):  # type: ignore[misc]  # untyp
         return await super().Check(request, context)
 
 
+class Registrar:
+    """Adds servicers to the gRPC server and keeps their handlers for in-process calls."""
+
+    def __init__(self, server: aio.Server) -> None:
+        self._server = server
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self._server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]  # missing from grpc-stubs
+        self.handlers.update({f"/{service}/{name}": h for name, h in handlers.items()})
+
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -91,6 +106,10 @@ class Gateway:
     feed: ChangeFeed
     quota: Quota
     port: int = 0
+    # For in-process callers (the bridge in the same process): the same interceptor
+    # and method handlers the gRPC server runs, by full method name.
+    interceptor: AuthInterceptor | None = None
+    handlers: dict[str, Any] = field(default_factory=dict)
 
     async def start(self) -> None:
         await self.feed.start()
@@ -148,23 +167,26 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
                           quota=quota)
-    server = aio.server(interceptors=[AuthInterceptor(keys=keys)], options=SERVER_OPTIONS)
+    interceptor = AuthInterceptor(keys=keys)
+    server = aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
+    registrar = Registrar(server)
     generate_pb2_grpc.add_GenerateServiceServicer_to_server(
-        GenerateServicer(generator=generator), server)
+        GenerateServicer(generator=generator), registrar)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-        RegistryServicer(registry=registry, stats=health.stats), server)
-    keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys, quota=quota), server)
+        RegistryServicer(registry=registry, stats=health.stats), registrar)
+    keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys, quota=quota), registrar)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(
-        UsageServicer(db=db, ledger=ledger), server)
+        UsageServicer(db=db, ledger=ledger), registrar)
     health_servicer = ReadinessHealth(db)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(settings.grpc_addr)
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
-                   health_servicer=health_servicer, feed=feed, quota=quota, port=port)
+                   health_servicer=health_servicer, feed=feed, quota=quota, port=port,
+                   interceptor=interceptor, handlers=registrar.handlers)
 
 
 def local_target(addr: str, port: int) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ai1net.bridge.app import build_app
+from ai1net.bridge.backend import Backend
 from ai1net.server import demo_provider
 from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.keys import KeyLimits
@@ -31,8 +32,13 @@ DEMO_MODELS = (
 )
 
 
-async def start_bridge(settings: Settings, target: str) -> tuple[web.AppRunner, int]:
-    app = build_app(target=target, max_body_bytes=settings.max_body_bytes)
+async def start_bridge(settings: Settings, target: str | None = None,
+                       gateway: Gateway | None = None) -> tuple[web.AppRunner, int]:
+    """The HTTP bridge: in process beside ``gateway``, or a gRPC client of ``target``."""
+    backend = Backend.in_process(handlers=gateway.handlers, interceptor=gateway.interceptor) \
+        if gateway is not None else None
+    app = build_app(target=None if backend else target, backend=backend,
+                    max_body_bytes=settings.max_body_bytes)
     runner = web.AppRunner(app, shutdown_timeout=settings.grace_period_s,
                            handler_cancellation=True, access_log=None)
     await runner.setup()
@@ -65,7 +71,7 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
             target = local_target(settings.grpc_addr, gateway.port)
             log.info("gRPC listening on %s", target)
         if not grpc_only:
-            runner, http_port = await start_bridge(settings, target)
+            runner, http_port = await start_bridge(settings, target, gateway)
             log.info("HTTP bridge listening on port %d", http_port)
         if demo and gateway is not None:
             provider, banner = await set_up_demo(gateway, settings)

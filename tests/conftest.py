@@ -144,11 +144,14 @@ def gateway_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-async def run_harness(settings: Settings) -> AsyncIterator[Harness]:
+async def run_harness(settings: Settings, *, over_grpc: bool = False) -> AsyncIterator[Harness]:
+    """A gateway and its bridge: in process (as ``ai1net serve`` runs them), or with the
+    bridge as a separate gRPC client (as ``--bridge-only`` runs it)."""
     gateway = await build_gateway(settings)
     await gateway.start()
     target = local_target(settings.grpc_addr, gateway.port)
-    runner, http_port = await start_bridge(settings, target)
+    runner, http_port = await start_bridge(settings, target,
+                                           None if over_grpc else gateway)
     channel = aio.insecure_channel(target)
     async with aiohttp.ClientSession() as http:
         try:
@@ -160,10 +163,11 @@ async def run_harness(settings: Settings) -> AsyncIterator[Harness]:
             await gateway.stop(grace=1)
 
 
-@pytest.fixture
-async def harness(sqlite_url: str) -> AsyncIterator[Harness]:
-    """A gateway on SQLite."""
-    async for running in run_harness(gateway_settings(sqlite_url)):
+@pytest.fixture(params=["in-process", "over-grpc"])
+async def harness(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Harness]:
+    """A gateway on SQLite, its bridge in process and then over gRPC."""
+    over_grpc = request.param == "over-grpc"
+    async for running in run_harness(gateway_settings(sqlite_url), over_grpc=over_grpc):
         yield running
 
 
