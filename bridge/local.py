@@ -99,14 +99,15 @@ class _StreamCall:
                  timeout: float | None) -> None:
         self._context = context
         context.queue = asyncio.Queue(STREAM_BUFFER)
-        self._task = asyncio.create_task(self._produce(handler, request, timeout))
+        self._timeout = timeout
+        self._task = asyncio.create_task(self._produce(handler, request))
 
-    async def _produce(self, handler: Any, request: Any, timeout: float | None) -> None:
+    async def _produce(self, handler: Any, request: Any) -> None:
         assert self._context.queue is not None
         ending: Any = EOF_MARK
         try:
             with _as_rpc_errors(self._context):
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(self._timeout):
                     await handler(request, self._context)
         except aio.AioRpcError as error:
             ending = error
