@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import Executable, create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -57,8 +58,17 @@ class Database:
         if not self.is_sqlite:
             options.update(pool_size=5, max_overflow=10)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        self._writer: Engine | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            self._writer = create_engine(url.replace("+aiosqlite", ""), poolclass=NullPool)
+            event.listen(self._writer, "connect", _sqlite_pragmas)
+
+    def write_sync(self, statement: Executable) -> None:
+        """Run one write in the calling thread (SQLite's batch writer, off the loop)."""
+        assert self._writer is not None
+        with self._writer.begin() as conn:
+            conn.execute(statement)
 
     def session(self) -> AsyncSession:
         return AsyncSession(self.engine, expire_on_commit=False)
@@ -86,6 +96,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writer is not None:
+            self._writer.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

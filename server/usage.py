@@ -118,5 +118,10 @@ class Ledger:
         table = UsageEventRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
         insert = sqlite_insert if self._db.is_sqlite else pg_insert
         statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["id"])
+        if self._db.is_sqlite:
+            # One thread hop for the whole batch: aiosqlite's hop per statement keeps
+            # taking the GIL from the event loop, which every call in flight then feels.
+            await asyncio.to_thread(self._db.write_sync, statement)
+            return
         async with self._db.engine.begin() as conn:
             await conn.execute(statement)
