@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from ai1net.bridge.errors import invalid
 from ai1net.bridge.local import LocalStub
+from ai1net.server.telemetry import grpc_client_interceptors
 from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -38,7 +39,8 @@ class Backend:
 
     @classmethod
     def connect(cls, target: str) -> Backend:
-        channel = aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        channel = aio.insecure_channel(target, options=CHANNEL_OPTIONS,
+                                       interceptors=grpc_client_interceptors())
         return cls(channel=channel,
                    generate=generate_pb2_grpc.GenerateServiceStub(channel),
                    registry=registry_pb2_grpc.RegistryServiceStub(channel),

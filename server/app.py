@@ -22,6 +22,8 @@ from ai1net.server.crypto import CredentialBox, load_passphrase
 from ai1net.server.generate import Generator
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import KeyStore
+from ai1net.server.metrics import Metrics
+from ai1net.server.observe import Observer
 from ai1net.server.providers import ProviderClient
 from ai1net.server.quota import Quota, build_quota, spent_by_key
 from ai1net.server.registry import Registry
@@ -31,6 +33,7 @@ from ai1net.server.services.registry import RegistryServicer
 from ai1net.server.services.usage import UsageServicer
 from ai1net.server.settings import Settings
 from ai1net.server.storage import Database, sqlite_path
+from ai1net.server.telemetry import grpc_server_interceptor, instrument_engine
 from ai1net.server.transport import AiohttpTransport, Transport
 from ai1net.server.usage import Ledger
 from ai1net.v1 import (
@@ -110,6 +113,7 @@ class Gateway:
     # and method handlers the gRPC server runs, by full method name.
     interceptor: AuthInterceptor | None = None
     handlers: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def start(self) -> None:
         await self.feed.start()
@@ -136,16 +140,19 @@ def secret_file(settings: Settings) -> Path:
     return (database.parent / f"{database.name}.secret") if database else Path("ai1net.secret")
 
 
-async def build_gateway(settings: Settings, *, transport: Transport | None = None) -> Gateway:
+async def build_gateway(settings: Settings, *, transport: Transport | None = None,
+                        metrics: Metrics | None = None) -> Gateway:
     db = Database(settings.database_url)
+    instrument_engine(db.engine)
     try:
-        return await _assemble(settings, db, transport)
+        return await _assemble(settings, db, transport, metrics or Metrics())
     except BaseException:
         await db.close()
         raise
 
 
-async def _assemble(settings: Settings, db: Database, transport: Transport | None) -> Gateway:
+async def _assemble(settings: Settings, db: Database, transport: Transport | None,
+                    metrics: Metrics) -> Gateway:
     await db.migrate()
     box = CredentialBox(load_passphrase(settings.secret_key, beside=secret_file(settings)))
     feed = ChangeFeed(redis_url=settings.redis_url)
@@ -166,9 +173,12 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
                                allow_private=settings.allow_private_endpoints)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
-                          quota=quota)
+                          quota=quota, observer=Observer(metrics=metrics))
+    metrics.watch_usage_buffer(lambda: ledger.depth)
+    metrics.watch_circuits(health.circuit_states)
     interceptor = AuthInterceptor(keys=keys)
-    server = aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
+    server = aio.server(interceptors=[grpc_server_interceptor(), interceptor],
+                        options=SERVER_OPTIONS)
     registrar = Registrar(server)
     generate_pb2_grpc.add_GenerateServiceServicer_to_server(
         GenerateServicer(generator=generator), registrar)
@@ -186,7 +196,7 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
                    health_servicer=health_servicer, feed=feed, quota=quota, port=port,
-                   interceptor=interceptor, handlers=registrar.handlers)
+                   interceptor=interceptor, handlers=registrar.handlers, metrics=metrics)
 
 
 def local_target(addr: str, port: int) -> str:

@@ -16,11 +16,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import Span
+
 from ai1net.server.crypto import new_id
 from ai1net.server.errors import GatewayError, InvalidArgument, UpstreamTimeout
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import Principal
-from ai1net.server.money import call_cost_nanos
+from ai1net.server.money import call_cost_nanos, nanos_to_usd
+from ai1net.server.observe import CallReport, Observer
 from ai1net.server.providers import (
     Answer,
     Delta,
@@ -62,6 +65,7 @@ class GenerateCall:
     time_remaining: float | None = None
     # Unary only: ask the next candidate too after this many ms without an answer.
     hedge_ms: int | None = None
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,8 @@ class Outcome:
     route: str
     # x-ratelimit-* values of the caller's key after this call.
     rate_limits: Mapping[str, str] = field(default_factory=dict)
+    # The gateway's own share of latency_ms (the rest is waiting on providers).
+    overhead_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +103,9 @@ class _Call:
     """One call's running account, whatever way it ends."""
 
     caller: Principal
-    input: str
+    call: GenerateCall
     plan: Plan
+    method: str
     id: str = field(default_factory=lambda: new_id("gen"))
     started: float = field(default_factory=time.perf_counter)
     attempts: int = 0
@@ -110,19 +117,26 @@ class _Call:
     tokens_used: int = 0
     cost_nanos: int = 0
     admission: Admission | None = None
+    span: Span | None = None
+    provider_ms: float = 0.0
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
 
     def delivered(self, usage: Mapping[str, Any] | None) -> TokenCount:
         output = self.output if self.output is not None else "".join(self.text)
-        return count_tokens(usage, self.input, output)
+        return count_tokens(usage, self.call.input, output)
+
+    def overhead_ms(self) -> float:
+        return max(0.0, (time.perf_counter() - self.started) * 1000 - self.provider_ms)
 
 
 class Generator:
     def __init__(self, *, registry: Registry, providers: ProviderClient, health: HealthBoard,
-                 ledger: Ledger, quota: Quota, rng: random.Random | None = None) -> None:
+                 ledger: Ledger, quota: Quota, observer: Observer | None = None,
+                 rng: random.Random | None = None) -> None:
         self._quota = quota
+        self._observer = observer or Observer()
         self._registry = registry
         self._providers = providers
         self._health = health
@@ -136,25 +150,31 @@ class Generator:
         return plan_routed(self._registry.all(), call.route, self._health.observe, self._rng)
 
     async def generate(self, caller: Principal, call: GenerateCall) -> Outcome:
-        state = _Call(caller=caller, input=call.input, plan=self.plan(call))
-        async with self._admitted(state, call), self._accounting(state):
-            if call.hedge_ms is not None and len(state.plan.models) > 1:
-                answer = await self._hedged(state, call, call.hedge_ms / 1000)
-            else:
-                answer = await self._first_success(state, call, self._unary_attempt)
-            state.output = answer.output
-            state.ttft_ms = state.elapsed_ms()
-            return self._outcome(state, answer.tokens)
+        with self._observer.call_span("Generate") as span:
+            state = _Call(caller=caller, call=call, plan=self.plan(call), method="Generate",
+                          span=span)
+            async with self._admitted(state, call), self._accounting(state):
+                with self._observer.route_span():
+                    if call.hedge_ms is not None and len(state.plan.models) > 1:
+                        answer = await self._hedged(state, call, call.hedge_ms / 1000)
+                    else:
+                        answer = await self._first_success(state, call, self._unary_attempt)
+                state.output = answer.output
+                state.ttft_ms = state.elapsed_ms()
+                return self._outcome(state, answer.tokens)
 
     async def stream(self, caller: Principal, call: GenerateCall, emit: Emit) -> Outcome:
         """Hand deltas (or one output) to ``emit`` as they arrive; return the summary."""
-        state = _Call(caller=caller, input=call.input, plan=self.plan(call))
-        async with self._admitted(state, call), self._accounting(state):
-            events, first = await self._first_success(state, call, self._stream_attempt)
-            assert state.model is not None
-            state.ttft_ms = state.elapsed_ms()
-            usage = await self._relay(state, call, events, first, emit)
-            return self._outcome(state, state.delivered(usage))
+        with self._observer.call_span("GenerateStream") as span:
+            state = _Call(caller=caller, call=call, plan=self.plan(call),
+                          method="GenerateStream", span=span)
+            async with self._admitted(state, call), self._accounting(state):
+                with self._observer.route_span():
+                    events, first = await self._first_success(state, call,
+                                                              self._stream_attempt)
+                state.ttft_ms = state.elapsed_ms()
+                usage = await self._relay(state, call, events, first, emit)
+                return self._outcome(state, state.delivered(usage))
 
     # -- attempts ------------------------------------------------------------------------
 
@@ -166,13 +186,14 @@ class Generator:
         for state.attempts, state.model in enumerate(candidates, start=1):
             budget = _budget(state.model, call, state)
             try:
-                return await self._observed(state.model, attempt(state.model, call, budget))
+                return await self._observed(state, state.model,
+                                            attempt(state.model, call, budget))
             except GatewayError as error:
                 if not error.retryable or state.attempts == len(candidates):
                     raise
         raise AssertionError("a plan is never empty")
 
-    async def _observed(self, model: ModelRecord, attempt: Awaitable[Any]) -> Any:
+    async def _observed(self, state: _Call, model: ModelRecord, attempt: Awaitable[Any]) -> Any:
         """Await one attempt, telling the health board how it went."""
         self._health.begin(model.name)
         started = time.perf_counter()
@@ -182,6 +203,8 @@ class Generator:
             if error.retryable:
                 self._health.failure(model.name, latency_ms=_ms_since(started))
             raise
+        finally:
+            state.provider_ms += _ms_since(started)
         self._health.success(model.name, latency_ms=_ms_since(started))
         return result
 
@@ -192,7 +215,8 @@ class Generator:
 
         async def attempt(model: ModelRecord) -> tuple[ModelRecord, Answer]:
             budget = _budget(model, call, state)
-            return model, await self._observed(model, self._unary_attempt(model, call, budget))
+            return model, await self._observed(state, model,
+                                               self._unary_attempt(model, call, budget))
 
         tasks = [asyncio.create_task(attempt(first))]
         done, _ = await asyncio.wait(tasks, timeout=after)
@@ -284,7 +308,8 @@ class Generator:
         return Outcome(id=state.id, model=state.model, rate_limits=headers,
                        output=state.output if state.output is not None else "".join(state.text),
                        tokens=tokens, latency_ms=state.elapsed_ms(), ttft_ms=state.ttft_ms,
-                       cost_nanos=cost, attempts=state.attempts, route=state.plan.reason)
+                       cost_nanos=cost, attempts=state.attempts, route=state.plan.reason,
+                       overhead_ms=state.overhead_ms())
 
     def account(self, state: _Call, tokens: TokenCount, outcome: str, error_type: str) -> int:
         """Record the call's one usage event; the cost in nano-dollars."""
@@ -301,6 +326,15 @@ class Generator:
             error_type=error_type))
         state.tokens_used = tokens.input_tokens + tokens.output_tokens
         state.cost_nanos = cost
+        self._observer.ended(CallReport(
+            method=state.method, request_id=state.call.request_id,
+            requested_model=state.call.model, model=model.name, model_type=model.type,
+            outcome=outcome, error_type=error_type, input_tokens=tokens.input_tokens,
+            output_tokens=tokens.output_tokens, cost_usd=nanos_to_usd(cost),
+            latency_ms=_ms_since(state.started), ttft_ms=state.ttft_ms,
+            overhead_ms=state.overhead_ms(), attempts=state.attempts,
+            strategy="" if state.call.model else state.call.route.strategy,
+            parameters=state.call.parameters), state.span)
         return cost
 
 

@@ -105,6 +105,19 @@ class HealthBoard:
         if model is not None and model.ejected_until and self._clock() >= model.ejected_until:
             model.probing = True
 
+    def circuit_states(self) -> dict[str, int]:
+        """Each observed model's breaker: 0 closed, 1 half-open, 2 open (for /metrics)."""
+        now = self._clock()
+        states = {}
+        for name, model in self._models.items():
+            if not model.ejected_until:
+                states[name] = 0
+            elif model.probing or now >= model.ejected_until:
+                states[name] = 1
+            else:
+                states[name] = 2
+        return states
+
     def stats(self, name: str) -> Stats:
         model = self._models.get(name)
         if model is None:

@@ -14,8 +14,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, case, func, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Executable,
+    Result,
+    case,
+    func,
+    literal_column,
+    select,
+)
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ai1net.server.crypto import new_id
 from ai1net.server.errors import InvalidArgument, NotFound, PermissionDenied
@@ -125,12 +134,18 @@ async def usage_totals(*, session: AsyncSession, caller: Principal, period: Peri
                func.sum(EVENTS.input_tokens), func.sum(EVENTS.output_tokens),
                func.sum(EVENTS.cost_nanos)]
     if label is None:
-        row = (await session.exec(select(*columns).where(*where))).one()
+        row = (await _run(session, select(*columns).where(*where))).one()
         return UsageReport(_totals(row))
     query = select(label, *columns).where(*where).group_by(label).order_by(label)
-    rows = (await session.exec(query)).all()
+    rows = (await _run(session, query)).all()
     groups = [(_render_group(group_by, row[0]), _totals(row[1:])) for row in rows]
     return UsageReport(sum((t for _, t in groups), Totals()), groups)
+
+
+async def _run(session: AsyncSession, query: Executable) -> Result[Any]:
+    """A Core query on the session's connection (SQLModel's ``exec`` is typed for ORM ones)."""
+    connection = await session.connection()
+    return await connection.execute(query)
 
 
 def _scope(caller: Principal) -> list[ColumnElement[bool]]:
@@ -195,7 +210,7 @@ async def model_owners(*, session: AsyncSession, name: str) -> list[str]:
     """Owners of every model ever registered under ``name``, the latest first."""
     query = (select(MODELS.owner).where(MODELS.name == name)
              .order_by(MODELS.created_at.desc()))
-    return list(dict.fromkeys((await session.exec(query)).scalars()))
+    return list(dict.fromkeys((await _run(session, query)).scalars()))
 
 
 # -- provider reports and reconciliation ----------------------------------------------------
@@ -264,8 +279,8 @@ async def reconcile(*, session: AsyncSession, caller: Principal, model: str,
     if mine:
         reports.append(REPORTS.owner == caller.id)
     provider = select(func.sum(REPORTS.requests), func.sum(REPORTS.tokens_processed))
-    ours = (await session.exec(gateway.where(*events))).one()
-    theirs = (await session.exec(provider.where(*reports))).one()
+    ours = (await _run(session, gateway.where(*events))).one()
+    theirs = (await _run(session, provider.where(*reports))).one()
     return Reconciliation(model=model, period=period, gateway=_counts(ours),
                           provider=_counts(theirs))
 

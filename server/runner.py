@@ -16,10 +16,12 @@ from aiohttp import web
 from ai1net.bridge.app import build_app
 from ai1net.bridge.backend import Backend
 from ai1net.server import demo_provider
+from ai1net.server.accesslog import configure_logging
 from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.keys import KeyLimits
 from ai1net.server.registry import ModelChanges
 from ai1net.server.settings import Settings
+from ai1net.server.telemetry import instrument, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,17 @@ DEMO_MODELS = (
 
 
 async def start_bridge(settings: Settings, target: str | None = None,
-                       gateway: Gateway | None = None) -> tuple[web.AppRunner, int]:
-    """The HTTP bridge: in process beside ``gateway``, or a gRPC client of ``target``."""
+                       gateway: Gateway | None = None,
+                       in_process: bool = True) -> tuple[web.AppRunner, int]:
+    """The HTTP bridge: in process beside ``gateway``, or a gRPC client of ``target``.
+
+    Beside a gateway, its /metrics shows the gateway's series either way.
+    """
     backend = Backend.in_process(handlers=gateway.handlers, interceptor=gateway.interceptor) \
-        if gateway is not None else None
+        if gateway is not None and in_process else None
     app = build_app(target=None if backend else target, backend=backend,
-                    max_body_bytes=settings.max_body_bytes)
+                    max_body_bytes=settings.max_body_bytes,
+                    metrics_registry=gateway.metrics.registry if gateway else None)
     runner = web.AppRunner(app, shutdown_timeout=settings.grace_period_s,
                            handler_cancellation=True, access_log=None)
     await runner.setup()
@@ -53,6 +60,9 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
                 bridge_only: bool = False,
                 ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0)."""
+    configure_logging(settings.log_level)
+    setup_tracing()
+    instrument()  # before any aiohttp app or client session exists
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -150,8 +150,8 @@ async def run_harness(settings: Settings, *, over_grpc: bool = False) -> AsyncIt
     gateway = await build_gateway(settings)
     await gateway.start()
     target = local_target(settings.grpc_addr, gateway.port)
-    runner, http_port = await start_bridge(settings, target,
-                                           None if over_grpc else gateway)
+    runner, http_port = await start_bridge(settings, target, gateway,
+                                           in_process=not over_grpc)
     channel = aio.insecure_channel(target)
     async with aiohttp.ClientSession() as http:
         try:

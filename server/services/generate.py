@@ -67,7 +67,8 @@ def to_call(request: generate_pb2.GenerateRequest, context: Context) -> Generate
                         parameters=struct_to_dict(request.parameters), route=route,
                         fallbacks=tuple(request.fallbacks),
                         time_remaining=context.time_remaining(),
-                        hedge_ms=routing.hedge_ms if routing.HasField("hedge_ms") else None)
+                        hedge_ms=routing.hedge_ms if routing.HasField("hedge_ms") else None,
+                        request_id=_metadata_value(context, "x-request-id"))
 
 
 def summary(outcome: Outcome) -> dict[str, Any]:
@@ -84,4 +85,12 @@ def summary(outcome: Outcome) -> dict[str, Any]:
 def trailers(outcome: Outcome) -> tuple[tuple[str, str], ...]:
     return (("x-ai1net-model", outcome.model.name),
             ("x-ai1net-attempts", str(outcome.attempts)),
-            ("x-ai1net-route", outcome.route), *outcome.rate_limits.items())
+            ("x-ai1net-route", outcome.route),
+            ("x-ai1net-overhead-ms", f"{outcome.overhead_ms:.3f}"), *outcome.rate_limits.items())
+
+
+def _metadata_value(context: Context, name: str) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == name and isinstance(value, str):
+            return value[:64]
+    return ""

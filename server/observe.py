@@ -1,0 +1,105 @@
+"""What is said about each call besides its answer: its span, its metrics, its log line.
+
+The Generator opens ``call_span`` around a call (so the provider's HTTP span nests in
+it) and reports the end through ``ended`` — exactly once, from its accounting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.trace import Span
+
+from ai1net.server.accesslog import log_call
+from ai1net.server.errors import BudgetExceeded, GatewayError, RateLimited, UpstreamRateLimited
+from ai1net.server.metrics import Metrics
+from ai1net.server.telemetry import generate_span_attributes, get_tracer, record_error
+
+
+@dataclass(frozen=True, slots=True)
+class CallReport:
+    """One finished call, as the observer needs it (no prompt, no output, no key)."""
+
+    method: str
+    request_id: str
+    requested_model: str
+    model: str
+    model_type: str
+    outcome: str
+    error_type: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_ms: float
+    ttft_ms: float
+    overhead_ms: float
+    attempts: int
+    strategy: str
+    parameters: Mapping[str, Any]
+
+
+class Observer:
+    def __init__(self, *, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
+        self._tracer = get_tracer()
+
+    @contextlib.contextmanager
+    def call_span(self, method: str) -> Iterator[Span]:
+        """The ``ai1net.generate`` span; counts rejections by limits and budgets."""
+        with self._tracer.start_as_current_span(
+                "ai1net.generate", record_exception=False,
+                set_status_on_exception=False) as span:
+            span.set_attribute("rpc.method", method)
+            try:
+                yield span
+            except GatewayError as error:
+                self._rejected(error, span)
+                raise
+
+    @contextlib.contextmanager
+    def route_span(self) -> Iterator[Span]:
+        with self._tracer.start_as_current_span("ai1net.route") as span:
+            yield span
+
+    def ended(self, report: CallReport, span: Span | None) -> None:
+        if span is not None and span.is_recording():
+            span.set_attributes(_attributes(report))
+            if report.outcome != "ok":
+                record_error(span, report.error_type or report.outcome)
+        if self._metrics is not None:
+            self._metrics.observe_call(
+                model=report.model, type=report.model_type, outcome=report.outcome,
+                latency_s=report.latency_ms / 1000,
+                ttft_s=report.ttft_ms / 1000 if report.outcome == "ok" else None,
+                overhead_s=report.overhead_ms / 1000, input_tokens=report.input_tokens,
+                output_tokens=report.output_tokens, cost_usd=report.cost_usd)
+        log_call(request_id=report.request_id, method=report.method, model=report.model,
+                 outcome=report.outcome, latency_ms=report.latency_ms,
+                 input_tokens=report.input_tokens, output_tokens=report.output_tokens,
+                 cost_usd=report.cost_usd, overhead_ms=report.overhead_ms)
+
+    def _rejected(self, error: GatewayError, span: Span) -> None:
+        if isinstance(error, BudgetExceeded):
+            record_error(span, error.reason)
+            if self._metrics is not None:
+                self._metrics.budget_rejected()
+        elif isinstance(error, RateLimited) and not isinstance(error, UpstreamRateLimited):
+            record_error(span, error.reason)
+            if self._metrics is not None:
+                self._metrics.rate_limited()
+
+
+def _attributes(report: CallReport) -> dict[str, Any]:
+    max_tokens = report.parameters.get("max_tokens")
+    temperature = report.parameters.get("temperature")
+    return generate_span_attributes(
+        model_type=report.model_type, request_model=report.requested_model,
+        response_model=report.model, input_tokens=report.input_tokens,
+        output_tokens=report.output_tokens,
+        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        temperature=float(temperature) if isinstance(temperature, int | float) else None,
+        route_strategy=report.strategy, route_attempts=report.attempts,
+        fallback=report.attempts > 1, cost_usd=report.cost_usd, ttft_ms=report.ttft_ms)

@@ -1,0 +1,350 @@
+"""Tracing: the SDK set up from the ``OTEL_*`` environment, the maintained instrumentations,
+and the attributes of a generate span (GenAI semantic conventions plus ``ai1net.*``).
+
+The API allows one global TracerProvider per process, so `setup_tracing` installs a
+`ReconfigurableTracerProvider` the first time and, on later calls, replaces its sampler and
+span processors in place: tests call it with their own exporter as often as they like. The
+resource (``service.name``) is fixed by the first call.
+
+A provider is installed even when ``OTEL_TRACES_EXPORTER`` is ``none``: spans then go nowhere,
+but they have real ids, so ``traceparent`` still reaches the providers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from grpc import aio
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
+from opentelemetry.instrumentation.grpc._aio_server import OpenTelemetryAioServerInterceptor
+from opentelemetry.instrumentation.grpc.version import __version__ as grpc_otel_version
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sqlalchemy_otel_version
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes, AttributeValue
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from yarl import URL
+
+TRACER_NAME = "ai1net"
+GRPC_INSTRUMENTATION = "opentelemetry.instrumentation.grpc"
+GENAI_PROVIDER = "ai1net"
+# Health checks and reflection would only add noise to the traces.
+UNTRACED_GRPC_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+                          "grpc.reflection.v1.ServerReflection")
+
+_FIXED_SAMPLERS: Mapping[str, sampling.Sampler] = {
+    "always_on": sampling.ALWAYS_ON,
+    "always_off": sampling.ALWAYS_OFF,
+    "parentbased_always_on": sampling.DEFAULT_ON,
+    "parentbased_always_off": sampling.DEFAULT_OFF,
+}
+_RATIO_SAMPLERS: Mapping[str, Callable[[float], sampling.Sampler]] = {
+    "traceidratio": sampling.TraceIdRatioBased,
+    "parentbased_traceidratio": sampling.ParentBasedTraceIdRatio,
+}
+
+
+# -- the provider ---------------------------------------------------------------------------
+
+
+class _SamplerSwitch(sampling.Sampler):
+    """Tracers keep the sampler they were made with, so the switch is what they keep."""
+
+    def __init__(self) -> None:
+        self.current: sampling.Sampler = sampling.DEFAULT_ON
+
+    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Attributes = None,
+                      links: Sequence[Link] | None = None,
+                      trace_state: TraceState | None = None) -> sampling.SamplingResult:
+        return self.current.should_sample(parent_context, trace_id, name, kind, attributes,
+                                          links, trace_state)
+
+    def get_description(self) -> str:
+        return self.current.get_description()
+
+
+class _ProcessorSwitch(SpanProcessor):
+    def __init__(self) -> None:
+        self._processors: tuple[SpanProcessor, ...] = ()
+
+    def replace(self, processors: Sequence[SpanProcessor]) -> None:
+        old, self._processors = self._processors, tuple(processors)
+        for processor in old:
+            processor.shutdown()
+
+    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
+        for processor in self._processors:
+            processor.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self._processors:
+            processor.on_end(span)
+
+    def shutdown(self) -> None:
+        self.replace(())
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(processor.force_flush(timeout_millis) for processor in self._processors)
+
+
+class ReconfigurableTracerProvider(TracerProvider):
+    """An SDK TracerProvider whose sampler and span processors can change once it is global."""
+
+    def __init__(self, *, resource: Resource) -> None:
+        self._sampler_switch = _SamplerSwitch()
+        self._processor_switch = _ProcessorSwitch()
+        super().__init__(sampler=self._sampler_switch, resource=resource)
+        self.add_span_processor(self._processor_switch)
+
+    def reconfigure(self, *, sampler: sampling.Sampler,
+                    processors: Sequence[SpanProcessor]) -> None:
+        """Use these from now on; the previous processors are flushed and shut down."""
+        self._sampler_switch.current = sampler
+        self._processor_switch.replace(processors)
+
+
+def setup_tracing(*, service_name: str = "ai1net", environ: Mapping[str, str] | None = None,
+                  exporter: SpanExporter | None = None) -> ReconfigurableTracerProvider:
+    """Configure the process's tracing from ``environ`` (default ``os.environ``).
+
+    ``exporter``, when given, replaces the exporters ``OTEL_TRACES_EXPORTER`` names and gets
+    every span synchronously (tests pass an InMemorySpanExporter); the next call shuts it
+    down. ``OTEL_SERVICE_NAME`` wins over ``service_name``. Invalid values raise ValueError.
+    OTLP headers, TLS files, timeouts and ``OTEL_BSP_*`` are read by the SDK from the
+    process environment.
+    """
+    env = os.environ if environ is None else environ
+    sampler = _sampler(env)
+    processors: list[SpanProcessor] = (
+        [SimpleSpanProcessor(exporter)] if exporter is not None
+        else [BatchSpanProcessor(each) for each in _exporters(env)])
+    provider = _global_provider(env.get("OTEL_SERVICE_NAME") or service_name)
+    provider.reconfigure(sampler=sampler, processors=processors)
+    return provider
+
+
+def get_tracer() -> Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+def _global_provider(name: str) -> ReconfigurableTracerProvider:
+    current = trace.get_tracer_provider()
+    if isinstance(current, ReconfigurableTracerProvider):
+        return current
+    provider = ReconfigurableTracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    trace.set_tracer_provider(provider)
+    if trace.get_tracer_provider() is not provider:
+        raise RuntimeError("another TracerProvider is already installed in this process")
+    return provider
+
+
+def _sampler(env: Mapping[str, str]) -> sampling.Sampler:
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if name in _FIXED_SAMPLERS:
+        return _FIXED_SAMPLERS[name]
+    if name not in _RATIO_SAMPLERS:
+        raise ValueError(f"OTEL_TRACES_SAMPLER {name!r} is not one of "
+                         f"{sorted([*_FIXED_SAMPLERS, *_RATIO_SAMPLERS])}")
+    raw = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1.0"
+    try:
+        ratio = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"OTEL_TRACES_SAMPLER_ARG must be a number, got {raw!r}") from exc
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"OTEL_TRACES_SAMPLER_ARG must be within [0, 1], got {ratio}")
+    return _RATIO_SAMPLERS[name](ratio)
+
+
+def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
+    exporters: list[SpanExporter] = []
+    for name in env.get("OTEL_TRACES_EXPORTER", "none").lower().split(","):
+        name = name.strip()
+        if name == "otlp":
+            exporters.append(_otlp_exporter(env))
+        elif name == "console":
+            # The exporter's default is the stdout of import time; this is today's.
+            exporters.append(ConsoleSpanExporter(out=sys.stdout))
+        elif name not in ("none", ""):
+            raise ValueError(f"OTEL_TRACES_EXPORTER {name!r} is not otlp, console or none")
+    return exporters
+
+
+def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
+    signal_endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if protocol == "grpc":
+        return GrpcSpanExporter(endpoint=signal_endpoint or base or "http://localhost:4317")
+    if protocol == "http/protobuf":
+        base = (base or "http://localhost:4318").rstrip("/")
+        return HttpSpanExporter(endpoint=signal_endpoint or f"{base}/v1/traces")
+    raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r} is not grpc or http/protobuf")
+
+
+# -- instrumentations -----------------------------------------------------------------------
+
+
+class _GrpcServerInterceptor(OpenTelemetryAioServerInterceptor):
+    """The maintained interceptor, fixed for streaming handlers that answer with
+    ``context.write`` (a coroutine, not an async generator): upstream wraps every streaming
+    behavior in ``async for`` and fails them (opentelemetry-python-contrib issue 3066)."""
+
+    def _intercept_aio_server_stream(self, behavior: Any, handler_call_details: Any) -> Any:
+        if inspect.isasyncgenfunction(behavior):
+            return super()._intercept_aio_server_stream(  # type: ignore[no-untyped-call]
+                behavior, handler_call_details)
+        return self._intercept_aio_server_unary(  # type: ignore[no-untyped-call]
+            behavior, handler_call_details)
+
+
+def grpc_server_interceptor() -> aio.ServerInterceptor[Any, Any]:
+    """Server spans continuing the caller's ``traceparent``; put it first in
+    ``aio.server(interceptors=[...])`` so that everything after it is inside the span."""
+    tracer = trace.get_tracer(GRPC_INSTRUMENTATION, grpc_otel_version)
+    return _GrpcServerInterceptor(tracer, filter_=_traced_grpc_method())  # type: ignore[no-untyped-call]
+
+
+def grpc_client_interceptors() -> list[aio.ClientInterceptor]:
+    """Client spans that send ``traceparent``; pass them to
+    ``aio.insecure_channel(target, interceptors=...)``."""
+    interceptors = aio_client_interceptors(filter_=_traced_grpc_method())  # type: ignore[no-untyped-call]
+    return list(interceptors)
+
+
+def _traced_grpc_method() -> Callable[[Any], bool]:
+    untraced = (filters.service_name(each) for each in UNTRACED_GRPC_SERVICES)
+    return filters.negate(filters.any_of(*untraced))
+
+
+def instrument() -> None:
+    """Trace aiohttp applications (the bridge) and client sessions (provider calls).
+
+    Patches aiohttp, so call it before the applications and sessions are made. Idempotent.
+    The instrumentations use the global provider, so the order relative to `setup_tracing`
+    does not matter. gRPC is traced by the interceptors above, passed where the server and
+    the channel are made.
+    """
+    client = AioHttpClientInstrumentor()
+    if not client.is_instrumented_by_opentelemetry:
+        client.instrument(url_filter=_public_url)
+    server = AioHttpServerInstrumentor()
+    if not server.is_instrumented_by_opentelemetry:
+        with warnings.catch_warnings():
+            # It patches in a subclass of web.Application, which aiohttp discourages.
+            warnings.filterwarnings("ignore", "Inheritance class _InstrumentedApplication",
+                                    DeprecationWarning)
+            server.instrument()
+
+
+def instrument_engine(engine: AsyncEngine | Engine) -> None:
+    """Trace one engine's statements; call once per engine.
+
+    The instrumentor's own patching of ``create_async_engine`` misses a name imported before
+    it ran, so the engine is instrumented directly. Its package declares SQLAlchemy < 2.1,
+    but the event hooks it uses are unchanged in 2.1 (tests/unit/test_telemetry.py).
+    """
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    tracer = trace.get_tracer("opentelemetry.instrumentation.sqlalchemy", sqlalchemy_otel_version)
+    usage = metrics.get_meter("opentelemetry.instrumentation.sqlalchemy").create_up_down_counter(
+        "db.client.connections.usage", unit="connections")
+    EngineTracer(tracer, sync_engine, usage)  # type: ignore[no-untyped-call]
+
+
+def _public_url(url: URL) -> str:
+    """A provider URL may carry a key in its query or user info: spans get neither."""
+    return str(url.with_user(None).with_query(None).with_fragment(None))
+
+
+# -- generate spans -------------------------------------------------------------------------
+
+
+def operation_name(model_type: str) -> str:
+    """GenAI ``gen_ai.operation.name``: one input string to text is a text completion;
+    image and audio are ``generate_content`` (the convention's multimodal operation)."""
+    return "text_completion" if model_type in ("", "text") else "generate_content"
+
+
+def generate_span_attributes(
+    *, model_type: str = "text", request_model: str = "", response_model: str = "",
+    response_id: str = "", input_tokens: int | None = None, output_tokens: int | None = None,
+    max_tokens: int | None = None, temperature: float | None = None,
+    route_strategy: str = "", route_attempts: int | None = None, fallback: bool | None = None,
+    cost_usd: float | None = None, ttft_ms: float | None = None,
+) -> dict[str, AttributeValue]:
+    """The attributes of an ``ai1net.generate`` span; empty and None values are left out.
+
+    Never pass the prompt, the output or any header here.
+    """
+    candidates: dict[str, AttributeValue | None] = {
+        "gen_ai.operation.name": operation_name(model_type),
+        # gen_ai.system is the older name of gen_ai.provider.name; backends read either.
+        "gen_ai.provider.name": GENAI_PROVIDER,
+        "gen_ai.system": GENAI_PROVIDER,
+        "gen_ai.request.model": request_model,
+        "gen_ai.response.model": response_model,
+        "gen_ai.response.id": response_id,
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+        "gen_ai.request.max_tokens": max_tokens,
+        "gen_ai.request.temperature": temperature,
+        "ai1net.route.strategy": route_strategy,
+        "ai1net.route.attempts": route_attempts,
+        "ai1net.route.fallback": fallback,
+        "ai1net.cost_usd": cost_usd,
+        "ai1net.ttft_ms": ttft_ms,
+    }
+    return {key: value for key, value in candidates.items() if value is not None and value != ""}
+
+
+def record_error(span: Span, error_type: str, description: str | None = None) -> None:
+    """Mark a failed call: status ERROR and ``error.type`` (a low-cardinality name such as
+    the domain error's class). ``description`` must be the gateway's own words, never a
+    provider's body, which may quote the prompt."""
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR, description))
+
+
+# -- usage flushes ---------------------------------------------------------------------------
+
+
+def call_context() -> SpanContext | None:
+    """The current call's span context, to keep with its usage event."""
+    context = trace.get_current_span().get_span_context()
+    return context if context.is_valid else None
+
+
+def usage_flush_span(calls: Iterable[SpanContext | None]) -> AbstractContextManager[Span]:
+    """A span in a trace of its own, linked to the calls whose usage it writes (the SDK keeps
+    the first 128 links)."""
+    unique = {(call.trace_id, call.span_id): call for call in calls if call is not None}
+    return get_tracer().start_as_current_span(
+        "ai1net.usage.flush", context=Context(), links=[Link(call) for call in unique.values()])

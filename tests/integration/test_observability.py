@@ -1,0 +1,137 @@
+"""One trace from the HTTP client to the provider; metrics and logs that never leak."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
+
+from ai1net.server.telemetry import get_tracer, instrument, setup_tracing
+from tests.conftest import ADMIN_KEY, Harness, bearer, gateway_settings, run_harness
+
+SECRET = "sk-provider-very-secret-123"
+PROMPT = "my private prompt text 42"
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    setup_tracing(environ={}, exporter=exporter)
+    instrument()
+    return exporter
+
+
+@pytest.fixture(params=["in-process", "over-grpc"])
+async def traced(request: pytest.FixtureRequest, spans: InMemorySpanExporter,
+                 sqlite_url: str) -> AsyncIterator[Harness]:
+    async for running in run_harness(gateway_settings(sqlite_url),
+                                     over_grpc=request.param == "over-grpc"):
+        yield running
+
+
+async def register_echo(harness: Harness, provider_url: str, path: str = "/echo") -> str:
+    provider = await harness.key("provider", "traced-provider")
+    await harness.register(provider, name="traced", type="text", endpoint=provider_url + path,
+                           auth_type="bearer", credentials={"api_key": SECRET})
+    return await harness.key("consumer", "traced-consumer")
+
+
+async def test_one_trace_from_client_to_provider(traced: Harness, spans: InMemorySpanExporter,
+                                                 provider_url: str):
+    consumer = await register_echo(traced, provider_url)
+    spans.clear()
+    # The test's own span is the caller: the (instrumented) client sends its traceparent.
+    with get_tracer().start_as_current_span("client") as client:
+        TRACE_ID = f"{client.get_span_context().trace_id:032x}"
+        async with traced.http.post(f"{traced.http_url}/v1/generate", headers=bearer(consumer),
+                                    json={"model": "traced", "input": PROMPT,
+                                          "parameters": {"max_tokens": 7, "temperature": 0.5}}
+                                    ) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+            assert float(resp.headers["x-ai1net-overhead-ms"]) >= 0
+    received = body["output"]
+    finished = spans.get_finished_spans()
+    mine = [s for s in finished if f"{s.context.trace_id:032x}" == TRACE_ID]
+    names = {s.name for s in mine}
+    assert {"ai1net.generate", "ai1net.route"} <= names
+    generate = next(s for s in mine if s.name == "ai1net.generate")
+    attributes = dict(generate.attributes or {})
+    assert attributes["gen_ai.request.model"] == "traced"
+    assert attributes["gen_ai.response.model"] == "traced"
+    assert attributes["gen_ai.usage.input_tokens"] == body["usage"]["input_tokens"]
+    assert attributes["gen_ai.request.max_tokens"] == 7
+    assert attributes["gen_ai.request.temperature"] == 0.5
+    assert "gen_ai.operation.name" in attributes
+    client_spans = [s for s in mine if s.kind.name == "CLIENT" and "POST" in s.name]
+    assert client_spans, names  # the provider call
+    server_spans = [s for s in mine if s.kind.name == "SERVER"]
+    assert server_spans, names  # at least the bridge's HTTP server span
+    by_id = {s.context.span_id: s for s in mine}
+    route = next(s for s in mine if s.name == "ai1net.route")
+    provider_call = next(s for s in client_spans if s.parent and s.parent.span_id in by_id
+                         and by_id[s.parent.span_id].name == "ai1net.route")
+    assert route.parent.span_id == generate.context.span_id
+    assert provider_call.parent.span_id == route.context.span_id
+    assert received == "echo"
+    async with traced.http.get(f"{provider_url}/_events", params={"path": "/echo"}) as events:
+        last = (await events.json())["events"][-1]
+    assert last["headers"]["traceparent"].split("-")[1] == TRACE_ID
+    for span in finished:
+        text = repr(dict(span.attributes or {})) + repr([e.attributes for e in span.events])
+        assert SECRET not in text
+        assert consumer not in text
+        assert PROMPT not in text
+
+
+async def test_streaming_call_is_one_trace(traced: Harness, spans: InMemorySpanExporter,
+                                           provider_url: str):
+    consumer = await register_echo(traced, provider_url, "/stream/ndjson?n=2")
+    spans.clear()
+    with get_tracer().start_as_current_span("client") as client:
+        TRACE_ID = f"{client.get_span_context().trace_id:032x}"
+        async with traced.http.post(f"{traced.http_url}/v1/generate", headers=bearer(consumer),
+                                    json={"model": "traced", "input": "hi",
+                                          "stream": True}) as resp:
+            await resp.read()
+    mine = [s for s in spans.get_finished_spans() if f"{s.context.trace_id:032x}" == TRACE_ID]
+    generate = next(s for s in mine if s.name == "ai1net.generate")
+    assert generate.attributes["gen_ai.usage.output_tokens"] == 2
+
+
+async def test_failed_call_marks_the_span(traced: Harness, spans: InMemorySpanExporter,
+                                          provider_url: str):
+    consumer = await register_echo(traced, provider_url, "/status/500")
+    spans.clear()
+    status, _, _ = await traced.generate(consumer, model="traced", input="hi")
+    assert status == 502
+    generate = next(s for s in spans.get_finished_spans() if s.name == "ai1net.generate")
+    assert generate.status.status_code.name == "ERROR"
+    assert generate.attributes["error.type"] == "UPSTREAM_ERROR"
+
+
+async def test_metrics_parse_and_move_without_secrets(harness: Harness, provider_url: str,
+                                                      caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    consumer = await register_echo(harness, provider_url)
+    for _ in range(3):
+        status, _, _ = await harness.generate(consumer, model="traced", input=PROMPT)
+        assert status == 200
+    async with harness.http.get(f"{harness.http_url}/metrics") as resp:
+        text = await resp.text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    requests = [s for s in families["ai1net_requests"].samples
+                if s.name == "ai1net_requests_total" and s.labels.get("model") == "traced"]
+    assert sum(s.value for s in requests) == 3
+    assert "ai1net_request_latency_seconds" in families
+    assert "ai1net_overhead_seconds" in families
+    assert "ai1net_usage_buffer_depth" in families
+    logs = "\n".join(record.getMessage() + repr(getattr(record, "fields", ""))
+                     for record in caplog.records)
+    assert "traced" in logs  # the access line is there
+    for secret in (SECRET, consumer, PROMPT, ADMIN_KEY):
+        assert secret not in text
+        assert secret not in logs

@@ -1,0 +1,113 @@
+"""Access log: one JSON line per call, with the trace id, at the configured level."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import orjson
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from ai1net.server.accesslog import JsonFormatter, configure_logging, log_call
+
+ACCESS_FIELDS = {"ts", "level", "logger", "msg", "trace_id", "span_id", "request_id", "method",
+                 "model", "outcome", "latency_ms", "overhead_ms", "input_tokens",
+                 "output_tokens", "cost_usd"}
+
+
+@pytest.fixture
+def root_logging(monkeypatch):
+    """configure_logging replaces the root handlers: give it a list of its own."""
+    root = logging.getLogger()
+    level = root.level
+    monkeypatch.setattr(root, "handlers", [])
+    yield
+    root.setLevel(level)
+
+
+@pytest.fixture
+def lines():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.access")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield logger, lambda: [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    logger.removeHandler(handler)
+
+
+def call(logger: logging.Logger | None = None, **overrides):
+    fields = {"request_id": "req-1", "method": "Generate", "model": "m1", "outcome": "ok",
+              "latency_ms": 12.34567, "input_tokens": 10, "output_tokens": 20,
+              "cost_usd": 0.00042, "overhead_ms": 0.5, **overrides}
+    if logger is not None:
+        fields["logger"] = logger
+    log_call(**fields)
+
+
+def test_a_call_inside_a_span_is_one_json_line_with_its_trace_id(lines):
+    logger, read = lines
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("ai1net.generate") as span:
+        call(logger)
+    [line] = read()
+    context = span.get_span_context()
+    assert line["trace_id"] == trace.format_trace_id(context.trace_id)
+    assert line["span_id"] == trace.format_span_id(context.span_id)
+    assert set(line) == ACCESS_FIELDS
+    assert line["level"] == "INFO"
+    assert line["logger"] == "test.access"
+    assert line["msg"] == "Generate m1 ok 12.3ms"
+    assert (line["request_id"], line["model"], line["outcome"]) == ("req-1", "m1", "ok")
+    assert (line["input_tokens"], line["output_tokens"]) == (10, 20)
+    assert line["latency_ms"] == 12.346
+    assert line["cost_usd"] == 0.00042
+
+
+def test_without_a_span_the_trace_id_is_null(lines):
+    logger, read = lines
+    call(logger, outcome="Unavailable", model="")
+    [line] = read()
+    assert line["trace_id"] is None
+    assert "span_id" not in line
+    assert line["msg"] == "Generate - Unavailable 12.3ms"
+
+
+def test_configured_level_decides_whether_access_lines_appear(root_logging):
+    stream = io.StringIO()
+    configure_logging("warning", stream=stream)
+    call()
+    assert stream.getvalue() == ""
+
+    configure_logging("INFO", stream=stream)
+    call()
+    [line] = [orjson.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["logger"] == "ai1net.access"
+
+
+def test_text_format_when_json_is_off(root_logging):
+    stream = io.StringIO()
+    configure_logging("INFO", json=False, stream=stream)
+    logging.getLogger("ai1net.test").info("hello %s", "there")
+    assert stream.getvalue().rstrip().endswith("INFO ai1net.test hello there")
+
+
+def test_an_unknown_level_is_refused(root_logging):
+    with pytest.raises(ValueError, match="LOUD"):
+        configure_logging("LOUD")
+
+
+def test_exceptions_and_extra_fields_are_kept(lines):
+    logger, read = lines
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logger.exception("failed", extra={"fields": {"model": "m1"}})
+    [line] = read()
+    assert line["level"] == "ERROR"
+    assert line["model"] == "m1"
+    assert "RuntimeError: boom" in line["exc"]
