@@ -8,7 +8,8 @@ from grpc import aio
 
 from ai1net.client.convert import python_to_value, struct_to_dict
 from ai1net.server.auth import current_principal
-from ai1net.server.generate import GenerateCall, Generator, Outcome, Progress
+from ai1net.server.calls import GenerateCall, Outcome, Progress
+from ai1net.server.generate import Generator
 from ai1net.server.money import nanos_to_usd
 from ai1net.server.providers import Delta, Output
 from ai1net.server.routing import RouteRequest
