@@ -17,11 +17,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from opentelemetry.trace import SpanContext
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ai1net.server.storage import Database
 from ai1net.server.tables import UsageEventRow
+from ai1net.server.telemetry import call_context, usage_flush_span
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class Ledger:
         self._batch_size = batch_size
         self._limit = limit
         self._pending: list[UsageEvent] = []
+        # The span of each pending event's call, so a flush's span links to them.
+        self._calls: list[SpanContext | None] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -74,6 +78,7 @@ class Ledger:
             log.error("usage buffer full (%d events): dropped event %s", self._limit, event.id)
             return
         self._pending.append(event)
+        self._calls.append(call_context())
         if len(self._pending) >= self._batch_size:
             self._wake.set()
 
@@ -82,8 +87,11 @@ class Ledger:
         async with self._lock:
             while self._pending:
                 batch = self._pending[: self._batch_size]
-                await self._write(batch)
+                with usage_flush_span(self._calls[: len(batch)]) as span:
+                    span.set_attribute("ai1net.usage.events", len(batch))
+                    await self._write(batch)
                 del self._pending[: len(batch)]
+                del self._calls[: len(batch)]
                 self.written += len(batch)
 
     async def close(self) -> None:

@@ -135,3 +135,17 @@ async def test_metrics_parse_and_move_without_secrets(harness: Harness, provider
     for secret in (SECRET, consumer, PROMPT, ADMIN_KEY):
         assert secret not in text
         assert secret not in logs
+
+
+async def test_usage_flush_is_its_own_trace_linked_to_calls(traced: Harness,
+                                                            spans: InMemorySpanExporter,
+                                                            provider_url: str):
+    consumer = await register_echo(traced, provider_url)
+    spans.clear()
+    await traced.generate(consumer, model="traced", input="hi")
+    await traced.gateway.ledger.flush()
+    finished = spans.get_finished_spans()
+    generate = next(s for s in finished if s.name == "ai1net.generate")
+    flush = next(s for s in finished if s.name == "ai1net.usage.flush")
+    assert flush.context.trace_id != generate.context.trace_id
+    assert generate.context.span_id in {link.context.span_id for link in flush.links}
