@@ -29,7 +29,7 @@ class _CallDetails(NamedTuple):
 class _Aborted(aio.AbortError):
     def __init__(self, code: grpc.StatusCode, details: str, trailing: Metadata) -> None:
         super().__init__(details)
-        self.error = aio.AioRpcError(code, aio.Metadata(), aio.Metadata(*trailing), details)
+        self.error = aio.AioRpcError(code, aio.Metadata(), aio.Metadata(*trailing), details, "")
 
 
 class LocalContext:
@@ -138,7 +138,7 @@ def _as_rpc_errors(context: LocalContext) -> Generator[None]:
         raise aborted.error from None
     except TimeoutError:
         raise aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, aio.Metadata(),
-                              aio.Metadata(), "Deadline Exceeded") from None
+                              aio.Metadata(), "Deadline Exceeded", "") from None
 
 
 class LocalStub:

@@ -7,7 +7,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -179,7 +179,10 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     interceptor = AuthInterceptor(keys=keys)
     server = aio.server(interceptors=[grpc_server_interceptor(), interceptor],
                         options=SERVER_OPTIONS)
-    registrar = Registrar(server)
+    recorder = Registrar(server)
+    handlers = recorder.handlers
+    # Duck-typed: it has the two methods the generated add_*_to_server functions call.
+    registrar = cast(aio.Server, recorder)
     generate_pb2_grpc.add_GenerateServiceServicer_to_server(
         GenerateServicer(generator=generator), registrar)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(
@@ -196,7 +199,7 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
                    health_servicer=health_servicer, feed=feed, quota=quota, port=port,
-                   interceptor=interceptor, handlers=registrar.handlers, metrics=metrics)
+                   interceptor=interceptor, handlers=handlers, metrics=metrics)
 
 
 def local_target(addr: str, port: int) -> str:
