@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test protos protos-check lint bench clean
+.PHONY: install run test protos protos-check lint bench bench-peer clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -34,8 +34,13 @@ lint: $(PY)
 	ln -sfn ../../../clients/python/ai1net/client $(TYPECHECK)/client
 	$(VENV)/bin/mypy -p ai1net.server -p ai1net.bridge -p ai1net.client
 
-bench: $(PY)
-	$(PY) -m bench.run
+bench: $(PY)  ## AI1NET against a direct call and the bare proxies (BENCH_ARGS=--quick)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-peer: $(PY)  ## LiteLLM's proxy against the same mock, in its own venv
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.peer
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
