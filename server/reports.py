@@ -156,12 +156,12 @@ def _scope(caller: Principal) -> list[ColumnElement[bool]]:
     return [EVENTS.key_id == caller.id]
 
 
-def _period(period: Period, ts: Any = EVENTS.ts_ms) -> list[ColumnElement[bool]]:
+def _period(period: Period) -> list[ColumnElement[bool]]:
     clauses = []
     if period.start_ms is not None:
-        clauses.append(ts >= period.start_ms)
+        clauses.append(EVENTS.ts_ms >= period.start_ms)
     if period.end_ms is not None:
-        clauses.append(ts < period.end_ms)
+        clauses.append(EVENTS.ts_ms < period.end_ms)
     return clauses
 
 
@@ -262,27 +262,26 @@ async def store_report(*, session: AsyncSession, caller: Principal, model: str,
 async def reconcile(*, session: AsyncSession, caller: Principal, model: str,
                     period: Period) -> Reconciliation:
     """The gateway's count of ``model`` over ``period`` beside the provider's reports for
-    periods lying within it."""
+    periods lying within it. A provider sees only its own side of a reused model name."""
     if not model:
         raise InvalidArgument("model", "is required")
     await owners_for(session=session, caller=caller, model=model)
-    mine = caller.role == "provider"
+    owner = caller.id if caller.role == "provider" else None
     events = [EVENTS.model == model, *_period(period)]
-    if mine:
-        events.append(EVENTS.model_owner == caller.id)
-    gateway = select(func.count(), func.sum(EVENTS.input_tokens + EVENTS.output_tokens))
     reports = [REPORTS.model == model]
     if period.start_ms is not None:
         reports.append(REPORTS.from_ms >= period.start_ms)
     if period.end_ms is not None:
         reports.append(REPORTS.to_ms <= period.end_ms)
-    if mine:
-        reports.append(REPORTS.owner == caller.id)
-    provider = select(func.sum(REPORTS.requests), func.sum(REPORTS.tokens_processed))
-    ours = (await _run(session, gateway.where(*events))).one()
-    theirs = (await _run(session, provider.where(*reports))).one()
-    return Reconciliation(model=model, period=period, gateway=_counts(ours),
-                          provider=_counts(theirs))
+    if owner is not None:
+        events.append(EVENTS.model_owner == owner)
+        reports.append(REPORTS.owner == owner)
+    ours = select(func.count(), func.sum(EVENTS.input_tokens + EVENTS.output_tokens))
+    theirs = select(func.sum(REPORTS.requests), func.sum(REPORTS.tokens_processed))
+    return Reconciliation(
+        model=model, period=period,
+        gateway=_counts((await _run(session, ours.where(*events))).one()),
+        provider=_counts((await _run(session, theirs.where(*reports))).one()))
 
 
 def _counts(row: Sequence[Any]) -> Counts:
