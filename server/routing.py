@@ -18,7 +18,7 @@ random choice, so that load spreads instead of piling on one model.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ai1net.server.errors import NoCandidate, NotFound
@@ -88,7 +88,8 @@ def plan_routed(models: Iterable[ModelRecord], request: RouteRequest, observe: O
     observed = {m.name: observe(m.name) for m in pool}
     available = [m for m in pool if (o := observed[m.name]) is None or o.available]
     pool = available or pool
-    scores = {m.name: score(m, observed[m.name], request, pool) for m in pool}
+    norms = Norms.of(pool, observed)
+    scores = {m.name: score(m, observed[m.name], request, norms) for m in pool}
     ranked = sorted(pool, key=lambda m: (-scores[m.name], m.name))
     ranked = _spread(ranked, scores, rng)
     best = ranked[0]
@@ -120,15 +121,28 @@ def candidates(models: Iterable[ModelRecord], request: RouteRequest) -> list[Mod
     return pool
 
 
+@dataclass(frozen=True, slots=True)
+class Norms:
+    """The best of each quantity among the candidates, each score's yardstick."""
+
+    fastest: float
+    cheapest: float
+    best_quality: float
+
+    @classmethod
+    def of(cls, pool: Sequence[ModelRecord],
+           observed: Mapping[str, Observation | None]) -> Norms:
+        return cls(fastest=min(latency_of(m, observed.get(m.name)) for m in pool),
+                   cheapest=min(price_of(m) for m in pool),
+                   best_quality=max(quality_of(m) for m in pool))
+
+
 def score(model: ModelRecord, observed: Observation | None, request: RouteRequest,
-          pool: Sequence[ModelRecord]) -> float:
+          norms: Norms) -> float:
     w_latency, w_cost, w_quality = WEIGHTS[request.strategy]
-    fastest = min(latency_of(m, None) for m in pool)
-    cheapest = min(price_of(m) for m in pool)
-    best_quality = max(quality_of(m) for m in pool)
-    total = (w_latency * fastest / latency_of(model, observed)
-             + w_cost * (cheapest + 1.0) / (price_of(model) + 1.0)
-             + w_quality * quality_of(model) / best_quality)
+    total = (w_latency * norms.fastest / latency_of(model, observed)
+             + w_cost * (norms.cheapest + 1.0) / (price_of(model) + 1.0)
+             + w_quality * quality_of(model) / norms.best_quality)
     total += EFFICIENCY_BONUS.get(model.cost_efficiency, 0.0) * (w_cost / 0.3)
     if request.specialties:
         wanted = {s.lower() for s in request.specialties}

@@ -12,6 +12,7 @@ from ai1net.server.errors import NoCandidate, NotFound
 from ai1net.server.registry import ModelRecord
 from ai1net.server.routing import (
     MAX_ATTEMPTS,
+    Norms,
     Observation,
     RouteRequest,
     candidates,
@@ -201,8 +202,8 @@ def test_observed_errors_and_latency_outweigh_priors():
         return Observation(samples=200, latency_ms=100, error_rate=0.9) if name == "a" else None
 
     assert route([a, b], observe=failing_a, strategy="latency")[0] == "b"
-    assert score(a, failing_a("a"), RouteRequest(), [a, b]) < score(a, None, RouteRequest(),
-                                                                   [a, b])
+    norms = Norms.of([a, b], {})
+    assert score(a, failing_a("a"), RouteRequest(), norms) < score(a, None, RouteRequest(), norms)
 
 
 def test_unavailable_models_are_left_out_unless_nothing_else_is_left():
