@@ -7,7 +7,6 @@ reason BUDGET_EXCEEDED → 402 and reason UPSTREAM_ERROR → 502 (CONTRACT §2).
 from __future__ import annotations
 
 import math
-import secrets
 from typing import Any
 
 import grpc
@@ -15,6 +14,8 @@ import orjson
 from aiohttp import web
 from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
+
+from ai1net.server.crypto import new_id
 
 GRPC_TO_HTTP = {
     grpc.StatusCode.OK: 200,
@@ -63,7 +64,7 @@ def invalid(field: str, message: str) -> HttpError:
 
 
 def new_request_id() -> str:
-    return f"req_{secrets.token_hex(12)}"
+    return new_id("req")
 
 
 def envelope(error: HttpError, request_id: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import logging
 import os
+import random
 import secrets
 from pathlib import Path
 
@@ -35,7 +36,12 @@ def same_hash(a: str, b: str) -> bool:
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
+    """A unique id (not a secret): 96 random bits without a system call each time."""
+    return f"{prefix}_{_ids.getrandbits(96):024x}"
+
+
+# Seeded from the OS once per process; ids only need to be unique, not unguessable.
+_ids = random.Random(secrets.randbits(128))
 
 
 class CredentialBox:

@@ -64,11 +64,11 @@ class Database:
             self._writer = create_engine(url.replace("+aiosqlite", ""), poolclass=NullPool)
             event.listen(self._writer, "connect", _sqlite_pragmas)
 
-    def write_sync(self, statement: Executable) -> None:
-        """Run one write in the calling thread (SQLite's batch writer, off the loop)."""
+    def write_sync(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        """Run one (executemany) write in the calling thread (SQLite's batch writer)."""
         assert self._writer is not None
         with self._writer.begin() as conn:
-            conn.execute(statement)
+            conn.execute(statement, rows)
 
     def session(self) -> AsyncSession:
         return AsyncSession(self.engine, expire_on_commit=False)

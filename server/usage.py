@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from opentelemetry.trace import SpanContext
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -43,6 +43,9 @@ class UsageEvent:
     ttft_ms: int
     outcome: str  # ok | error | cancelled | timeout
     error_type: str = ""
+
+
+EVENT_FIELDS = tuple(f.name for f in fields(UsageEvent))
 
 
 def now_ms() -> int:
@@ -122,14 +125,14 @@ class Ledger:
                             len(self._pending), backoff, exc_info=True)
 
     async def _write(self, batch: Sequence[UsageEvent]) -> None:
-        rows = [asdict(event) for event in batch]
+        rows = [{name: getattr(event, name) for name in EVENT_FIELDS} for event in batch]
         table = UsageEventRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
         insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["id"])
+        statement = insert(table).on_conflict_do_nothing(index_elements=["id"])
         if self._db.is_sqlite:
             # One thread hop for the whole batch: aiosqlite's hop per statement keeps
             # taking the GIL from the event loop, which every call in flight then feels.
-            await asyncio.to_thread(self._db.write_sync, statement)
+            await asyncio.to_thread(self._db.write_sync, statement, rows)
             return
         async with self._db.engine.begin() as conn:
-            await conn.execute(statement)
+            await conn.execute(statement, rows)
