@@ -27,9 +27,9 @@ from ai1net.server.registry import ModelRecord
 STRATEGIES = ("balanced", "latency", "cost", "quality")
 WEIGHTS = {  # latency, cost, quality
     "balanced": (0.35, 0.30, 0.35),
-    "latency": (0.80, 0.10, 0.10),
-    "cost": (0.15, 0.70, 0.15),
-    "quality": (0.10, 0.10, 0.80),
+    "latency": (0.90, 0.05, 0.05),
+    "cost": (0.10, 0.80, 0.10),
+    "quality": (0.05, 0.05, 0.90),
 }
 EFFICIENCY_BONUS = {"low": 0.0, "medium": 0.02, "high": 0.05}
 SPECIALTY_BONUS = 0.10

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -27,10 +28,32 @@ log = logging.getLogger(__name__)
 
 WORKER_ENV = "AI1NET_WORKER_CHILD"
 
+
+
+@dataclass(frozen=True, slots=True)
+class DemoModel:
+    name: str
+    type: str
+    path: str  # on the demo provider; its query string makes it slow (delay_ms)
+    capabilities: tuple[str, ...]
+    price_in: float
+    price_out: float
+    latency_ms: float = 50
+    accuracy: float = 0.8
+    efficiency: str = "high"
+
+
+# Three text models that differ in price, quality and speed, so routing has a choice.
 DEMO_MODELS = (
-    ("demo-text", "text", "/v1/generate", ["chat", "completion", "coding"], 0.002, 0.004),
-    ("demo-image", "image", "/image/v1/generate", ["image-generation"], 0.01, 0.02),
-    ("demo-audio", "audio", "/audio/v1/generate", ["text-to-speech"], 0.005, 0.01),
+    DemoModel("demo-text", "text", "/v1/generate", ("chat", "completion", "coding"),
+              0.002, 0.004),
+    DemoModel("demo-text-premium", "text", "/v1/generate?delay_ms=300",
+              ("chat", "completion", "coding"), 0.01, 0.03, latency_ms=300, accuracy=0.95,
+              efficiency="low"),
+    DemoModel("demo-text-budget", "text", "/v1/generate?delay_ms=120", ("chat", "completion"),
+              0.0002, 0.0004, latency_ms=120, accuracy=0.6),
+    DemoModel("demo-image", "image", "/image/v1/generate", ("image-generation",), 0.01, 0.02),
+    DemoModel("demo-audio", "audio", "/audio/v1/generate", ("text-to-speech",), 0.005, 0.01),
 )
 
 
@@ -136,16 +159,18 @@ async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunn
     if owner is None:
         owner, _ = await gateway.keys.create(role="provider", name="demo-provider",
                                              limits=KeyLimits())
-    for name, kind, path, capabilities, price_in, price_out in DEMO_MODELS:
+    for demo in DEMO_MODELS:
         changes = ModelChanges(
-            name=name, type=kind, endpoint=f"http://127.0.0.1:{port}{path}", auth_type="none",
-            input_per_1k_tokens=price_in, output_per_1k_tokens=price_out,
-            capabilities=capabilities, avg_latency_ms=50, accuracy_score=0.8,
-            cost_efficiency="high", specialties=["demos"], description="bundled demo model")
-        if gateway.registry.find(name) is None:
+            name=demo.name, type=demo.type, endpoint=f"http://127.0.0.1:{port}{demo.path}",
+            auth_type="none", input_per_1k_tokens=demo.price_in,
+            output_per_1k_tokens=demo.price_out, capabilities=list(demo.capabilities),
+            avg_latency_ms=demo.latency_ms, accuracy_score=demo.accuracy,
+            cost_efficiency=demo.efficiency, specialties=["demos"],
+            description="bundled demo model")
+        if gateway.registry.find(demo.name) is None:
             await gateway.registry.register(owner, changes)
         else:
-            await gateway.registry.update(owner, name, ModelChanges(
+            await gateway.registry.update(owner, demo.name, ModelChanges(
                 endpoint=changes.endpoint, enabled=True))
     _, secret = await gateway.keys.create(role="consumer", name="demo-consumer",
                                           limits=KeyLimits())
@@ -154,7 +179,7 @@ async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunn
     banner = (
         f"\nAI1NET demo is up: HTTP http://{http}  gRPC {settings.grpc_addr}\n"
         f"demo provider on http://127.0.0.1:{port} with models "
-        f"{', '.join(m[0] for m in DEMO_MODELS)}\n"
+        f"{', '.join(m.name for m in DEMO_MODELS)}\n"
         f"consumer key (shown once): {secret}\n\n"
         f"curl -s http://{http}/v1/generate -H 'Authorization: Bearer {secret}' "
         f"-H 'Content-Type: application/json' "
