@@ -142,10 +142,13 @@ def setup_tracing(*, service_name: str = "ai1net", environ: Mapping[str, str] | 
     process environment.
     """
     env = os.environ if environ is None else environ
-    sampler = _sampler(env)
     processors: list[SpanProcessor] = (
         [SimpleSpanProcessor(exporter)] if exporter is not None
         else [BatchSpanProcessor(each) for each in _exporters(env)])
+    # With nowhere to send spans, record only what a caller asked to sample: trace context
+    # still propagates (callers' trace ids reach the provider) at a fraction of the cost.
+    sampler = _sampler(env) if processors or env.get("OTEL_TRACES_SAMPLER") \
+        else sampling.ParentBased(sampling.ALWAYS_OFF)
     provider = _global_provider(env.get("OTEL_SERVICE_NAME") or service_name)
     provider.reconfigure(sampler=sampler, processors=processors)
     return provider
