@@ -8,7 +8,11 @@ no prompt, no output, no header, no key.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import logging.handlers
+import queue
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import IO
@@ -42,7 +46,8 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(document, default=str).decode()
 
 
-def configure_logging(level: str, *, json: bool = True, stream: IO[str] | None = None) -> None:
+def configure_logging(level: str, *, json: bool = True,
+                      stream: IO[str] | None = None) -> logging.handlers.QueueListener:
     """Root logging at ``level`` (a name such as INFO), one line per record on ``stream``
     (default stderr), replacing any handlers already there."""
     numeric = logging.getLevelNamesMapping().get(level.strip().upper())
@@ -50,7 +55,28 @@ def configure_logging(level: str, *, json: bool = True, stream: IO[str] | None =
         raise ValueError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR")
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if json else logging.Formatter(TEXT_FORMAT))
-    logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    # The event loop only enqueues records; a thread formats and writes them, so a
+    # slow terminal or disk never stalls calls in flight.
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
+    listener.start()
+    atexit.register(_stop, listener)
+    logging.basicConfig(level=numeric, handlers=[_RecordQueue(records)], force=True)
+    return listener  # stop() writes out what is queued (tests, shutdown)
+
+
+def _stop(listener: logging.handlers.QueueListener) -> None:
+    with contextlib.suppress(AttributeError):  # already stopped: nothing left to write
+        listener.stop()
+
+
+class _RecordQueue(logging.handlers.QueueHandler):
+    """Hands records over as they are: the formatter runs in the listener's thread."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.args:
+            record.msg, record.args = record.getMessage(), None
+        return record
 
 
 def log_call(*, request_id: str, method: str, model: str, outcome: str, latency_ms: float,

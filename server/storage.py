@@ -12,7 +12,7 @@ from sqlalchemy import Executable, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import StaticPool
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -61,7 +61,10 @@ class Database:
         self._writer: Engine | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            self._writer = create_engine(url.replace("+aiosqlite", ""), poolclass=NullPool)
+            # One connection kept open for the ledger's batches; the ledger's lock makes
+            # its writes one at a time, whichever worker thread runs them.
+            self._writer = create_engine(url.replace("+aiosqlite", ""), poolclass=StaticPool,
+                                         connect_args={"check_same_thread": False})
             event.listen(self._writer, "connect", _sqlite_pragmas)
 
     def write_sync(self, statement: Executable, rows: list[dict[str, Any]]) -> None:

@@ -79,20 +79,23 @@ def test_without_a_span_the_trace_id_is_null(lines):
 
 def test_configured_level_decides_whether_access_lines_appear(root_logging):
     stream = io.StringIO()
-    configure_logging("warning", stream=stream)
+    listener = configure_logging("warning", stream=stream)
     call()
+    listener.stop()  # records are written by a thread: let it finish
     assert stream.getvalue() == ""
 
-    configure_logging("INFO", stream=stream)
+    listener = configure_logging("INFO", stream=stream)
     call()
+    listener.stop()
     [line] = [orjson.loads(text) for text in stream.getvalue().splitlines()]
     assert line["logger"] == "ai1net.access"
 
 
 def test_text_format_when_json_is_off(root_logging):
     stream = io.StringIO()
-    configure_logging("INFO", json=False, stream=stream)
+    listener = configure_logging("INFO", json=False, stream=stream)
     logging.getLogger("ai1net.test").info("hello %s", "there")
+    listener.stop()
     assert stream.getvalue().rstrip().endswith("INFO ai1net.test hello there")
 
 
