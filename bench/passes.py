@@ -1,0 +1,161 @@
+"""One load pass: a pinned load-generator process, its result, and the progress line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.procs import Service, pinned
+
+ROOT = Path(__file__).resolve().parent.parent
+MOCK_CORE, SUT_CORE = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    duration_s: float = 5.0
+    latency_duration_s: float = 3.0
+    warmup_s: float = 1.0
+    concurrency: int = 32
+    rounds: int = 1
+    delay_ms: float = 0.0
+    startup_runs: int = 3
+    wait_idle_s: float = 0.0
+    grpc_client: str = "aio"
+    ai1net_env: dict[str, str] = field(default_factory=dict)
+
+
+class Progress:
+    """One line on stderr: the step, its pass and the time spent (rewritten on a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.step = total, 0
+        self.tty = sys.stderr.isatty()
+        self.began = time.perf_counter()
+        self.label, self.seconds, self.step_began = "", 0.0, 0.0
+
+    def start(self, label: str, seconds: float) -> None:
+        self.step += 1
+        self.label, self.seconds, self.step_began = label, seconds, time.perf_counter()
+        self.tick()
+
+    def tick(self) -> None:
+        if self.tty:
+            now = time.perf_counter()
+            print(f"\r[{self.step}/{self.total}] {self.label}  {now - self.step_began:4.1f}/"
+                  f"{self.seconds:.1f}s  (run {now - self.began:5.1f}s)\033[K", end="",
+                  file=sys.stderr, flush=True)
+
+    def done(self, note: str) -> None:
+        line = f"[{self.step}/{self.total}] {self.label}: {note}"
+        print(f"\r{line}\033[K" if self.tty else line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a pass loads: the loadgen kind, where, with what, and who runs where."""
+
+    kind: str
+    url: str
+    body: str | None = None
+    key: str = ""
+    client_core: int = MOCK_CORE
+    watch: dict[str, Service] = field(default_factory=dict)
+
+    def cores(self) -> dict[str, list[str]]:
+        """Which watched processes (and the client) sit on which core."""
+        layout: dict[str, list[str]] = {f"cpu{MOCK_CORE}": [], f"cpu{SUT_CORE}": []}
+        for name in self.watch:
+            layout[f"cpu{MOCK_CORE if name == 'mock' else SUT_CORE}"].append(name)
+        layout[f"cpu{self.client_core}"].append("client")
+        return layout
+
+
+@dataclass(slots=True)
+class Bench:
+    options: Options
+    progress: Progress
+
+    def load(self, label: str, target: Target, *, concurrency: int, duration: float,
+             warmup: float, kind: str | None = None) -> dict[str, Any]:
+        command = [sys.executable, "-m", "bench.loadgen", kind or target.kind,
+                   "--target", target.url, "--concurrency", str(concurrency),
+                   "--duration", str(duration), "--warmup", str(warmup), "--key", target.key]
+        if target.body is not None:
+            command += ["--body", target.body]
+        for name, service in target.watch.items():
+            command += ["--watch", f"{name}={service.pid}"]
+        self.progress.start(label, warmup + duration)
+        out, err, code = self._wait(subprocess.Popen(
+            pinned(command, target.client_core), cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE), warmup + duration + 60)
+        if code != 0 or not out.strip():
+            self.progress.done("FAILED")
+            return {"failed": err.decode(errors="replace")[-2000:]}
+        result: dict[str, Any] = orjson.loads(out)
+        result["concurrency"], result["client_core"] = concurrency, target.client_core
+        result["other_load_pct"] = other_load(result, target.cores())
+        self.progress.done(describe(result))
+        return result
+
+    def _wait(self, process: subprocess.Popen[bytes], limit_s: float) -> tuple[bytes, bytes, int]:
+        limit = time.perf_counter() + limit_s
+        while True:
+            try:
+                out, err = process.communicate(timeout=0.25)
+                return out, err, process.returncode
+            except subprocess.TimeoutExpired:
+                self.progress.tick()
+                if time.perf_counter() > limit:
+                    process.kill()
+                    out, err = process.communicate()
+                    return out, err + b"\nkilled: over time", -9
+
+    def throughput(self, name: str, target: Target) -> dict[str, Any]:
+        """One pass at the configured concurrency."""
+        options = self.options
+        heavy = "grpc-h2load" if target.kind == "grpc" and options.grpc_client == "h2load" \
+            else target.kind
+        return self.load(f"{name} c={options.concurrency}", target, kind=heavy,
+                         concurrency=options.concurrency, duration=options.duration_s,
+                         warmup=options.warmup_s)
+
+    def both(self, name: str, target: Target) -> dict[str, Any]:
+        """Throughput at the configured concurrency, then latency at concurrency 1."""
+        return {"throughput": self.throughput(name, target), **self.single(name, target)}
+
+    def single(self, name: str, target: Target) -> dict[str, Any]:
+        """Latency (and time to first chunk, for streams) at concurrency 1."""
+        options = self.options
+        latency = self.load(f"{name} c=1", target, concurrency=1,
+                            duration=options.latency_duration_s,
+                            warmup=min(options.warmup_s, 0.5))
+        return {"latency": latency}
+
+
+def other_load(result: dict[str, Any], layout: dict[str, list[str]]) -> dict[str, float]:
+    """Busy share of each core not explained by the processes of the run: interference."""
+    busy, shares = result.get("cores_busy_pct", {}), result.get("cpu_pct", {})
+    return {core: round(max(0.0, busy.get(core, 0.0) - sum(shares.get(n, 0.0) for n in names)),
+                        1) for core, names in layout.items()}
+
+
+def describe(result: dict[str, Any]) -> str:
+    summary = result["summary"]
+    text = (f"{summary['rps']:,.0f} req/s, p50 {summary['p50_ms'] or 0:.2f} ms, "
+            f"p99 {summary['p99_ms'] or 0:.2f} ms")
+    if "ttfc" in result:
+        text += f", TTFC p50 {result['ttfc']['p50_ms']:.2f} ms"
+    if summary["errors"]:
+        text += f", {summary['errors']} errors ({result.get('first_error')})"
+    shares = " ".join(f"{name} {pct:.0f}%" for name, pct in result.get("cpu_pct", {}).items())
+    other, stolen = result["other_load_pct"], result.get("stolen_pct", {})
+    return text + (f"  [CPU {shares}; other load cpu0 {other['cpu0']:.0f}% "
+                   f"cpu1 {other['cpu1']:.0f}%; stolen {stolen.get('cpu0', 0):.0f}%/"
+                   f"{stolen.get('cpu1', 0):.0f}%]")
