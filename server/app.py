@@ -167,7 +167,8 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     feed.on("model", registry.reload_one)
     health = HealthBoard()
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
-                    batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit)
+                    batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
+                    enabled=settings.accounting)
     transport = transport or AiohttpTransport(allow_private=settings.allow_private_endpoints)
     providers = ProviderClient(transport=transport,
                                allow_private=settings.allow_private_endpoints)

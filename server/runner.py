@@ -84,8 +84,9 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
                 ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0)."""
     configure_logging(settings.log_level)
-    setup_tracing()
-    instrument()  # before any aiohttp app or client session exists
+    if settings.tracing:
+        setup_tracing()
+        instrument()  # before any aiohttp app or client session exists
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -28,6 +28,9 @@ class Settings:
     usage_flush_interval_s: float = 0.1
     usage_batch_size: int = 500
     usage_buffer_limit: int = 100_000
+    # Benchmark switches: measure what accounting and tracing cost. Leave them on.
+    accounting: bool = True
+    tracing: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -54,7 +54,7 @@ def now_ms() -> int:
 
 class Ledger:
     def __init__(self, *, db: Database, interval: float = 0.1, batch_size: int = 500,
-                 limit: int = 100_000) -> None:
+                 limit: int = 100_000, enabled: bool = True) -> None:
         self._db = db
         self._interval = interval
         self._batch_size = batch_size
@@ -67,6 +67,7 @@ class Ledger:
         self._lock = asyncio.Lock()
         self.dropped = 0
         self.written = 0
+        self.enabled = enabled
 
     @property
     def depth(self) -> int:
@@ -76,6 +77,8 @@ class Ledger:
         self._task = asyncio.create_task(self._run(), name="ai1net-ledger")
 
     def record(self, event: UsageEvent) -> None:
+        if not self.enabled:
+            return
         if len(self._pending) >= self._limit:
             self.dropped += 1
             log.error("usage buffer full (%d events): dropped event %s", self._limit, event.id)
