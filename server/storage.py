@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Executable, create_engine, event, text
+from sqlalchemy import Executable, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ai1net.server.migrations import HEAD_REVISION
@@ -83,6 +83,12 @@ class Database:
             if not self.is_sqlite:
                 # Replicas starting together take turns at the schema.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(7240142)"))
+            elif await conn.run_sync(_is_empty):
+                # A new SQLite file: build the head schema and stamp it, as Alembic's
+                # "database from scratch" recipe does (every migration since 0001 only
+                # touches PostgreSQL), without loading Alembic.
+                await conn.run_sync(_create_and_stamp)
+                return
             await conn.run_sync(_upgrade)
 
     async def schema_version(self) -> str | None:
@@ -110,6 +116,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _is_empty(connection: Connection) -> bool:
+    return not inspect(connection).get_table_names()
+
+
+def _create_and_stamp(connection: Connection) -> None:
+    SQLModel.metadata.create_all(connection)
+    connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL "
+                            "CONSTRAINT alembic_version_pkc PRIMARY KEY)"))
+    connection.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD_REVISION})
 
 
 def _upgrade(connection: Connection) -> None:
