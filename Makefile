@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test protos protos-check lint bench bench-peer clean
+.PHONY: install run test protos protos-check lint bench bench-peer soak clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -34,13 +34,17 @@ lint: $(PY)
 	ln -sfn ../../../clients/python/ai1net/client $(TYPECHECK)/client
 	$(VENV)/bin/mypy -p ai1net.server -p ai1net.bridge -p ai1net.client
 
-bench: $(PY)  ## AI1NET against a direct call and the bare proxies (BENCH_ARGS=--quick)
+bench: $(PY)  ## AI1NET against a direct call and the bare proxies (BENCH_ARGS=--quick, --no-costs)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 bench-peer: $(PY)  ## LiteLLM's proxy against the same mock, in its own venv
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m bench.peer
+
+soak: $(PY)  ## AI1NET at half its measured maximum for 10 minutes (SOAK_ARGS=--duration 60)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

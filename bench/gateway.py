@@ -47,14 +47,18 @@ class Gateway:
             "pricing": {"input_per_1k_tokens": 0.001, "output_per_1k_tokens": 0.002}})
         if status != 201:
             raise RuntimeError(f"registering the model: {status} {answer!r}")
-        status, answer = self.post("/v1/keys", admin_key, {"role": "consumer", "name": "bench"})
-        if status != 201:
-            raise RuntimeError(f"creating a consumer key: {status} {answer!r}")
-        key = str(answer["key"])
+        _key_id, key = self.mint_key(admin_key, "bench")
         status, answer = self.post("/v1/generate", key, {"model": MODEL, "input": "hello"})
         if status != 200 or not answer.get("output"):
             raise RuntimeError(f"smoke call: {status} {answer!r}")
         return key
+
+    def mint_key(self, admin_key: str, name: str) -> tuple[str, str]:
+        """A consumer key without limits: (its id, as usage_events.key_id holds it; the secret)."""
+        status, answer = self.post("/v1/keys", admin_key, {"role": "consumer", "name": name})
+        if status != 201:
+            raise RuntimeError(f"creating a consumer key: {status} {answer!r}")
+        return str(answer["id"]), str(answer["key"])
 
 
 def environment(admin_key: str, extra: dict[str, str]) -> dict[str, str]:

@@ -65,6 +65,24 @@ def http_request(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, i
     return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def complete_answer(buffer: bytearray) -> tuple[int, bool] | None:
+    """(status, keep-alive) once one whole answer is buffered (one request in flight)."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    body_length = len(buffer) - end - 4
+    marker = head.find(b"\r\ncontent-length:")
+    if marker >= 0:
+        stop = head.find(b"\r\n", marker + 2)
+        length = int(head[marker + 17:stop if stop > 0 else None])
+        if body_length < length:
+            return None
+    elif b"chunked" in head and not buffer.endswith(b"\r\n0\r\n\r\n"):
+        return None
+    return int(head[9:12]), b"connection: close" not in head
+
+
 class HttpConnection(asyncio.Protocol):
     """One keep-alive connection writing the same request again as soon as an answer ends."""
 
@@ -105,21 +123,7 @@ class HttpConnection(asyncio.Protocol):
             self._finish()
 
     def _complete_answer(self) -> tuple[int, bool] | None:
-        """(status, keep-alive) once one whole answer is buffered (one request in flight)."""
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return None
-        head = bytes(self._buffer[:end]).lower()
-        body_length = len(self._buffer) - end - 4
-        marker = head.find(b"\r\ncontent-length:")
-        if marker >= 0:
-            stop = head.find(b"\r\n", marker + 2)
-            length = int(head[marker + 17:stop if stop > 0 else None])
-            if body_length < length:
-                return None
-        elif b"chunked" in head and not self._buffer.endswith(b"\r\n0\r\n\r\n"):
-            return None
-        return int(head[9:12]), b"connection: close" not in head
+        return complete_answer(self._buffer)
 
     def _finish(self) -> None:
         if not self._done.done():

@@ -29,6 +29,8 @@ class Options:
     wait_idle_s: float = 0.0
     grpc_client: str = "aio"
     ai1net_env: dict[str, str] = field(default_factory=dict)
+    costs: bool = True  # AI1NET HTTP with accounting off and with tracing off (bench/costs.py)
+    costs_rounds: int = 3
 
 
 class Progress:
@@ -137,6 +139,12 @@ class Bench:
                             duration=options.latency_duration_s,
                             warmup=min(options.warmup_s, 0.5))
         return {"latency": latency}
+
+
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median rate (the lower one of two middles), whole."""
+    done = sorted((r for r in rounds if "summary" in r), key=lambda r: r["summary"]["rps"])
+    return done[(len(done) - 1) // 2] if done else rounds[0]
 
 
 def other_load(result: dict[str, Any], layout: dict[str, list[str]]) -> dict[str, float]:

@@ -122,7 +122,7 @@ def wait_http(service: Service, url: str, *, timeout: float = 30.0,
         try:
             if http_status(url, timeout=1.0)[0] == 200:
                 return time.perf_counter() - service.spawned_at
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not listening yet, or someone else is
             pass
         time.sleep(interval)
     raise TimeoutError(f"{service.name} not ready at {url} after {timeout:.0f}s")

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from bench.costs import describe as describe_costs
+
 Results = dict[str, Any]
 
 LABELS = {
@@ -22,6 +24,9 @@ LABELS = {
     "direct-stream": "direct stream → mock",
     "ai1net-http-stream": "AI1NET HTTP stream",
     "ai1net-grpc-stream": "AI1NET gRPC stream",
+    "cost-default": "AI1NET HTTP, costs: default",
+    "cost-no-accounting": "AI1NET HTTP, accounting off",
+    "cost-no-tracing": "AI1NET HTTP, tracing off",
     "litellm": "LiteLLM proxy (peer run)",
     "litellm-stream": "LiteLLM stream (peer run)",
 }
@@ -88,6 +93,7 @@ def checks(results: Results) -> list[Check]:
     rps = {name: metric(results, name, "throughput", "rps") for name in
            ("bare-http", "bare-grpc", "ai1net-http", "ai1net-grpc", "litellm")}
     startup = results.get("startup", {}).get("median_s")
+    cost = results.get("costs") or {}
     return [
         Check("AI1NET HTTP req/s / bare aiohttp proxy", divide(rps["ai1net-http"],
               rps["bare-http"]), "≥ 40%", lambda v: v >= 0.40, "%"),
@@ -113,8 +119,10 @@ def checks(results: Results) -> list[Check]:
               "≤ 150 MiB", lambda v: v <= 150, " MiB"),
         Check("AI1NET start-up to ready (median)", startup, "≤ 1.5 s", lambda v: v <= 1.5,
               " s"),
-        # TODO(issue 7): accounting off / tracing off variants (≤ 10% each) once the gateway
-        # has those settings; run.py's --ai1net-env is the hook.
+        Check("accounting cost: HTTP req/s lost vs AI1NET_ACCOUNTING=0", cost.get("accounting"),
+              "≤ 10%", lambda v: v <= 0.10, "%"),
+        Check("tracing (sampled off) cost: HTTP req/s lost vs AI1NET_TRACING=0",
+              cost.get("tracing"), "≤ 10%", lambda v: v <= 0.10, "%"),
     ]
 
 
@@ -190,6 +198,8 @@ def table(results: Results) -> str:
         runs = ", ".join(f"{s:.2f}" for s in startup.get("runs_s", []))
         lines.append(f"AI1NET start-up to ready: median {fmt(startup.get('median_s'), '.2f')} s "
                      f"(runs: {runs}; fresh SQLite each)")
+    if results.get("costs"):
+        lines += ["", *describe_costs(results["costs"])]
     lines += ["", render(ratio_rows), "", *results.get("notes", [])]
     return "\n".join(lines)
 

@@ -4,7 +4,8 @@ Layout on a 2-core machine (taskset where it exists): the mock provider and the 
 share core 0; the systems under test (both bare proxies and AI1NET, started once) wait on core
 1, and only one of them is loaded at a time. For the direct baseline there is no system under
 test, so its load generator takes core 1. Each pass has a warm-up that is not counted; with
-``--rounds N`` the throughput passes run N times, interleaved, and the median is kept. Writes
+``--rounds N`` the throughput passes run N times, interleaved, and the median is kept. Then
+(``--costs``, on by default) what accounting and tracing cost, see ``bench/costs.py``. Writes
 ``bench/results/latest.json`` and ``latest.png``.
 """
 
@@ -28,8 +29,8 @@ from typing import Any
 
 import orjson
 
-from bench import gateway, report
-from bench.passes import MOCK_CORE, ROOT, SUT_CORE, Bench, Options, Progress, Target
+from bench import costs, gateway, report
+from bench.passes import MOCK_CORE, ROOT, SUT_CORE, Bench, Options, Progress, Target, median_round
 from bench.procs import Service, free_port, spawn, wait_tcp
 from bench.stats import core_busy, core_ticks
 
@@ -97,12 +98,6 @@ def start_systems(stack: ExitStack, bench: Bench, mock: Service, mock_url: str) 
         ("ai1net-http", "ai1net-grpc", "ai1net-http-stream", "ai1net-grpc-stream"),
         ai1net.service))
     return systems
-
-
-def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round with the median rate (the lower one of two middles), whole."""
-    done = sorted((r for r in rounds if "summary" in r), key=lambda r: r["summary"]["rps"])
-    return done[(len(done) - 1) // 2] if done else rounds[0]
 
 
 def measure(bench: Bench, systems: Systems) -> dict[str, Any]:
@@ -220,6 +215,8 @@ def run(options: Options) -> dict[str, Any]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     idle = wait_until_idle(options.wait_idle_s)
     steps = 1 + len(THROUGHPUT) * options.rounds + len(LATENCY) + options.startup_runs - 1
+    if options.costs:
+        steps += costs.steps(options.costs_rounds)
     bench = Bench(options, Progress(total=steps))
     mock_port = free_port()
     mock_url = f"http://127.0.0.1:{mock_port}/v1/generate"
@@ -231,12 +228,20 @@ def run(options: Options) -> dict[str, Any]:
         wait_tcp(mock, mock_port)
         systems = start_systems(stack, bench, mock, mock_url)
         scenarios = measure(bench, systems)
+        cost_summary = None
+        if options.costs:
+            added, cost_summary = costs.measure(
+                bench, systems.targets["ai1net-http"], systems.memory["ai1net-http"], mock,
+                mock_url, LOG_DIR)
+            scenarios.update(added)
     startup = time_startups(bench, systems.startup_s)
     results: dict[str, Any] = {
         "started_at": started_at, "wall_s": round(time.perf_counter() - bench.progress.began, 1),
         "machine": machine(), "options": dataclasses.asdict(options),
         "idle_before_pct": idle, "scenarios": scenarios, "startup": startup,
     }
+    if cost_summary is not None:
+        results["costs"] = cost_summary
     results["notes"] = notes(results)
     load_peer(results)
     return results
@@ -263,15 +268,20 @@ def parse(argv: list[str] | None) -> Options:
                         "cross-check, blind to grpc-status; c=1 passes stay grpc.aio)")
     parser.add_argument("--quick", action="store_true",
                         help="a short smoke run: 2 s passes, 1 s at c=1, one start-up")
-    # Hook for issue 7's "accounting off / tracing off" variants: pass the gateway's settings
-    # here (e.g. --ai1net-env AI1NET_LOG_LEVEL=WARNING). TODO: run each variant as its own
-    # pass once the gateway has those settings, and report its cost against the default.
     parser.add_argument("--ai1net-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for AI1NET (repeatable)")
+                        help="extra environment for AI1NET (repeatable; the cost variants "
+                        "get it too)")
+    parser.add_argument("--costs", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure AI1NET HTTP with AI1NET_ACCOUNTING=0 and with "
+                        "AI1NET_TRACING=0, interleaved with the default (about a minute; "
+                        "default on)")
+    parser.add_argument("--costs-rounds", type=int, default=3,
+                        help="rounds of the cost passes, the median kept (default 3)")
     args = parser.parse_args(argv)
     common = {"concurrency": args.concurrency, "delay_ms": args.delay_ms,
               "rounds": max(1, args.rounds),
               "wait_idle_s": args.wait_idle, "grpc_client": args.grpc_client,
+              "costs": args.costs, "costs_rounds": max(1, args.costs_rounds),
               "ai1net_env": dict(item.split("=", 1) for item in args.ai1net_env)}
     if args.quick:
         return Options(duration_s=2.0, latency_duration_s=1.0, warmup_s=0.5, startup_runs=1,
