@@ -15,6 +15,7 @@ from ai1net.bridge.backend import REQUEST_ID, Backend
 from ai1net.bridge.errors import HttpError, error_response, from_rpc_error, new_request_id
 from ai1net.bridge.openapi import openapi_document
 from ai1net.bridge.routes import BACKEND, add_routes, json_response
+from ai1net.server.telemetry import continued_trace
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,24 @@ async def openapi(_request: web.Request) -> web.Response:
     return json_response(openapi_document())
 
 
+@web.middleware
+async def trace_context_middleware(request: web.Request,
+                                   handler: Handler) -> web.StreamResponse:
+    """A caller's traceparent becomes the current context (no span: none is exported)."""
+    with continued_trace(request.headers):  # type: ignore[arg-type]  # a case-insensitive Mapping
+        return await handler(request)
+
+
 def build_app(*, target: str | None = None, backend: Backend | None = None,
               max_body_bytes: int = 1024 * 1024,
-              metrics_registry: CollectorRegistry | None = None) -> web.Application:
+              metrics_registry: CollectorRegistry | None = None,
+              continue_traces: bool = False) -> web.Application:
     """The bridge: a client of the gRPC server at ``target``, or of an in-process backend."""
     if (target is None) == (backend is None):
         raise ValueError("give the bridge either a gRPC target or an in-process backend")
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[envelope_middleware])
+    middlewares = [trace_context_middleware] if continue_traces else []
+    app = web.Application(client_max_size=max_body_bytes,
+                          middlewares=[*middlewares, envelope_middleware])
     app[METRICS] = metrics_registry or CollectorRegistry()
 
     async def backend_ctx(app: web.Application) -> AsyncIterator[None]:

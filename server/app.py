@@ -141,18 +141,21 @@ def secret_file(settings: Settings) -> Path:
 
 
 async def build_gateway(settings: Settings, *, transport: Transport | None = None,
-                        metrics: Metrics | None = None) -> Gateway:
+                        metrics: Metrics | None = None, trace_rpcs: bool = True) -> Gateway:
+    """The gateway; ``trace_rpcs=False`` keeps trace propagation but makes no RPC or SQL
+    spans (for when no spans are exported)."""
     db = Database(settings.database_url)
-    instrument_engine(db.engine)
+    if trace_rpcs:
+        instrument_engine(db.engine)
     try:
-        return await _assemble(settings, db, transport, metrics or Metrics())
+        return await _assemble(settings, db, transport, metrics or Metrics(), trace_rpcs)
     except BaseException:
         await db.close()
         raise
 
 
 async def _assemble(settings: Settings, db: Database, transport: Transport | None,
-                    metrics: Metrics) -> Gateway:
+                    metrics: Metrics, trace_rpcs: bool) -> Gateway:
     await db.migrate()
     box = CredentialBox(load_passphrase(settings.secret_key, beside=secret_file(settings)))
     feed = ChangeFeed(redis_url=settings.redis_url)
@@ -177,9 +180,9 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
                           quota=quota, observer=Observer(metrics=metrics))
     metrics.watch_usage_buffer(lambda: ledger.depth)
     metrics.watch_circuits(health.circuit_states)
-    interceptor = AuthInterceptor(keys=keys)
-    server = aio.server(interceptors=[grpc_server_interceptor(), interceptor],
-                        options=SERVER_OPTIONS)
+    interceptor = AuthInterceptor(keys=keys, continue_traces=not trace_rpcs)
+    interceptors = [grpc_server_interceptor(), interceptor] if trace_rpcs else [interceptor]
+    server = aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     recorder = Registrar(server)
     handlers = recorder.handlers
     # Duck-typed: it has the two methods the generated add_*_to_server functions call.

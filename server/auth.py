@@ -13,6 +13,7 @@ from grpc import aio
 
 from ai1net.server.errors import GatewayError, PermissionDenied, to_status
 from ai1net.server.keys import KeyStore, Principal
+from ai1net.server.telemetry import continued_trace
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ def presented_key(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | N
     return None
 
 
+def _text_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> dict[str, str]:
+    return {k: v for k, v in metadata or () if isinstance(v, str)}
+
+
 async def abort(context: aio.ServicerContext[Any, Any], error: GatewayError) -> None:
     code, message, trailer = to_status(error)
     await context.abort(code, message, trailer)
@@ -70,8 +75,10 @@ else:  # generic only in grpc-stubs; the runtime class is not subscriptable
 
 
 class AuthInterceptor(_ServerInterceptor):
-    def __init__(self, *, keys: KeyStore) -> None:
+    def __init__(self, *, keys: KeyStore, continue_traces: bool = False) -> None:
         self._keys = keys
+        # Without the OpenTelemetry server interceptor, take the caller's traceparent here.
+        self._continue_traces = continue_traces
 
     async def intercept_service(
         self,
@@ -103,9 +110,11 @@ class AuthInterceptor(_ServerInterceptor):
 
     def _unary(self, behavior: Any, metadata: Any, roles: frozenset[str]) -> Any:
         async def serve(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            carrier = _text_metadata(metadata) if self._continue_traces else {}
             try:
                 _principal.set(self._admit(metadata, roles))
-                return await behavior(request, context)
+                with continued_trace(carrier):
+                    return await behavior(request, context)
             except GatewayError as error:
                 await abort(context, error)
             except (aio.AbortError, grpc.RpcError):

@@ -22,7 +22,7 @@ from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.keys import KeyLimits
 from ai1net.server.registry import ModelChanges
 from ai1net.server.settings import Settings
-from ai1net.server.telemetry import instrument, setup_tracing
+from ai1net.server.telemetry import exports_spans, instrument, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ DEMO_MODELS = (
 
 async def start_bridge(settings: Settings, target: str | None = None,
                        gateway: Gateway | None = None,
-                       in_process: bool = True) -> tuple[web.AppRunner, int]:
+                       in_process: bool = True,
+                       continue_traces: bool = False) -> tuple[web.AppRunner, int]:
     """The HTTP bridge: in process beside ``gateway``, or a gRPC client of ``target``.
 
     Beside a gateway, its /metrics shows the gateway's series either way.
@@ -68,7 +69,8 @@ async def start_bridge(settings: Settings, target: str | None = None,
         if gateway is not None and in_process else None
     app = build_app(target=None if backend else target, backend=backend,
                     max_body_bytes=settings.max_body_bytes,
-                    metrics_registry=gateway.metrics.registry if gateway else None)
+                    metrics_registry=gateway.metrics.registry if gateway else None,
+                    continue_traces=continue_traces)
     runner = web.AppRunner(app, shutdown_timeout=settings.grace_period_s,
                            handler_cancellation=True, access_log=None)
     await runner.setup()
@@ -84,8 +86,11 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
                 ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0)."""
     configure_logging(settings.log_level)
+    # Spans are made only when exported; otherwise trace context alone travels on.
+    full_tracing = settings.tracing and exports_spans()
     if settings.tracing:
         setup_tracing()
+    if full_tracing:
         instrument()  # before any aiohttp app or client session exists
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -100,12 +105,13 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
     try:
         target = settings.grpc_target or ""
         if not bridge_only:
-            gateway = await build_gateway(settings)
+            gateway = await build_gateway(settings, trace_rpcs=full_tracing)
             await gateway.start()
             target = local_target(settings.grpc_addr, gateway.port)
             log.info("gRPC listening on %s", target)
         if not grpc_only:
-            runner, http_port = await start_bridge(settings, target, gateway)
+            runner, http_port = await start_bridge(settings, target, gateway,
+                                                   continue_traces=not full_tracing)
             log.info("HTTP bridge listening on port %d", http_port)
         if demo and gateway is not None:
             provider, banner = await set_up_demo(gateway, settings)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
+import orjson
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from ai1net.server.app import build_gateway
+from ai1net.server.keys import KeyLimits
+from ai1net.server.registry import ModelChanges
+from ai1net.server.runner import start_bridge
 from ai1net.server.telemetry import get_tracer, instrument, setup_tracing
 from tests.conftest import ADMIN_KEY, Harness, bearer, gateway_settings, run_harness
 
@@ -149,3 +156,43 @@ async def test_usage_flush_is_its_own_trace_linked_to_calls(traced: Harness,
     flush = next(s for s in finished if s.name == "ai1net.usage.flush")
     assert flush.context.trace_id != generate.context.trace_id
     assert generate.context.span_id in {link.context.span_id for link in flush.links}
+
+
+async def raw_post(url: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    """HTTP/1.1 over a bare socket: no client instrumentation can touch the headers."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+                 f"Connection: close\r\n{head}\r\n".encode() + body)
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
+async def test_without_an_exporter_the_callers_trace_still_reaches_the_provider(
+        sqlite_url: str, provider_url: str):
+    """Light mode (what `serve` runs when no exporter is set): no spans are made by the
+    instrumentations, yet the provider's traceparent continues the caller's trace."""
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    setup_tracing(environ={})
+    settings = gateway_settings(sqlite_url)
+    gateway = await build_gateway(settings, trace_rpcs=False)
+    await gateway.start()
+    runner, port = await start_bridge(settings, None, gateway, continue_traces=True)
+    try:
+        provider = await gateway.keys.create(role="provider", name="p", limits=KeyLimits())
+        await gateway.registry.register(provider[0], ModelChanges(
+            name="light", type="text", endpoint=provider_url + "/echo"))
+        body = orjson.dumps({"model": "light", "input": "hi"})
+        answer = await raw_post(f"http://127.0.0.1:{port}", "/v1/generate", {
+            "Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json",
+            "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}, body)
+        assert answer.startswith(b"HTTP/1.1 200")
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{provider_url}/_events", params={"path": "/echo"}) as events:
+            last = (await events.json())["events"][-1]
+        assert last["headers"]["traceparent"].split("-")[1] == trace_id
+    finally:
+        await runner.cleanup()
+        await gateway.stop(grace=1)
