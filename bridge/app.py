@@ -89,7 +89,7 @@ async def openapi(_request: web.Request) -> web.Response:
 async def trace_context_middleware(request: web.Request,
                                    handler: Handler) -> web.StreamResponse:
     """A caller's traceparent becomes the current context (no span: none is exported)."""
-    with continued_trace(request.headers):  # type: ignore[arg-type]  # a case-insensitive Mapping
+    with continued_trace(request.headers):
         return await handler(request)
 
 
