@@ -13,25 +13,16 @@ but they have real ids, so ``traceparent`` still reaches the providers.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from grpc import aio
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
-from opentelemetry.instrumentation.grpc._aio_server import OpenTelemetryAioServerInterceptor
-from opentelemetry.instrumentation.grpc.version import __version__ as grpc_otel_version
-from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sqlalchemy_otel_version
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace import Span as SdkSpan
@@ -46,7 +37,6 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes, AttributeValue
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
-from yarl import URL
 
 TRACER_NAME = "ai1net"
 GRPC_INSTRUMENTATION = "opentelemetry.instrumentation.grpc"
@@ -240,78 +230,40 @@ def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
     raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r} is not grpc or http/protobuf")
 
 
-# -- instrumentations -----------------------------------------------------------------------
-
-
-class _GrpcServerInterceptor(OpenTelemetryAioServerInterceptor):
-    """The maintained interceptor, fixed for streaming handlers that answer with
-    ``context.write`` (a coroutine, not an async generator): upstream wraps every streaming
-    behavior in ``async for`` and fails them (opentelemetry-python-contrib issue 3066)."""
-
-    def _intercept_aio_server_stream(self, behavior: Any, handler_call_details: Any) -> Any:
-        if inspect.isasyncgenfunction(behavior):
-            return super()._intercept_aio_server_stream(  # type: ignore[no-untyped-call]
-                behavior, handler_call_details)
-        return self._intercept_aio_server_unary(  # type: ignore[no-untyped-call]
-            behavior, handler_call_details)
+# -- instrumentations (server/instrumentation.py, imported only when used) -----------------
 
 
 def grpc_server_interceptor() -> aio.ServerInterceptor[Any, Any]:
     """Server spans continuing the caller's ``traceparent``; put it first in
     ``aio.server(interceptors=[...])`` so that everything after it is inside the span."""
-    tracer = trace.get_tracer(GRPC_INSTRUMENTATION, grpc_otel_version)
-    return _GrpcServerInterceptor(tracer, filter_=_traced_grpc_method())  # type: ignore[no-untyped-call]
+    from ai1net.server import instrumentation
+
+    return instrumentation.grpc_server_interceptor()
 
 
 def grpc_client_interceptors() -> list[aio.ClientInterceptor]:
     """Client spans that send ``traceparent``; pass them to
     ``aio.insecure_channel(target, interceptors=...)``."""
-    interceptors = aio_client_interceptors(filter_=_traced_grpc_method())  # type: ignore[no-untyped-call]
-    return list(interceptors)
+    from ai1net.server import instrumentation
 
-
-def _traced_grpc_method() -> Callable[[Any], bool]:
-    untraced = (filters.service_name(each) for each in UNTRACED_GRPC_SERVICES)
-    return filters.negate(filters.any_of(*untraced))
+    return instrumentation.grpc_client_interceptors()
 
 
 def instrument() -> None:
     """Trace aiohttp applications (the bridge) and client sessions (provider calls).
 
     Patches aiohttp, so call it before the applications and sessions are made. Idempotent.
-    The instrumentations use the global provider, so the order relative to `setup_tracing`
-    does not matter. gRPC is traced by the interceptors above, passed where the server and
-    the channel are made.
     """
-    client = AioHttpClientInstrumentor()
-    if not client.is_instrumented_by_opentelemetry:
-        client.instrument(url_filter=_public_url)
-    server = AioHttpServerInstrumentor()
-    if not server.is_instrumented_by_opentelemetry:
-        with warnings.catch_warnings():
-            # It patches in a subclass of web.Application, which aiohttp discourages.
-            warnings.filterwarnings("ignore", "Inheritance class _InstrumentedApplication",
-                                    DeprecationWarning)
-            server.instrument()
+    from ai1net.server import instrumentation
+
+    instrumentation.instrument()
 
 
 def instrument_engine(engine: AsyncEngine | Engine) -> None:
-    """Trace one engine's statements; call once per engine.
+    """Trace one engine's statements; call once per engine."""
+    from ai1net.server import instrumentation
 
-    The instrumentor's own patching of ``create_async_engine`` misses a name imported before
-    it ran, so the engine is instrumented directly. Its package declares SQLAlchemy < 2.1,
-    but the event hooks it uses are unchanged in 2.1 (tests/unit/test_telemetry.py).
-    """
-    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-    tracer = trace.get_tracer("opentelemetry.instrumentation.sqlalchemy", sqlalchemy_otel_version)
-    usage = metrics.get_meter("opentelemetry.instrumentation.sqlalchemy").create_up_down_counter(
-        "db.client.connections.usage", unit="connections")
-    EngineTracer(tracer, sync_engine, usage)  # type: ignore[no-untyped-call]
-
-
-def _public_url(url: URL) -> str:
-    """A provider URL may carry a key in its query or user info: spans get neither."""
-    return str(url.with_user(None).with_query(None).with_fragment(None))
+    instrumentation.instrument_engine(engine)
 
 
 # -- generate spans -------------------------------------------------------------------------
