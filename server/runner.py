@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -117,6 +118,8 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
             provider, banner = await set_up_demo(gateway, settings)
             print(banner, flush=True)
         workers = start_workers(settings, demo=demo)
+        # What start-up made lives as long as the process: keep the collector off it.
+        gc.freeze()
         await stop.wait()
         log.info("stopping: finishing calls in flight (grace %.0fs)", settings.grace_period_s)
     finally:
