@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Executable, create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -67,11 +67,11 @@ class Database:
                                          connect_args={"check_same_thread": False})
             event.listen(self._writer, "connect", _sqlite_pragmas)
 
-    def write_sync(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
-        """Run one (executemany) write in the calling thread (SQLite's batch writer)."""
+    def write_sync(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run one executemany in the calling thread (SQLite's batch writer)."""
         assert self._writer is not None
         with self._writer.begin() as conn:
-            conn.execute(statement, rows)
+            conn.exec_driver_sql(sql, rows)
 
     def session(self) -> AsyncSession:
         return AsyncSession(self.engine, expire_on_commit=False)

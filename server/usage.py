@@ -19,7 +19,6 @@ from dataclasses import dataclass, fields
 
 from opentelemetry.trace import SpanContext
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ai1net.server.storage import Database
 from ai1net.server.tables import UsageEventRow
@@ -46,6 +45,9 @@ class UsageEvent:
 
 
 EVENT_FIELDS = tuple(f.name for f in fields(UsageEvent))
+# Writing an event id twice is a no-op: a retried batch never duplicates events.
+SQLITE_INSERT = (f"INSERT OR IGNORE INTO usage_events ({', '.join(EVENT_FIELDS)}) "  # noqa: S608
+                 f"VALUES ({', '.join('?' * len(EVENT_FIELDS))})")
 
 
 def now_ms() -> int:
@@ -128,14 +130,14 @@ class Ledger:
                             len(self._pending), backoff, exc_info=True)
 
     async def _write(self, batch: Sequence[UsageEvent]) -> None:
-        rows = [{name: getattr(event, name) for name in EVENT_FIELDS} for event in batch]
-        table = UsageEventRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = insert(table).on_conflict_do_nothing(index_elements=["id"])
         if self._db.is_sqlite:
-            # One thread hop for the whole batch: aiosqlite's hop per statement keeps
-            # taking the GIL from the event loop, which every call in flight then feels.
-            await asyncio.to_thread(self._db.write_sync, statement, rows)
+            # One thread hop for the whole batch, and the loop over rows in C (the sqlite3
+            # module's executemany): the event loop keeps the GIL almost all the time.
+            rows = [tuple(getattr(event, name) for name in EVENT_FIELDS) for event in batch]
+            await asyncio.to_thread(self._db.write_sync, SQLITE_INSERT, rows)
             return
+        table = UsageEventRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
+        statement = pg_insert(table).on_conflict_do_nothing(index_elements=["id"])
+        params = [{name: getattr(event, name) for name in EVENT_FIELDS} for event in batch]
         async with self._db.engine.begin() as conn:
-            await conn.execute(statement, rows)
+            await conn.execute(statement, params)
