@@ -108,7 +108,7 @@ class Generator:
             state = _Call(caller=caller, call=call, plan=self.plan(call), method="Generate",
                           span=span)
             async with self._admitted(state, call), self._accounting(state):
-                with self._observer.route_span():
+                with self._observer.route_span(span):
                     if call.hedge_ms is not None and len(state.plan.models) > 1:
                         answer = await self._hedged(state, call, call.hedge_ms / 1000)
                     else:
@@ -123,7 +123,7 @@ class Generator:
             state = _Call(caller=caller, call=call, plan=self.plan(call),
                           method="GenerateStream", span=span)
             async with self._admitted(state, call), self._accounting(state):
-                with self._observer.route_span():
+                with self._observer.route_span(span):
                     events, first = await self._first_success(state, call,
                                                               self._stream_attempt)
                 state.ttft_ms = state.elapsed_ms()

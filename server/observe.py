@@ -60,9 +60,14 @@ class Observer:
                 raise
 
     @contextlib.contextmanager
-    def route_span(self) -> Iterator[Span]:
-        with self._tracer.start_as_current_span("ai1net.route") as span:
-            yield span
+    def route_span(self, parent: Span) -> Iterator[None]:
+        """The routing span, under a recorded call span; unrecorded calls skip it (the
+        provider's traceparent then names the call span, of the same trace)."""
+        if not parent.is_recording():
+            yield
+            return
+        with self._tracer.start_as_current_span("ai1net.route"):
+            yield
 
     def ended(self, report: CallReport, span: Span | None) -> None:
         if span is not None and span.is_recording():
