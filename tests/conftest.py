@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import subprocess
@@ -183,3 +184,21 @@ async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def two_replicas() -> AsyncIterator[tuple[Harness, Harness]]:
+    """Two gateways on one fresh PostgreSQL database and the test Redis."""
+    if not POSTGRES_URL or not REDIS_URL:
+        pytest.skip("AI1NET_TEST_POSTGRES_URL and AI1NET_TEST_REDIS_URL are needed")
+    async with postgres_database() as url:
+        settings = gateway_settings(url, redis_url=REDIS_URL)
+        first, second = run_harness(settings), run_harness(settings)
+        one = await anext(first)
+        two = await anext(second)
+        try:
+            yield one, two
+        finally:
+            for running in (second, first):
+                with contextlib.suppress(StopAsyncIteration):
+                    await anext(running)

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import (
-    POSTGRES_URL,
-    REDIS_URL,
-    Harness,
-    bearer,
-    gateway_settings,
-    postgres_database,
-    run_harness,
-)
+from tests.conftest import Harness, bearer, two_replicas
 
 INPUT = "x" * 12  # estimated at exactly 3 tokens, as the provider reports
 CALL_COST = 0.008  # (3 + 5 tokens) at $1 per 1k
@@ -85,23 +75,6 @@ async def test_budget_holds_under_concurrency(harness: Harness, provider_url: st
     assert body["error"]["type"] == "budget_exceeded"
 
 
-@contextlib.asynccontextmanager
-async def two_gateways_on_redis() -> AsyncIterator[tuple[Harness, Harness]]:
-    if not POSTGRES_URL or not REDIS_URL:
-        pytest.skip("AI1NET_TEST_POSTGRES_URL and AI1NET_TEST_REDIS_URL are needed")
-    async with postgres_database() as url:
-        settings = gateway_settings(url, redis_url=REDIS_URL)
-        first, second = run_harness(settings), run_harness(settings)
-        one = await anext(first)
-        two = await anext(second)
-        try:
-            yield one, two
-        finally:
-            for running in (second, first):
-                with contextlib.suppress(StopAsyncIteration):
-                    await anext(running)
-
-
 async def wait_until_known(harness: Harness, key: str) -> None:
     """The replica knows the key and the model (the change feed reached it)."""
     async with asyncio.timeout(2):
@@ -116,7 +89,7 @@ async def wait_until_known(harness: Harness, key: str) -> None:
 @pytest.mark.postgres
 @pytest.mark.redis
 async def test_shared_rate_limit_across_two_gateways(provider_url: str):
-    async with two_gateways_on_redis() as (one, two):
+    async with two_replicas() as (one, two):
         await priced_model(one, provider_url)
         key = await one.key("consumer", "shared-rpm", rate_limit={"requests_per_minute": 6})
         await wait_until_known(two, key)
@@ -128,7 +101,7 @@ async def test_shared_rate_limit_across_two_gateways(provider_url: str):
 @pytest.mark.postgres
 @pytest.mark.redis
 async def test_shared_budget_across_two_gateways(provider_url: str):
-    async with two_gateways_on_redis() as (one, two):
+    async with two_replicas() as (one, two):
         await priced_model(one, provider_url)
         key = await one.key("consumer", "shared-budget", budget_usd=CALL_COST * 10)
         await wait_until_known(two, key)

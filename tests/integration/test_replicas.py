@@ -3,41 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import (
-    ADMIN_KEY,
-    POSTGRES_URL,
-    REDIS_URL,
-    Harness,
-    bearer,
-    gateway_settings,
-    postgres_database,
-    run_harness,
-)
+from tests.conftest import ADMIN_KEY, bearer, two_replicas
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-@contextlib.asynccontextmanager
-async def two_replicas() -> AsyncIterator[tuple[Harness, Harness]]:
-    if not POSTGRES_URL or not REDIS_URL:
-        pytest.skip("AI1NET_TEST_POSTGRES_URL and AI1NET_TEST_REDIS_URL are needed")
-    async with postgres_database() as url:
-        settings = gateway_settings(url, redis_url=REDIS_URL)
-        first = run_harness(settings)
-        one = await anext(first)
-        second = run_harness(settings)
-        two = await anext(second)
-        try:
-            yield one, two
-        finally:
-            for running in (second, first):
-                with contextlib.suppress(StopAsyncIteration):
-                    await anext(running)
 
 
 async def eventually(check, within: float = 1.0) -> None:
