@@ -26,7 +26,7 @@ from ai1net.server.calls import (
     check_call,
 )
 from ai1net.server.crypto import new_id
-from ai1net.server.errors import GatewayError, UpstreamTimeout
+from ai1net.server.errors import GatewayError, UpstreamError, UpstreamTimeout
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import Principal
 from ai1net.server.money import call_cost_nanos, nanos_to_usd
@@ -227,8 +227,8 @@ class Generator:
                         state.output = event.value
                     await emit(progress, event)
                     event = await anext(events)
-        except StopAsyncIteration:
-            return None  # the provider client raises before this; kept for fakes
+        except StopAsyncIteration as exc:  # the provider client raises first; fakes may not
+            raise UpstreamError("the provider's stream ended before it said done") from exc
         finally:
             await events.aclose()
         return event.usage
