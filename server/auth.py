@@ -101,9 +101,9 @@ class AuthInterceptor(_ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
 
-    def _admit(self, metadata: Sequence[tuple[str, str | bytes]] | None,
-               roles: frozenset[str]) -> Principal:
-        principal = self._keys.authenticate(presented_key(metadata))
+    async def _admit(self, metadata: Sequence[tuple[str, str | bytes]] | None,
+                     roles: frozenset[str]) -> Principal:
+        principal = await self._keys.authenticate_fresh(presented_key(metadata))
         if principal.role not in roles:
             raise PermissionDenied(f"this call needs one of the roles: {', '.join(sorted(roles))}")
         return principal
@@ -112,7 +112,7 @@ class AuthInterceptor(_ServerInterceptor):
         async def serve(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             carrier = _text_metadata(metadata) if self._continue_traces else {}
             try:
-                _principal.set(self._admit(metadata, roles))
+                _principal.set(await self._admit(metadata, roles))
                 with continued_trace(carrier):
                     return await behavior(request, context)
             except GatewayError as error:

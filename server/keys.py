@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +18,8 @@ from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import KeyRow
 
 ROLES = ("admin", "provider", "consumer")
+# An unknown key reloads the keys from the database at most this often.
+RELOAD_INTERVAL_S = 2.0
 # Tells other replicas that a row changed: (kind, id).
 Notify = Callable[[str, str], Awaitable[None]]
 
@@ -73,6 +77,8 @@ class KeyStore:
         self._db = db
         self._notify = notify or _nobody
         self._by_hash: dict[str, Principal] = {}
+        self._reloaded_at = -RELOAD_INTERVAL_S  # when an unknown key last caused a reload
+        self._reloading = asyncio.Lock()
 
     async def load(self) -> None:
         async with self._db.session() as session:
@@ -80,13 +86,34 @@ class KeyStore:
         self._by_hash = {row.key_hash: Principal.from_row(row) for row in rows}
 
     def authenticate(self, presented: str | None) -> Principal:
+        """The key's principal from the cache (no SQL), or Unauthenticated."""
+        principal = self.lookup(presented)
+        if principal is None:
+            raise Unauthenticated("unknown or revoked API key")
+        return principal
+
+    def lookup(self, presented: str | None) -> Principal | None:
         if not presented:
             raise Unauthenticated("missing API key: send Authorization: Bearer <key> or x-api-key")
         digest = hash_key(presented)
         principal = self._by_hash.get(digest)
         if principal is None or not same_hash(principal.key_hash, digest):
-            raise Unauthenticated("unknown or revoked API key")
+            return None
         return principal
+
+    async def authenticate_fresh(self, presented: str | None) -> Principal:
+        """Like `authenticate`, but an unknown key first reloads the keys from the database
+        (at most once every RELOAD_INTERVAL_S, one reload at a time): keys written straight
+        to the database (``ai1net keys create``) work at once, and unknown keys cannot
+        make the gateway query the database more often than that."""
+        principal = self.lookup(presented)
+        if principal is not None:
+            return principal
+        async with self._reloading:
+            if time.monotonic() - self._reloaded_at >= RELOAD_INTERVAL_S:
+                self._reloaded_at = time.monotonic()
+                await self.load()
+        return self.authenticate(presented)
 
     def get(self, key_id: str) -> Principal | None:
         return next((p for p in self._by_hash.values() if p.id == key_id), None)

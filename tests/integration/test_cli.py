@@ -51,3 +51,30 @@ async def test_keys_models_and_generate_from_the_command_line(tmp_path: Path,
     code, out = await cli("keys", "--database-url", url, "list", env=env)
     assert "cli-provider" in out
     assert provider_key not in out
+
+
+async def test_a_key_written_straight_to_the_database_works_at_once(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    async for harness in run_harness(gateway_settings(url)):
+        code, out = await cli("keys", "--database-url", url, "create", "--role", "admin",
+                              env={"AI1NET_SECRET_KEY": "test-secret-passphrase"})
+        assert code == 0, out
+        key = json.loads(out[out.index("{"):])["key"]
+        async with harness.http.get(f"{harness.http_url}/v1/keys",
+                                    headers={"x-api-key": key}) as resp:
+            assert resp.status == 200
+        keys = harness.gateway.keys
+        loads = 0
+        real_load = keys.load
+
+        async def counted_load(real_load=real_load) -> None:
+            nonlocal loads
+            loads += 1
+            await real_load()
+
+        keys.load = counted_load  # type: ignore[method-assign]
+        for n in range(20):  # unknown keys cannot make the gateway reload on every call
+            async with harness.http.get(f"{harness.http_url}/v1/models",
+                                        headers={"x-api-key": f"ai1_unknown{n}"}) as resp:
+                assert resp.status == 401
+        assert loads <= 1
