@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -154,29 +155,13 @@ async def get_usage(request: web.Request) -> web.Response:
     query = request.query
     response = await _backend(request).usage.GetUsage(
         usage_pb2.GetUsageRequest(model=query.get("model", ""), group_by=query.get("group_by", ""),
-                                  **{"from": query.get("from", ""), "to": query.get("to", "")}),
+                                  **_period(query)),
         metadata=call_metadata(request))
     return json_response(translate.usage_report_json(response))
 
 
 async def report_usage(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    message = usage_pb2.ReportUsageRequest()
-    for name in ("model", "from", "to"):
-        value = body.get(name)
-        if value is not None:
-            if not isinstance(value, str):
-                raise invalid(name, "must be a string")
-            setattr(message, name, value)
-    counts = body.get("usage")
-    if counts is not None:
-        if not isinstance(counts, dict):
-            raise invalid("usage", "must be a JSON object")
-        for name in ("requests", "tokens_processed"):
-            value = counts.get(name, 0)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise invalid(f"usage.{name}", "must be an integer ≥ 0")
-            setattr(message.usage, name, value)
+    message = translate.report_request(await read_json(request))
     response = await _backend(request).usage.ReportUsage(message, metadata=call_metadata(request))
     return json_response({"id": response.id, "status": "accepted"}, status=202)
 
@@ -184,15 +169,14 @@ async def report_usage(request: web.Request) -> web.Response:
 async def reconciliation(request: web.Request) -> web.Response:
     query = request.query
     response = await _backend(request).usage.GetReconciliation(
-        usage_pb2.GetReconciliationRequest(model=query.get("model", ""),
-                                           **{"from": query.get("from", ""),
-                                              "to": query.get("to", "")}),
+        usage_pb2.GetReconciliationRequest(model=query.get("model", ""), **_period(query)),
         metadata=call_metadata(request))
-    return json_response({
-        "model": response.model, "from": getattr(response, "from"), "to": response.to,
-        "gateway": translate.counts_json(response.gateway),
-        "provider": translate.counts_json(response.provider),
-        "difference": translate.counts_json(response.difference)})
+    return json_response(translate.reconciliation_json(response))
+
+
+def _period(query: Mapping[str, str]) -> dict[str, str]:
+    """The ``from``/``to`` query parameters (``from`` is a Python keyword: passed by name)."""
+    return {"from": query.get("from", ""), "to": query.get("to", "")}
 
 
 def add_routes(app: web.Application) -> None:

@@ -40,6 +40,13 @@ def _integer(value: Any, field: str, *, minimum: int = 0) -> int:
     return value
 
 
+def _count(value: Any, field: str) -> int:
+    """A whole count ≥ 0 that fits an int64 (usage over a period may pass 2^32)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise invalid(field, "must be an integer ≥ 0")
+    return value
+
+
 def _boolean(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
         raise invalid(field, "must be true or false")
@@ -243,6 +250,28 @@ def usage_report_json(response: usage_pb2.GetUsageResponse) -> JSON:
     return {"usage": totals_json(response.usage),
             "groups": [{"group": g.group, "usage": totals_json(g.usage)}
                        for g in response.groups]}
+
+
+def report_request(body: JSON) -> usage_pb2.ReportUsageRequest:
+    """A provider's own count (POST /v1/usage/reports); the server checks the period."""
+    message = usage_pb2.ReportUsageRequest()
+    for name in ("model", "from", "to"):
+        value = _take(body, name, _string)
+        if value is not None:
+            setattr(message, name, value)
+    counts = _take(body, "usage", _object) or {}
+    for name in ("requests", "tokens_processed"):
+        value = _take(counts, name, _count, "usage.")
+        if value is not None:
+            setattr(message.usage, name, value)
+    return message
+
+
+def reconciliation_json(response: usage_pb2.GetReconciliationResponse) -> JSON:
+    return {"model": response.model, "from": getattr(response, "from"), "to": response.to,
+            "gateway": counts_json(response.gateway),
+            "provider": counts_json(response.provider),
+            "difference": counts_json(response.difference)}
 
 
 def counts_json(counts: usage_pb2.UsageCounts) -> JSON:
