@@ -76,10 +76,7 @@ class _UnaryCall:
         self._context = context
         self._timeout = timeout
 
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._run().__await__()
-
-    async def _run(self) -> Any:
+    async def run(self) -> Any:
         with _as_rpc_errors(self._context):
             async with asyncio.timeout(self._timeout):
                 return await self._handler(self._request, self._context)
@@ -156,6 +153,7 @@ class LocalStub:
         def call(request: Any, *, metadata: Metadata = (), timeout: float | None = None) -> Any:
             return _LocalInvocation(self._interceptor, method, raw, request, metadata, timeout)
 
+        setattr(self, name, call)  # found by plain attribute lookup from now on
         return call
 
 
@@ -186,7 +184,9 @@ class _LocalInvocation:
         return self._unary().__await__()
 
     async def _unary(self) -> Any:
-        return await await_call(await self._start())
+        call = await self._start()
+        assert isinstance(call, _UnaryCall), "a streaming method read as unary"
+        return await call.run()
 
     async def read(self) -> Any:
         call = await self._start()
@@ -202,7 +202,3 @@ class _LocalInvocation:
     def cancel(self) -> bool:
         return self._call.cancel() if self._call is not None else False
 
-
-async def await_call(call: _UnaryCall | _StreamCall) -> Any:
-    assert isinstance(call, _UnaryCall)
-    return await call

@@ -4,7 +4,7 @@ domain errors into gRPC statuses with google.rpc.Status details."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,7 @@ def current_principal() -> Principal:
     return _principal.get()
 
 
-def presented_key(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+def presented_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
     """The key from ``authorization: Bearer <key>`` or ``x-api-key: <key>``."""
     for name, value in metadata or ():
         if name == "authorization" and isinstance(value, str):
@@ -59,7 +59,7 @@ def presented_key(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | N
     return None
 
 
-def _text_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> dict[str, str]:
+def _text_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
     return {k: v for k, v in metadata or () if isinstance(v, str)}
 
 
@@ -79,6 +79,8 @@ class AuthInterceptor(_ServerInterceptor):
         self._keys = keys
         # Without the OpenTelemetry server interceptor, take the caller's traceparent here.
         self._continue_traces = continue_traces
+        # One guarded handler per method, made on its first call: nothing is built per call.
+        self._guarded: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -86,30 +88,33 @@ class AuthInterceptor(_ServerInterceptor):
                                Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
+        guarded = self._guarded.get(details.method)
+        if guarded is not None:
+            return guarded
         handler = await continuation(details)
         roles = METHOD_ROLES.get(details.method)
         if handler is None or roles is None:
             return handler  # health, reflection, or an unknown method (UNIMPLEMENTED)
-        metadata = details.invocation_metadata
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, metadata, roles),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-        return grpc.unary_stream_rpc_method_handler(
-            self._stream(handler.unary_stream, metadata, roles),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+        # Streaming servicers write with context.write, so both kinds wrap a coroutine.
+        make = grpc.unary_unary_rpc_method_handler if handler.unary_unary is not None \
+            else grpc.unary_stream_rpc_method_handler
+        guarded = make(self._guard(handler.unary_unary or handler.unary_stream, roles),
+                       request_deserializer=handler.request_deserializer,
+                       response_serializer=handler.response_serializer)
+        self._guarded[details.method] = guarded
+        return guarded
 
-    async def _admit(self, metadata: Sequence[tuple[str, str | bytes]] | None,
+    async def _admit(self, metadata: Iterable[tuple[str, str | bytes]] | None,
                      roles: frozenset[str]) -> Principal:
         principal = await self._keys.authenticate_fresh(presented_key(metadata))
         if principal.role not in roles:
             raise PermissionDenied(f"this call needs one of the roles: {', '.join(sorted(roles))}")
         return principal
 
-    def _unary(self, behavior: Any, metadata: Any, roles: frozenset[str]) -> Any:
+    def _guard(self, behavior: Any, roles: frozenset[str]) -> Any:
+        """``behavior`` behind the key check, with domain errors turned into statuses."""
         async def serve(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            metadata = context.invocation_metadata()
             carrier = _text_metadata(metadata) if self._continue_traces else {}
             try:
                 _principal.set(await self._admit(metadata, roles))
@@ -123,7 +128,3 @@ class AuthInterceptor(_ServerInterceptor):
                 log.exception("unexpected error in %s", getattr(behavior, "__name__", "?"))
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         return serve
-
-    def _stream(self, behavior: Any, metadata: Any, roles: frozenset[str]) -> Any:
-        """Servicers stream with ``context.write``, so the wrapper is a coroutine too."""
-        return self._unary(behavior, metadata, roles)
