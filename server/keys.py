@@ -57,6 +57,13 @@ class Principal:
                    created_at=as_utc(row.created_at), revoked=row.revoked_at is not None)
 
 
+class Keep:
+    """Leave the field as it is (where None is a value: "no budget")."""
+
+
+KEEP = Keep()
+
+
 @dataclass(frozen=True, slots=True)
 class KeyLimits:
     requests_per_minute: int = 0
@@ -115,9 +122,6 @@ class KeyStore:
                 await self.load()
         return self.authenticate(presented)
 
-    def get(self, key_id: str) -> Principal | None:
-        return next((p for p in self._by_hash.values() if p.id == key_id), None)
-
     async def create(self, *, role: str, name: str, limits: KeyLimits,
                      secret: str | None = None) -> tuple[Principal, str]:
         """A new key and its secret (shown to the caller this once)."""
@@ -154,18 +158,20 @@ class KeyStore:
         return [Principal.from_row(row) for row in rows]
 
     async def update(self, key_id: str, *, name: str | None = None,
-                     limits: KeyLimits | None = None, budget_set: bool = False) -> Principal:
+                     rate_limit: tuple[int, int] | None = None,
+                     budget_nanos: int | Keep | None = KEEP) -> Principal:
+        """Change what is given (rate_limit: requests and tokens per minute; a budget of
+        None removes it) on the stored row, whatever this replica's cache holds."""
         async with self._db.session() as session:
             row = await storage.get_key(session=session, key_id=key_id)
             if row is None or row.revoked_at is not None:
                 raise NotFound(f"key {key_id!r} not found")
             if name is not None:
                 row.name = name
-            if limits is not None:
-                row.requests_per_minute = limits.requests_per_minute
-                row.tokens_per_minute = limits.tokens_per_minute
-            if budget_set and limits is not None:
-                row.budget_nanos = limits.budget_nanos
+            if rate_limit is not None:
+                row.requests_per_minute, row.tokens_per_minute = rate_limit
+            if not isinstance(budget_nanos, Keep):
+                row.budget_nanos = budget_nanos
             session.add(row)
             await session.commit()
         await self._notify("key", key_id)

@@ -9,7 +9,7 @@ from grpc import aio
 
 from ai1net.client.convert import timestamp
 from ai1net.server.errors import InvalidArgument
-from ai1net.server.keys import KeyLimits, KeyStore, Principal, usd_to_nanos
+from ai1net.server.keys import KEEP, KeyLimits, KeyStore, Principal, usd_to_nanos
 from ai1net.server.money import nanos_to_usd
 from ai1net.server.quota import Quota
 from ai1net.v1 import keys_pb2, keys_pb2_grpc
@@ -41,19 +41,12 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
         paths = set(request.update_mask.paths)
         if not paths <= set(MASKABLE):
             raise InvalidArgument("update_mask", f"may only name {', '.join(MASKABLE)}")
-        current = self._keys.get(request.id)
-        limits = limits_from(request) if paths & {"rate_limit", "budget_usd"} else None
-        if limits is not None and current is not None:
-            limits = KeyLimits(
-                requests_per_minute=limits.requests_per_minute if "rate_limit" in paths
-                else current.requests_per_minute,
-                tokens_per_minute=limits.tokens_per_minute if "rate_limit" in paths
-                else current.tokens_per_minute,
-                budget_nanos=limits.budget_nanos if "budget_usd" in paths
-                else current.budget_nanos)
+        asked = limits_from(request)
+        rate_limit = (asked.requests_per_minute, asked.tokens_per_minute) \
+            if "rate_limit" in paths else None
         principal = await self._keys.update(
-            request.id, name=request.name if "name" in paths else None, limits=limits,
-            budget_set=True)
+            request.id, name=request.name if "name" in paths else None, rate_limit=rate_limit,
+            budget_nanos=asked.budget_nanos if "budget_usd" in paths else KEEP)
         if "budget_usd" in paths:
             await self._quota.forget(request.id)  # spend is rebuilt from the ledger
         return to_proto(principal)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc import aio
+from grpc_status import rpc_status
 
-from tests.conftest import Harness, bearer, two_replicas
+from ai1net.v1 import generate_pb2, generate_pb2_grpc
+from tests.conftest import ADMIN_KEY, Harness, bearer, two_replicas
 
 INPUT = "x" * 12  # estimated at exactly 3 tokens, as the provider reports
 CALL_COST = 0.008  # (3 + 5 tokens) at $1 per 1k
@@ -110,3 +115,62 @@ async def test_shared_budget_across_two_gateways(provider_url: str):
         assert statuses[200] + statuses[402] == 60
         await two.gateway.ledger.flush()
         assert await spent(one, key) <= CALL_COST * 11 + 1e-12
+
+
+async def test_patching_a_key_changes_only_what_is_named(harness: Harness):
+    await harness.key("consumer", "patched", rate_limit={"requests_per_minute": 7,
+                                                          "tokens_per_minute": 70},
+                      budget_usd=3.0)
+    async with harness.http.get(f"{harness.http_url}/v1/keys",
+                                headers=bearer(ADMIN_KEY)) as resp:
+        key_id = next(k["id"] for k in (await resp.json())["keys"] if k["name"] == "patched")
+    url = f"{harness.http_url}/v1/keys/{key_id}"
+
+    async def patch(body: dict) -> dict:
+        async with harness.http.patch(url, json=body, headers=bearer(ADMIN_KEY)) as resp:
+            assert resp.status == 200, await resp.text()
+            return dict(await resp.json())
+
+    after = await patch({"budget_usd": 5.0})
+    assert after["budget_usd"] == 5.0
+    assert after["rate_limit"] == {"requests_per_minute": 7, "tokens_per_minute": 70}
+    after = await patch({"rate_limit": {"requests_per_minute": 9}, "name": "renamed"})
+    assert after["rate_limit"] == {"requests_per_minute": 9, "tokens_per_minute": 0}
+    assert after["budget_usd"] == 5.0
+    assert after["name"] == "renamed"
+    after = await patch({"budget_usd": None})
+    assert after["budget_usd"] is None
+
+
+async def test_over_grpc_a_rate_limit_is_resource_exhausted_with_retry_info(
+        harness: Harness, provider_url: str):
+    await priced_model(harness, provider_url)
+    key = await harness.key("consumer", "grpc-limited", rate_limit={"requests_per_minute": 1})
+    stub = generate_pb2_grpc.GenerateServiceStub(harness.channel)
+    request = generate_pb2.GenerateRequest(model="priced", input=INPUT)
+    await stub.Generate(request, metadata=(("x-api-key", key),))
+    with pytest.raises(aio.AioRpcError) as failure:
+        await stub.Generate(request, metadata=(("x-api-key", key),))
+    assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = rpc_status.from_call(failure.value)
+    kinds = {detail.TypeName() for detail in status.details}
+    assert {"google.rpc.ErrorInfo", "google.rpc.RetryInfo"} <= kinds
+    retry = error_details_pb2.RetryInfo()
+    next(d for d in status.details if d.Is(retry.DESCRIPTOR)).Unpack(retry)
+    assert retry.retry_delay.seconds >= 1
+
+
+async def test_over_grpc_an_exhausted_budget_names_its_reason(harness: Harness,
+                                                              provider_url: str):
+    await priced_model(harness, provider_url)
+    key = await harness.key("consumer", "grpc-broke", budget_usd=CALL_COST / 2)
+    stub = generate_pb2_grpc.GenerateServiceStub(harness.channel)
+    with pytest.raises(aio.AioRpcError) as failure:
+        await stub.Generate(generate_pb2.GenerateRequest(
+            model="priced", input=INPUT, parameters={"max_tokens": 5}),
+            metadata=(("x-api-key", key),))
+    assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    info = error_details_pb2.ErrorInfo()
+    status = rpc_status.from_call(failure.value)
+    next(d for d in status.details if d.Is(info.DESCRIPTOR)).Unpack(info)
+    assert info.reason == "BUDGET_EXCEEDED"
