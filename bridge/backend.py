@@ -9,10 +9,10 @@ from typing import Any
 from aiohttp import web
 from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
+from opentelemetry import propagate
 
 from ai1net.bridge.errors import invalid
 from ai1net.bridge.local import LocalStub
-from ai1net.server.telemetry import grpc_client_interceptors
 from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -39,8 +39,10 @@ class Backend:
 
     @classmethod
     def connect(cls, target: str) -> Backend:
-        channel = aio.insecure_channel(target, options=CHANNEL_OPTIONS,
-                                       interceptors=grpc_client_interceptors())
+        # No OpenTelemetry client interceptor: it awaits unary calls inside its own task,
+        # so cancelling the call (a client hanging up) would not reach the server and the
+        # provider call would run on. call_metadata() carries the trace context instead.
+        channel = aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         return cls(channel=channel,
                    generate=generate_pb2_grpc.GenerateServiceStub(channel),
                    registry=registry_pb2_grpc.RegistryServiceStub(channel),
@@ -72,9 +74,9 @@ def call_metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
         value = request.headers.get(header)
         if value and value.isascii() and value.isprintable():
             metadata.append((header, value))
-    traceparent = request.headers.get("traceparent")
-    if traceparent and traceparent.isascii():
-        metadata.append(("traceparent", traceparent))
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)  # the current context: the bridge's span, or the caller's
+    metadata.extend((k, v) for k, v in carrier.items() if v.isascii())
     return tuple(metadata)
 
 

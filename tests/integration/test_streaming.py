@@ -222,3 +222,23 @@ async def test_no_leaked_tasks_after_streams(harness: Harness, provider_url: str
         await read_lines(harness, consumer, "m-stream")
     await asyncio.sleep(0)
     assert len(asyncio.all_tasks()) <= baseline + 1
+
+
+async def test_unary_client_hang_up_closes_provider(harness: Harness, provider_url: str):
+    path = "/slow/3000"
+    consumer = await setup(harness, provider_url, path)
+    seen = await events(harness, provider_url, path)
+    before = len([e for e in seen if e["kind"] == "disconnect"])
+    requests = len([e for e in seen if e["kind"] == "request"])
+    request = asyncio.create_task(harness.generate(consumer, model="m-stream", input="hi"))
+    async with asyncio.timeout(5):  # the call has reached the provider
+        while len([e for e in await events(harness, provider_url, path)
+                   if e["kind"] == "request"]) <= requests:
+            await asyncio.sleep(0.02)
+    request.cancel()  # the client goes away mid-call
+    closed_at = time.monotonic()
+    async with asyncio.timeout(5):
+        while len(found := [e for e in await events(harness, provider_url, path)
+                            if e["kind"] == "disconnect"]) <= before:
+            await asyncio.sleep(0.02)
+    assert found[-1]["t"] - closed_at < 0.1
