@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -108,12 +108,12 @@ class Gateway:
     health_servicer: ReadinessHealth
     feed: ChangeFeed
     quota: Quota
-    port: int = 0
+    port: int
     # For in-process callers (the bridge in the same process): the same interceptor
     # and method handlers the gRPC server runs, by full method name.
-    interceptor: AuthInterceptor | None = None
-    handlers: dict[str, Any] = field(default_factory=dict)
-    metrics: Metrics = field(default_factory=Metrics)
+    interceptor: AuthInterceptor
+    handlers: dict[str, Any]
+    metrics: Metrics
 
     async def start(self) -> None:
         await self.feed.start()

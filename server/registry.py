@@ -7,7 +7,7 @@ import base64
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -110,8 +110,9 @@ class Registry:
     def find(self, name: str) -> ModelRecord | None:
         return self._models.get(name)
 
-    def all(self) -> list[ModelRecord]:
-        return list(self._models.values())
+    def all(self) -> Iterable[ModelRecord]:
+        """Every live model (a view: routing reads it without copying)."""
+        return self._models.values()
 
     def list(self, *, type: str = "", capability: str = "", specialty: str = "",
              page_size: int = 0, page_token: str = "") -> tuple[list[ModelRecord], str]:
