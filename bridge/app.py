@@ -11,10 +11,10 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ai1net.bridge.backend import REQUEST_ID, Backend
+from ai1net.bridge.backend import BACKEND, REQUEST_ID, Backend
 from ai1net.bridge.errors import HttpError, error_response, from_rpc_error, new_request_id
 from ai1net.bridge.openapi import openapi_document
-from ai1net.bridge.routes import BACKEND, add_routes, json_response
+from ai1net.bridge.routes import add_routes, json_response
 from ai1net.server.telemetry import continued_trace
 
 log = logging.getLogger(__name__)

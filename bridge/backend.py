@@ -67,6 +67,9 @@ class Backend:
             await self.channel.close(grace=None)
 
 
+BACKEND = web.AppKey("backend", Backend)
+
+
 def call_metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
     """The caller's key (either header style) and the request id, as gRPC metadata."""
     metadata = [("x-request-id", request[REQUEST_ID])]
@@ -74,9 +77,10 @@ def call_metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
         value = request.headers.get(header)
         if value and value.isascii() and value.isprintable():
             metadata.append((header, value))
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)  # the current context: the bridge's span, or the caller's
-    metadata.extend((k, v) for k, v in carrier.items() if v.isascii())
+    if request.app[BACKEND].channel is not None:  # in process, the context is the same one
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the current context: the bridge's span, or the caller's
+        metadata.extend((k, v) for k, v in carrier.items() if v.isascii())
     return tuple(metadata)
 
 

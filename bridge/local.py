@@ -78,6 +78,8 @@ class _UnaryCall:
 
     async def run(self) -> Any:
         with _as_rpc_errors(self._context):
+            if self._timeout is None:
+                return await self._handler(self._request, self._context)
             async with asyncio.timeout(self._timeout):
                 return await self._handler(self._request, self._context)
 

@@ -10,12 +10,11 @@ import orjson
 from aiohttp import web
 
 from ai1net.bridge import translate
-from ai1net.bridge.backend import Backend, call_metadata, call_timeout
+from ai1net.bridge.backend import BACKEND, Backend, call_metadata, call_timeout
 from ai1net.bridge.errors import HttpError, invalid
 from ai1net.bridge.streaming import relay
 from ai1net.v1 import keys_pb2, registry_pb2, usage_pb2
 
-BACKEND = web.AppKey("backend", Backend)
 JSON_TYPES = ("application/json",)
 # gRPC metadata the bridge passes on as HTTP response headers.
 FORWARDED_HEADERS = ("x-ai1net-", "x-ratelimit-")

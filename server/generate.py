@@ -8,10 +8,9 @@ fails after its first chunk ends with the error and is billed for what was deliv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +106,7 @@ class Generator:
         with self._observer.call_span("Generate") as span:
             state = _Call(caller=caller, call=call, plan=self.plan(call), method="Generate",
                           span=span)
-            async with self._admitted(state, call), self._accounting(state):
+            async with _Admitted(self, state):
                 with self._observer.route_span(span):
                     if call.hedge_ms is not None and len(state.plan.models) > 1:
                         answer = await self._hedged(state, call, call.hedge_ms / 1000)
@@ -122,7 +121,7 @@ class Generator:
         with self._observer.call_span("GenerateStream") as span:
             state = _Call(caller=caller, call=call, plan=self.plan(call),
                           method="GenerateStream", span=span)
-            async with self._admitted(state, call), self._accounting(state):
+            async with _Admitted(self, state):
                 with self._observer.route_span(span):
                     events, first = await self._first_success(state, call,
                                                               self._stream_attempt)
@@ -235,26 +234,6 @@ class Generator:
 
     # -- accounting ----------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _admitted(self, state: _Call, call: GenerateCall) -> AsyncIterator[None]:
-        """Rate limits and the budget: reserve the worst case, settle to what was used."""
-        max_tokens = int(call.parameters.get("max_tokens") or DEFAULT_MAX_TOKENS)
-        input_tokens = estimate_tokens(call.input)
-        worst = max(call_cost_nanos(input_tokens=input_tokens, output_tokens=max_tokens,
-                                    input_per_1k=m.input_price_nanos,
-                                    output_per_1k=m.output_price_nanos)
-                    for m in state.plan.models[:MAX_ATTEMPTS])
-        state.admission = await self._quota.admit(
-            state.caller, reserve_tokens=input_tokens + max_tokens, reserve_nanos=worst)
-        try:
-            yield
-        finally:
-            await self._quota.settle(state.admission, tokens=state.tokens_used,
-                                     cost_nanos=state.cost_nanos)
-
-    def _accounting(self, state: _Call) -> _Accounting:
-        return _Accounting(self, state)
-
     def _outcome(self, state: _Call, tokens: TokenCount) -> Outcome:
         assert state.model is not None
         cost = self.account(state, tokens, "ok", "")
@@ -292,20 +271,40 @@ class Generator:
         return cost
 
 
-class _Accounting:
-    """Accounts a call that fails or is cancelled: billed for what was delivered."""
+class _Admitted:
+    """A call inside its rate limits and budget: the worst case is reserved on entry and
+    settled on exit to what was accounted; a call that fails or is cancelled is accounted
+    here, billed for what was delivered."""
+
+    __slots__ = ("_generator", "_state")
 
     def __init__(self, generator: Generator, state: _Call) -> None:
         self._generator = generator
         self._state = state
 
     async def __aenter__(self) -> None:
-        return None
+        state, call = self._state, self._state.call
+        max_tokens = int(call.parameters.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        input_tokens = estimate_tokens(call.input)
+        worst = max(call_cost_nanos(input_tokens=input_tokens, output_tokens=max_tokens,
+                                    input_per_1k=m.input_price_nanos,
+                                    output_per_1k=m.output_price_nanos)
+                    for m in state.plan.models[:MAX_ATTEMPTS])
+        state.admission = await self._generator._quota.admit(
+            state.caller, reserve_tokens=input_tokens + max_tokens, reserve_nanos=worst)
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         _tb: object) -> None:
-        if kind is None:
-            return
+        state = self._state
+        try:
+            if kind is not None:
+                self._account_failure(error)
+        finally:
+            assert state.admission is not None
+            await self._generator._quota.settle(state.admission, tokens=state.tokens_used,
+                                                cost_nanos=state.cost_nanos)
+
+    def _account_failure(self, error: BaseException | None) -> None:
         state = self._state
         delivered = state.text or state.output is not None
         tokens = state.delivered(None) if delivered else TokenCount(0, 0, False)

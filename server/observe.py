@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,13 @@ from opentelemetry.trace import Span
 from ai1net.server.accesslog import log_call
 from ai1net.server.errors import BudgetExceeded, GatewayError, RateLimited, UpstreamRateLimited
 from ai1net.server.metrics import Metrics
-from ai1net.server.telemetry import generate_span_attributes, get_tracer, record_error
+from ai1net.server.telemetry import (
+    generate_span_attributes,
+    get_tracer,
+    light_span,
+    record_error,
+    records_spans,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +53,13 @@ class Observer:
         self._metrics = metrics
         self._tracer = get_tracer()
 
+    def call_span(self, method: str) -> AbstractContextManager[Span]:
+        """The ``ai1net.generate`` span (a light one unless spans are exported); counts
+        rejections by limits and budgets."""
+        return self._recorded_span(method) if records_spans() else _LightCallSpan(self)
+
     @contextlib.contextmanager
-    def call_span(self, method: str) -> Iterator[Span]:
-        """The ``ai1net.generate`` span; counts rejections by limits and budgets."""
+    def _recorded_span(self, method: str) -> Iterator[Span]:
         with self._tracer.start_as_current_span(
                 "ai1net.generate", record_exception=False,
                 set_status_on_exception=False) as span:
@@ -56,7 +67,7 @@ class Observer:
             try:
                 yield span
             except GatewayError as error:
-                self._rejected(error, span)
+                self.rejected(error, span)
                 raise
 
     @contextlib.contextmanager
@@ -86,7 +97,7 @@ class Observer:
                  input_tokens=report.input_tokens, output_tokens=report.output_tokens,
                  cost_usd=report.cost_usd, overhead_ms=report.overhead_ms)
 
-    def _rejected(self, error: GatewayError, span: Span) -> None:
+    def rejected(self, error: GatewayError, span: Span) -> None:
         if isinstance(error, BudgetExceeded):
             record_error(span, error.reason)
             if self._metrics is not None:
@@ -95,6 +106,26 @@ class Observer:
             record_error(span, error.reason)
             if self._metrics is not None:
                 self._metrics.rate_limited()
+
+
+class _LightCallSpan:
+    """`Observer.call_span` when no span is recorded: a light span, no SDK."""
+
+    __slots__ = ("_light", "_observer", "_span")
+
+    def __init__(self, observer: Observer) -> None:
+        self._observer = observer
+        self._light = light_span()
+
+    def __enter__(self) -> Span:
+        self._span = self._light.__enter__()
+        return self._span
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 _tb: object) -> None:
+        self._light.__exit__()
+        if isinstance(error, GatewayError):
+            self._observer.rejected(error, self._span)
 
 
 def _attributes(report: CallReport) -> dict[str, Any]:

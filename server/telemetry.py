@@ -6,14 +6,16 @@ The API allows one global TracerProvider per process, so `setup_tracing` install
 span processors in place: tests call it with their own exporter as often as they like. The
 resource (``service.name``) is fixed by the first call.
 
-A provider is installed even when ``OTEL_TRACES_EXPORTER`` is ``none``: spans then go nowhere,
-but they have real ids, so ``traceparent`` still reaches the providers.
+A provider is installed even when ``OTEL_TRACES_EXPORTER`` is ``none``, but calls then make
+`light_span`s: never recorded, yet with real ids, so ``traceparent`` still reaches the providers
+(in the caller's trace when it sent one) at a fraction of the SDK's cost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -32,7 +34,18 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+)
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes, AttributeValue
 from sqlalchemy.engine import Engine
@@ -51,6 +64,10 @@ _FIXED_SAMPLERS: Mapping[str, sampling.Sampler] = {
     "parentbased_always_on": sampling.DEFAULT_ON,
     "parentbased_always_off": sampling.DEFAULT_OFF,
 }
+# What calls make: "off" (tracing never set up: no span, no trace context), "light" (nothing
+# exported: `light_span`), "full" (spans recorded by the SDK and exported).
+_mode = "off"
+
 _RATIO_SAMPLERS: Mapping[str, Callable[[float], sampling.Sampler]] = {
     "traceidratio": sampling.TraceIdRatioBased,
     "parentbased_traceidratio": sampling.ParentBasedTraceIdRatio,
@@ -137,7 +154,46 @@ def setup_tracing(*, service_name: str = "ai1net", environ: Mapping[str, str] | 
         else sampling.ParentBased(sampling.ALWAYS_OFF)
     provider = _global_provider(env.get("OTEL_SERVICE_NAME") or service_name)
     provider.reconfigure(sampler=sampler, processors=processors)
+    global _mode  # the process's one tracing configuration
+    _mode = "full" if processors else "light"
     return provider
+
+
+def records_spans() -> bool:
+    """Whether spans are exported (`setup_tracing` found an exporter)."""
+    return _mode == "full"
+
+
+class light_span:  # used like the context managers it stands beside
+    """A span that is never recorded, made current while the block runs.
+
+    It continues the current trace (a caller's ``traceparent``, sampled flag included) or
+    starts one, with a fresh span id: what the SDK makes when it samples nothing, without
+    its sampler, span object and processors. Before `setup_tracing` it is the invalid span
+    and changes nothing.
+    """
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> Span:
+        if _mode == "off":
+            self._token = None
+            return INVALID_SPAN
+        parent = trace.get_current_span().get_span_context()
+        span_id = random.getrandbits(64) or 1
+        if parent.is_valid:
+            context = SpanContext(parent.trace_id, span_id, is_remote=False,
+                                  trace_flags=parent.trace_flags, trace_state=parent.trace_state)
+        else:
+            context = SpanContext(random.getrandbits(128) or 1, span_id, is_remote=False,
+                                  trace_flags=TraceFlags(TraceFlags.DEFAULT))
+        span = NonRecordingSpan(context)
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        return span
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)
 
 
 def exports_spans(environ: Mapping[str, str] | None = None) -> bool:
@@ -319,7 +375,10 @@ def record_error(span: Span, error_type: str, description: str | None = None) ->
 
 
 def call_context() -> SpanContext | None:
-    """The current call's span context, to keep with its usage event."""
+    """The current call's span context, to keep with its usage event (to link it from the
+    recorded flush span; None when spans are not recorded)."""
+    if _mode != "full":
+        return None
     context = trace.get_current_span().get_span_context()
     return context if context.is_valid else None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -68,26 +68,41 @@ class AiohttpTransport:
             connector=connector, timeout=aiohttp.ClientTimeout(total=None),
             skip_auto_headers=("User-Agent",), auto_decompress=True)
 
-    @asynccontextmanager
-    async def open(self, request: ProviderRequest) -> AsyncIterator[TransportResponse]:
-        with _mapped_errors():
-            try:
-                async with asyncio.timeout(request.first_byte_timeout):
-                    response = await self._session.post(request.url, data=request.body,
-                                                         headers=request.headers)
-            except TimeoutError as exc:
-                ms = round(request.first_byte_timeout * 1000)
-                raise UpstreamTimeout(f"the provider sent nothing within {ms} ms") from exc
-        ok = False
-        try:
-            yield _AiohttpResponse(response)
-            ok = True
-        finally:
-            # Closing (not releasing) on failure or cancel tells the provider to stop.
-            response.release() if ok else response.close()
+    def open(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]:
+        return _Exchange(self._session, request)
 
     async def close(self) -> None:
         await self._session.close()
+
+
+class _Exchange:
+    """One request: the response once its headers are in; on leaving, the connection goes
+    back to the pool, or is closed on failure or cancel (which tells the provider to stop)."""
+
+    __slots__ = ("_request", "_response", "_session")
+
+    def __init__(self, session: aiohttp.ClientSession, request: ProviderRequest) -> None:
+        self._session = session
+        self._request = request
+
+    async def __aenter__(self) -> TransportResponse:
+        request = self._request
+        with _mapped_errors():
+            try:
+                async with asyncio.timeout(request.first_byte_timeout):
+                    self._response = await self._session.post(
+                        request.url, data=request.body, headers=request.headers)
+            except TimeoutError as exc:
+                ms = round(request.first_byte_timeout * 1000)
+                raise UpstreamTimeout(f"the provider sent nothing within {ms} ms") from exc
+        return _AiohttpResponse(self._response)
+
+    async def __aexit__(self, kind: type[BaseException] | None, _error: BaseException | None,
+                        _tb: object) -> None:
+        if kind is None:
+            self._response.release()
+        else:
+            self._response.close()
 
 
 @contextmanager

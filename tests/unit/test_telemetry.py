@@ -26,12 +26,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ai1net.server.telemetry import (
     ReconfigurableTracerProvider,
     call_context,
+    continued_trace,
     generate_span_attributes,
     get_tracer,
     grpc_client_interceptors,
     grpc_server_interceptor,
     instrument,
     instrument_engine,
+    light_span,
     record_error,
     setup_tracing,
     usage_flush_span,
@@ -161,6 +163,33 @@ def test_without_an_exporter_trace_context_still_propagates(untraced):
     # Not recorded (nothing exports it), so not marked sampled; a caller's sampled
     # traceparent would be honoured (parent-based).
     assert not int(flags, 16) & 1
+
+
+def test_light_spans_continue_the_callers_trace_with_their_own_span_id(untraced):
+    setup_tracing(environ={"OTEL_TRACES_EXPORTER": "none"})
+    caller = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": "vendor=x"}
+    with continued_trace(caller), light_span() as span:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        assert trace.get_current_span() is span
+    assert not span.is_recording()
+    version, trace_id, span_id, flags = carrier["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "01")  # the caller's sampling
+    assert span_id not in (PARENT_ID, "0" * 16)
+    assert carrier["tracestate"] == "vendor=x"
+    assert trace.get_current_span() is trace.INVALID_SPAN  # detached on the way out
+
+
+def test_light_spans_start_a_trace_of_their_own_without_a_caller(untraced):
+    setup_tracing(environ={"OTEL_TRACES_EXPORTER": "none"})
+    with light_span() as first, light_span() as nested:
+        pass
+    with light_span() as second:
+        pass
+    ids = [span.get_span_context() for span in (first, nested, second)]
+    assert all(context.is_valid and not context.trace_flags.sampled for context in ids)
+    assert ids[0].trace_id == ids[1].trace_id != ids[2].trace_id
+    assert len({context.span_id for context in ids}) == 3
 
 
 def test_sampler_comes_from_the_environment():
