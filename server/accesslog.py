@@ -9,10 +9,11 @@ no prompt, no output, no header, no key.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import logging.handlers
 import queue
+import sys
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import IO
@@ -34,7 +35,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        context = trace.get_current_span().get_span_context()
+        # The span current where the record was made (the writer thread has none).
+        context = getattr(record, "span_context", None) \
+            or trace.get_current_span().get_span_context()
         if context.is_valid:
             document["trace_id"] = trace.format_trace_id(context.trace_id)
             document["span_id"] = trace.format_span_id(context.span_id)
@@ -47,35 +50,83 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, *, json: bool = True,
-                      stream: IO[str] | None = None) -> logging.handlers.QueueListener:
+                      stream: IO[str] | None = None) -> LogWriter:
     """Root logging at ``level`` (a name such as INFO), one line per record on ``stream``
     (default stderr), replacing any handlers already there."""
     numeric = logging.getLevelNamesMapping().get(level.strip().upper())
     if numeric is None:
         raise ValueError(f"log level {level!r} is not one of DEBUG, INFO, WARNING, ERROR")
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if json else logging.Formatter(TEXT_FORMAT))
-    # The event loop only enqueues records; a thread formats and writes them, so a
-    # slow terminal or disk never stalls calls in flight.
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
-    listener.start()
-    atexit.register(_stop, listener)
+    # Lines name no source file, thread or process: skip finding them for every record.
+    logging._srcfile = None  # the logging HOWTO's "Optimization" section
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+    writer = LogWriter(records, stream, JsonFormatter() if json else logging.Formatter(TEXT_FORMAT))
+    writer.start()
+    atexit.register(writer.stop)
     logging.basicConfig(level=numeric, handlers=[_RecordQueue(records)], force=True)
-    return listener  # stop() writes out what is queued (tests, shutdown)
+    return writer  # stop() writes out what is queued (tests, shutdown)
 
 
-def _stop(listener: logging.handlers.QueueListener) -> None:
-    with contextlib.suppress(AttributeError):  # already stopped: nothing left to write
-        listener.stop()
+class LogWriter:
+    """The thread that formats queued records and writes them out: the event loop only
+    enqueues, so a slow terminal or disk never stalls calls in flight. Whatever is waiting
+    goes out in one write, at most every ``interval`` seconds, so a busy gateway does not
+    wake the thread for each line."""
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None],
+                 stream: IO[str] | None, formatter: logging.Formatter,
+                 interval: float = 0.02) -> None:
+        self._records = records
+        self._stream = stream
+        self._formatter = formatter
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ai1net-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write out what is queued and end the thread; later calls do nothing."""
+        if self._thread.is_alive():
+            self._stopping.set()
+            self._records.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._records.get()]
+            while not self._records.empty() and len(batch) < 10_000:
+                batch.append(self._records.get_nowait())
+            self._write([record for record in batch if record is not None])
+            if self._stopping.is_set() and self._records.empty():
+                return
+            self._stopping.wait(self._interval)
+
+    def _write(self, records: list[logging.LogRecord]) -> None:
+        lines = []
+        for record in records:
+            try:
+                lines.append(self._formatter.format(record))
+            except Exception:  # a bad record must not end the logging
+                lines.append(f"unformattable log record from {record.name}: {record.msg!r}")
+        stream = self._stream or sys.stderr  # today's stderr, as StreamHandler does
+        if lines:
+            try:
+                stream.write("\n".join(lines) + "\n")
+                stream.flush()
+            except (OSError, ValueError):  # closed or broken: nowhere left to say it
+                pass
 
 
 class _RecordQueue(logging.handlers.QueueHandler):
-    """Hands records over as they are: the formatter runs in the listener's thread."""
+    """Hands records over as they are: the formatter runs in the writer's thread."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         if record.args:
             record.msg, record.args = record.getMessage(), None
+        if not hasattr(record, "span_context"):
+            record.span_context = trace.get_current_span().get_span_context()
         return record
 
 
@@ -99,4 +150,4 @@ def log_call(*, request_id: str, method: str, model: str, outcome: str, latency_
         "cost_usd": cost_usd,
     }
     logger.info("%s %s %s %.1fms", method, model or "-", outcome, latency_ms,
-                extra={"fields": fields})
+                extra={"fields": fields, "span_context": context})

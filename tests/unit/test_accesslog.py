@@ -91,6 +91,27 @@ def test_configured_level_decides_whether_access_lines_appear(root_logging):
     assert line["logger"] == "ai1net.access"
 
 
+def test_lines_written_by_the_thread_keep_the_trace_of_the_call(root_logging):
+    stream = io.StringIO()
+    writer = configure_logging("INFO", stream=stream)
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("ai1net.generate") as span:
+        call()
+        logging.getLogger("ai1net.test").warning("provider %s is slow", "p1")
+    for index in range(200):
+        logging.getLogger("ai1net.test").info("line %d", index)
+    writer.stop()
+    writer.stop()  # again: nothing left to do
+    lines = [orjson.loads(text) for text in stream.getvalue().splitlines()]
+    context = span.get_span_context()
+    for line in lines[:2]:
+        assert line["trace_id"] == trace.format_trace_id(context.trace_id)
+        assert line["span_id"] == trace.format_span_id(context.span_id)
+    assert lines[1]["msg"] == "provider p1 is slow"
+    assert [line["msg"] for line in lines[2:]] == [f"line {index}" for index in range(200)]
+    assert "trace_id" not in lines[2]
+
+
 def test_text_format_when_json_is_off(root_logging):
     stream = io.StringIO()
     listener = configure_logging("INFO", json=False, stream=stream)
