@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import secrets
+import time
 from pathlib import Path
 
 import orjson
@@ -36,8 +37,10 @@ def same_hash(a: str, b: str) -> bool:
 
 
 def new_id(prefix: str) -> str:
-    """A unique id (not a secret): 96 random bits without a system call each time."""
-    return f"{prefix}_{_ids.getrandbits(96):024x}"
+    """A unique id (not a secret), in time order like a ULID: 48 bits of milliseconds then
+    64 random bits. New rows then land at the end of primary-key indexes instead of on a
+    random page of them (the usage table gets thousands a second)."""
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(64):016x}"
 
 
 # Seeded from the OS once per process; ids only need to be unique, not unguessable.
