@@ -20,18 +20,27 @@ from ai1net.server.telemetry import continued_trace
 log = logging.getLogger(__name__)
 
 METRICS = web.AppKey("metrics", CollectorRegistry)
+CONTINUE_TRACES = web.AppKey("continue_traces", bool)
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
 async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure, ours or aiohttp's, answers in the JSON envelope with its request id."""
+    """Every failure, ours or aiohttp's, answers in the JSON envelope with its request id.
+
+    With ``continue_traces`` (no spans exported, so no server instrumentation), a caller's
+    traceparent becomes the current context: the trace id reaches the provider.
+    """
     given = request.headers.get("x-request-id", "")
-    request_id = given if SAFE_REQUEST_ID.fullmatch(given) else new_request_id()
+    request_id = given if given and SAFE_REQUEST_ID.fullmatch(given) else new_request_id()
     request[REQUEST_ID] = request_id
     try:
-        response = await handler(request)
+        if request.app[CONTINUE_TRACES]:
+            with continued_trace(request.headers):
+                response = await handler(request)
+        else:
+            response = await handler(request)
     except HttpError as error:
         return error_response(error, request_id)
     except aio.AioRpcError as error:
@@ -85,14 +94,6 @@ async def openapi(_request: web.Request) -> web.Response:
     return json_response(openapi_document())
 
 
-@web.middleware
-async def trace_context_middleware(request: web.Request,
-                                   handler: Handler) -> web.StreamResponse:
-    """A caller's traceparent becomes the current context (no span: none is exported)."""
-    with continued_trace(request.headers):
-        return await handler(request)
-
-
 def build_app(*, target: str | None = None, backend: Backend | None = None,
               max_body_bytes: int = 1024 * 1024,
               metrics_registry: CollectorRegistry | None = None,
@@ -100,10 +101,9 @@ def build_app(*, target: str | None = None, backend: Backend | None = None,
     """The bridge: a client of the gRPC server at ``target``, or of an in-process backend."""
     if (target is None) == (backend is None):
         raise ValueError("give the bridge either a gRPC target or an in-process backend")
-    middlewares = [trace_context_middleware] if continue_traces else []
-    app = web.Application(client_max_size=max_body_bytes,
-                          middlewares=[*middlewares, envelope_middleware])
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[envelope_middleware])
     app[METRICS] = metrics_registry or CollectorRegistry()
+    app[CONTINUE_TRACES] = continue_traces
 
     async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
         app[BACKEND] = backend or Backend.connect(target or "")
