@@ -51,11 +51,11 @@ class Backend:
                    health=health_pb2_grpc.HealthStub(channel))
 
     @classmethod
-    def in_process(cls, *, handlers: dict[str, Any], interceptor: Any) -> Backend:
-        """Stubs calling this process's servicers through the same interceptor."""
+    def in_process(cls, *, handlers: dict[str, Any]) -> Backend:
+        """Stubs calling this process's guarded method handlers (`Gateway.handlers`)."""
 
         def stub(service: str) -> Any:
-            return LocalStub(service, handlers, interceptor)
+            return LocalStub(service, handlers)
 
         return cls(channel=None, generate=stub("ai1net.v1.GenerateService"),
                    registry=stub("ai1net.v1.RegistryService"),

@@ -1,8 +1,8 @@
 """In-process calls: the bridge calling the servicers of the same process without a socket.
 
-Like grpc-gateway's in-process mode, each call goes through the same interceptor (auth,
-roles, error statuses) and the same method handlers as a gRPC call, only without the
-HTTP/2 round trip and the protobuf (de)serialisation. Calls look like grpc.aio calls to
+Like grpc-gateway's in-process mode, each call runs the same guarded method handlers as a
+gRPC call (auth, roles, error statuses: `ai1net.server.auth`), only without the HTTP/2
+round trip and the protobuf (de)serialisation. Calls look like grpc.aio calls to
 the bridge: failures raise ``aio.AioRpcError``, streams end with ``aio.EOF``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Generator, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -21,11 +21,6 @@ EOF_MARK: Any = aio.EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
 STREAM_BUFFER = 16
 
 
-class _CallDetails(NamedTuple):
-    method: str
-    invocation_metadata: Metadata
-
-
 class _Aborted(aio.AbortError):
     def __init__(self, code: grpc.StatusCode, details: str, trailing: Metadata) -> None:
         super().__init__(details)
@@ -33,7 +28,7 @@ class _Aborted(aio.AbortError):
 
 
 class LocalContext:
-    """The part of ``grpc.aio.ServicerContext`` the servicers and interceptor use."""
+    """The part of ``grpc.aio.ServicerContext`` the servicers and the guard use."""
 
     def __init__(self, metadata: Metadata, timeout: float | None) -> None:
         self._metadata = tuple(metadata)
@@ -69,6 +64,8 @@ class LocalContext:
 
 
 class _UnaryCall:
+    """Awaited, it runs the handler in the caller's task."""
+
     def __init__(self, handler: Any, request: Any, context: LocalContext,
                  timeout: float | None) -> None:
         self._handler = handler
@@ -76,7 +73,10 @@ class _UnaryCall:
         self._context = context
         self._timeout = timeout
 
-    async def run(self) -> Any:
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._run().__await__()
+
+    async def _run(self) -> Any:
         with _as_rpc_errors(self._context):
             if self._timeout is None:
                 return await self._handler(self._request, self._context)
@@ -143,64 +143,19 @@ def _as_rpc_errors(context: LocalContext) -> Generator[None]:
 class LocalStub:
     """``stub.Method(request, metadata=..., timeout=...)`` for one service, in process."""
 
-    def __init__(self, service: str, handlers: dict[str, Any], interceptor: Any) -> None:
+    def __init__(self, service: str, handlers: dict[str, Any]) -> None:
         self._service = service
         self._handlers = handlers
-        self._interceptor = interceptor
 
     def __getattr__(self, name: str) -> Any:
-        method = f"/{self._service}/{name}"
-        raw = self._handlers[method]
+        handler = self._handlers[f"/{self._service}/{name}"]
+        unary = handler.unary_unary is not None
 
         def call(request: Any, *, metadata: Metadata = (), timeout: float | None = None) -> Any:
-            return _LocalInvocation(self._interceptor, method, raw, request, metadata, timeout)
+            context = LocalContext(metadata, timeout)
+            if unary:
+                return _UnaryCall(handler.unary_unary, request, context, timeout)
+            return _StreamCall(handler.unary_stream, request, context, timeout)
 
         setattr(self, name, call)  # found by plain attribute lookup from now on
         return call
-
-
-class _LocalInvocation:
-    """Runs the interceptor first (it is async), then the call it wraps."""
-
-    def __init__(self, interceptor: Any, method: str, raw: Any, request: Any,
-                 metadata: Metadata, timeout: float | None) -> None:
-        self._args = (interceptor, method, raw, request, metadata, timeout)
-        self._call: _UnaryCall | _StreamCall | None = None
-
-    async def _start(self) -> _UnaryCall | _StreamCall:
-        if self._call is None:
-            interceptor, method, raw, request, metadata, timeout = self._args
-
-            async def continuation(_details: Any) -> Any:
-                return raw
-
-            handler = await interceptor.intercept_service(continuation,
-                                                          _CallDetails(method, metadata))
-            context = LocalContext(metadata, timeout)
-            self._call = _UnaryCall(handler.unary_unary, request, context, timeout) \
-                if handler.unary_unary is not None \
-                else _StreamCall(handler.unary_stream, request, context, timeout)
-        return self._call
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._unary().__await__()
-
-    async def _unary(self) -> Any:
-        call = await self._start()
-        assert isinstance(call, _UnaryCall), "a streaming method read as unary"
-        return await call.run()
-
-    async def read(self) -> Any:
-        call = await self._start()
-        assert isinstance(call, _StreamCall)
-        return await call.read()
-
-    async def initial_metadata(self) -> Metadata:
-        return await (await self._start()).initial_metadata()
-
-    async def trailing_metadata(self) -> Metadata:
-        return await (await self._start()).trailing_metadata()
-
-    def cancel(self) -> bool:
-        return self._call.cancel() if self._call is not None else False
-

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -16,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from ai1net.server.auth import AuthInterceptor
+from ai1net.server.auth import AuthGuard
 from ai1net.server.changes import ChangeFeed
 from ai1net.server.crypto import CredentialBox, load_passphrase
 from ai1net.server.generate import Generator
@@ -80,18 +81,28 @@ class ReadinessHealth(health_aio.HealthServicer):  # type: ignore[misc]  # untyp
 
 
 class Registrar:
-    """Adds servicers to the gRPC server and keeps their handlers for in-process calls."""
+    """Adds servicers to the gRPC server behind the auth guard, and keeps the guarded
+    handlers for in-process calls.
 
-    def __init__(self, server: aio.Server) -> None:
+    The generated ``add_*_to_server`` functions hand over each service's handlers twice:
+    as a generic handler, then as registered method handlers. Only the second are taken;
+    guarded, they are added both ways, so no unguarded handler reaches the server.
+    """
+
+    def __init__(self, server: aio.Server, guard: AuthGuard) -> None:
         self._server = server
+        self._guard = guard
         self.handlers: dict[str, Any] = {}
 
-    def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        self._server.add_generic_rpc_handlers(handlers)
+    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
+        return None  # the same handlers follow as registered method handlers
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        self._server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]  # missing from grpc-stubs
-        self.handlers.update({f"/{service}/{name}": h for name, h in handlers.items()})
+        guarded = self._guard.handlers(service, handlers)
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service, guarded),))
+        self._server.add_registered_method_handlers(service, guarded)  # type: ignore[attr-defined]  # missing from grpc-stubs
+        self.handlers.update({f"/{service}/{name}": h for name, h in guarded.items()})
 
 
 @dataclass
@@ -109,9 +120,8 @@ class Gateway:
     feed: ChangeFeed
     quota: Quota
     port: int
-    # For in-process callers (the bridge in the same process): the same interceptor
-    # and method handlers the gRPC server runs, by full method name.
-    interceptor: AuthInterceptor
+    # For in-process callers (the bridge in the same process): the guarded method
+    # handlers the gRPC server runs, by full method name.
     handlers: dict[str, Any]
     metrics: Metrics
 
@@ -180,10 +190,10 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
                           quota=quota, observer=Observer(metrics=metrics))
     metrics.watch_usage_buffer(lambda: ledger.depth)
     metrics.watch_circuits(health.circuit_states)
-    interceptor = AuthInterceptor(keys=keys, continue_traces=not trace_rpcs)
-    interceptors = [grpc_server_interceptor(), interceptor] if trace_rpcs else [interceptor]
-    server = aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
-    recorder = Registrar(server)
+    guard = AuthGuard(keys=keys, continue_traces=not trace_rpcs)
+    server = aio.server(interceptors=[grpc_server_interceptor()] if trace_rpcs else None,
+                        options=SERVER_OPTIONS)
+    recorder = Registrar(server, guard)
     handlers = recorder.handlers
     # Duck-typed: it has the two methods the generated add_*_to_server functions call.
     registrar = cast(aio.Server, recorder)
@@ -203,7 +213,7 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
                    health_servicer=health_servicer, feed=feed, quota=quota, port=port,
-                   interceptor=interceptor, handlers=handlers, metrics=metrics)
+                   handlers=handlers, metrics=metrics)
 
 
 def local_target(addr: str, port: int) -> str:

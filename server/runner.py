@@ -66,7 +66,7 @@ async def start_bridge(settings: Settings, target: str | None = None,
 
     Beside a gateway, its /metrics shows the gateway's series either way.
     """
-    backend = Backend.in_process(handlers=gateway.handlers, interceptor=gateway.interceptor) \
+    backend = Backend.in_process(handlers=gateway.handlers) \
         if gateway is not None and in_process else None
     app = build_app(target=None if backend else target, backend=backend,
                     max_body_bytes=settings.max_body_bytes,
