@@ -14,15 +14,19 @@ import logging.handlers
 import queue
 import sys
 import threading
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
 import orjson
 from opentelemetry import trace
+from opentelemetry.trace import SpanContext
 
 ACCESS_LOGGER = "ai1net.access"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+ACCESS_MESSAGE = "%s %s %s %.1fms"
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -59,12 +63,37 @@ def configure_logging(level: str, *, json: bool = True,
     # Lines name no source file, thread or process: skip finding them for every record.
     logging._srcfile = None  # the logging HOWTO's "Optimization" section
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+    records: queue.SimpleQueue[Queued] = queue.SimpleQueue()
     writer = LogWriter(records, stream, JsonFormatter() if json else logging.Formatter(TEXT_FORMAT))
     writer.start()
     atexit.register(writer.stop)
-    logging.basicConfig(level=numeric, handlers=[_RecordQueue(records)], force=True)
+    handler = _RecordQueue(records)
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    global _root_queue  # the process's one logging configuration
+    _root_queue = handler
     return writer  # stop() writes out what is queued (tests, shutdown)
+
+
+@dataclass(frozen=True, slots=True)
+class _AccessLine:
+    """An access line queued as is: its record is made in the writer's thread."""
+
+    created: float
+    args: tuple[object, ...]
+    fields: Mapping[str, object]
+    span_context: SpanContext
+
+    def record(self) -> logging.LogRecord:
+        record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, "", 0, ACCESS_MESSAGE,
+                                   self.args, None)
+        record.created, record.msecs = self.created, self.created % 1 * 1000
+        record.fields, record.span_context = self.fields, self.span_context
+        return record
+
+
+Queued = logging.LogRecord | _AccessLine | None
+# The root handler `configure_logging` installed, while it is the only one.
+_root_queue: _RecordQueue | None = None
 
 
 class LogWriter:
@@ -73,7 +102,7 @@ class LogWriter:
     goes out in one write, at most every ``interval`` seconds, so a busy gateway does not
     wake the thread for each line."""
 
-    def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None],
+    def __init__(self, records: queue.SimpleQueue[Queued],
                  stream: IO[str] | None, formatter: logging.Formatter,
                  interval: float = 0.02) -> None:
         self._records = records
@@ -103,9 +132,10 @@ class LogWriter:
                 return
             self._stopping.wait(self._interval)
 
-    def _write(self, records: list[logging.LogRecord]) -> None:
+    def _write(self, records: list[logging.LogRecord | _AccessLine]) -> None:
         lines = []
-        for record in records:
+        for queued in records:
+            record = queued.record() if isinstance(queued, _AccessLine) else queued
             try:
                 lines.append(self._formatter.format(record))
             except Exception:  # a bad record must not end the logging
@@ -149,5 +179,11 @@ def log_call(*, request_id: str, method: str, model: str, outcome: str, latency_
         "output_tokens": output_tokens,
         "cost_usd": cost_usd,
     }
-    logger.info("%s %s %s %.1fms", method, model or "-", outcome, latency_ms,
-                extra={"fields": fields, "span_context": context})
+    args = (method, model or "-", outcome, latency_ms)
+    handler = _root_queue
+    if logger is access_log and handler is not None and logging.root.handlers == [handler] \
+            and not logger.handlers and not logger.filters and logger.propagate:
+        # Nothing but the writer would see the record: skip the logging machinery.
+        handler.queue.put_nowait(_AccessLine(time.time(), args, fields, context))
+        return
+    logger.info(ACCESS_MESSAGE, *args, extra={"fields": fields, "span_context": context})

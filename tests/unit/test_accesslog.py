@@ -104,6 +104,9 @@ def test_lines_written_by_the_thread_keep_the_trace_of_the_call(root_logging):
     writer.stop()  # again: nothing left to do
     lines = [orjson.loads(text) for text in stream.getvalue().splitlines()]
     context = span.get_span_context()
+    assert set(lines[0]) == ACCESS_FIELDS  # queued without a record, written as one
+    assert (lines[0]["logger"], lines[0]["level"]) == ("ai1net.access", "INFO")
+    assert lines[0]["msg"] == "Generate m1 ok 12.3ms"
     for line in lines[:2]:
         assert line["trace_id"] == trace.format_trace_id(context.trace_id)
         assert line["span_id"] == trace.format_span_id(context.span_id)
@@ -116,8 +119,23 @@ def test_text_format_when_json_is_off(root_logging):
     stream = io.StringIO()
     listener = configure_logging("INFO", json=False, stream=stream)
     logging.getLogger("ai1net.test").info("hello %s", "there")
+    call()
     listener.stop()
-    assert stream.getvalue().rstrip().endswith("INFO ai1net.test hello there")
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("INFO ai1net.test hello there")
+    assert second.endswith("INFO ai1net.access Generate m1 ok 12.3ms")
+
+
+def test_access_lines_reach_other_handlers_when_there_are_some(root_logging):
+    stream, seen = io.StringIO(), io.StringIO()
+    listener = configure_logging("INFO", stream=stream)
+    other = logging.StreamHandler(seen)  # a second root handler: records are made for it
+    logging.getLogger().addHandler(other)
+    call()
+    logging.getLogger().removeHandler(other)
+    listener.stop()
+    assert seen.getvalue() == "Generate m1 ok 12.3ms\n"
+    assert orjson.loads(stream.getvalue())["request_id"] == "req-1"
 
 
 def test_an_unknown_level_is_refused(root_logging):
