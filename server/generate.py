@@ -284,6 +284,8 @@ class _Admitted:
 
     async def __aenter__(self) -> None:
         state, call = self._state, self._state.call
+        if not state.caller.limited:
+            return  # nothing to reserve, nothing to settle
         max_tokens = int(call.parameters.get("max_tokens") or DEFAULT_MAX_TOKENS)
         input_tokens = estimate_tokens(call.input)
         worst = max(call_cost_nanos(input_tokens=input_tokens, output_tokens=max_tokens,
@@ -300,9 +302,9 @@ class _Admitted:
             if kind is not None:
                 self._account_failure(error)
         finally:
-            assert state.admission is not None
-            await self._generator._quota.settle(state.admission, tokens=state.tokens_used,
-                                                cost_nanos=state.cost_nanos)
+            if state.admission is not None:
+                await self._generator._quota.settle(state.admission, tokens=state.tokens_used,
+                                                    cost_nanos=state.cost_nanos)
 
     def _account_failure(self, error: BaseException | None) -> None:
         state = self._state

@@ -46,6 +46,12 @@ class Principal:
     revoked: bool = False
 
     @property
+    def limited(self) -> bool:
+        """Whether a rate limit or a budget applies to the key's calls."""
+        return bool(self.requests_per_minute or self.tokens_per_minute) \
+            or self.budget_nanos is not None
+
+    @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 

@@ -16,6 +16,7 @@ from ai1net.server.routing import RouteRequest
 from ai1net.v1 import generate_pb2, generate_pb2_grpc
 
 Context = aio.ServicerContext[Any, Any]
+DEFAULT_ROUTE = RouteRequest()
 
 
 class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
@@ -57,19 +58,25 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
 
 
 def to_call(request: generate_pb2.GenerateRequest, context: Context) -> GenerateCall:
-    routing = request.routing
-    route = RouteRequest(
+    routing = request.routing if request.HasField("routing") else None
+    return GenerateCall(input=request.input, model=request.model,
+                        parameters=struct_to_dict(request.parameters)
+                        if request.HasField("parameters") else {},
+                        route=to_route(routing) if routing is not None else DEFAULT_ROUTE,
+                        fallbacks=tuple(request.fallbacks),
+                        time_remaining=context.time_remaining(),
+                        hedge_ms=routing.hedge_ms
+                        if routing is not None and routing.HasField("hedge_ms") else None,
+                        request_id=_metadata_value(context, "x-request-id"))
+
+
+def to_route(routing: generate_pb2.Routing) -> RouteRequest:
+    return RouteRequest(
         type=routing.type or "text", capabilities=tuple(routing.capabilities),
         specialties=tuple(routing.specialties), strategy=routing.strategy or "balanced",
         max_latency_ms=routing.max_latency_ms if routing.HasField("max_latency_ms") else None,
         max_price_per_1k_tokens=routing.max_price_per_1k_tokens
         if routing.HasField("max_price_per_1k_tokens") else None)
-    return GenerateCall(input=request.input, model=request.model,
-                        parameters=struct_to_dict(request.parameters), route=route,
-                        fallbacks=tuple(request.fallbacks),
-                        time_remaining=context.time_remaining(),
-                        hedge_ms=routing.hedge_ms if routing.HasField("hedge_ms") else None,
-                        request_id=_metadata_value(context, "x-request-id"))
 
 
 def summary(outcome: Outcome) -> dict[str, Any]:
