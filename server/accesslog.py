@@ -16,9 +16,8 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, NamedTuple
 
 import orjson
 from opentelemetry import trace
@@ -33,23 +32,30 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        document: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
         # The span current where the record was made (the writer thread has none).
         context = getattr(record, "span_context", None) \
             or trace.get_current_span().get_span_context()
+        fields = getattr(record, "fields", None)
+        return self.line(record.created, record.levelname, record.name, record.getMessage(),
+                         context, fields if isinstance(fields, Mapping) else None,
+                         self.formatException(record.exc_info) if record.exc_info else None)
+
+    @staticmethod
+    def line(created: float, level: str, logger: str, message: str, context: SpanContext,
+             fields: Mapping[str, object] | None, exc: str | None = None) -> str:
+        document: dict[str, object] = {
+            "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "logger": logger,
+            "msg": message,
+        }
         if context.is_valid:
             document["trace_id"] = trace.format_trace_id(context.trace_id)
             document["span_id"] = trace.format_span_id(context.span_id)
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, Mapping):
+        if fields:
             document.update(fields)
-        if record.exc_info:
-            document["exc"] = self.formatException(record.exc_info)
+        if exc:
+            document["exc"] = exc
         return orjson.dumps(document, default=str).decode()
 
 
@@ -74,21 +80,51 @@ def configure_logging(level: str, *, json: bool = True,
     return writer  # stop() writes out what is queued (tests, shutdown)
 
 
-@dataclass(frozen=True, slots=True)
-class _AccessLine:
-    """An access line queued as is: its record is made in the writer's thread."""
+class _AccessLine(NamedTuple):
+    """An access line queued as it is: the writer's thread makes the line (or, for a text
+    format, the record) from it."""
 
     created: float
-    args: tuple[object, ...]
-    fields: Mapping[str, object]
     span_context: SpanContext
+    request_id: str
+    method: str
+    model: str
+    outcome: str
+    latency_ms: float
+    overhead_ms: float | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+    def message(self) -> tuple[str, tuple[object, ...]]:
+        return ACCESS_MESSAGE, (self.method, self.model or "-", self.outcome, self.latency_ms)
+
+    def fields(self) -> dict[str, object]:
+        context = self.span_context
+        return {
+            "request_id": self.request_id,
+            "trace_id": trace.format_trace_id(context.trace_id) if context.is_valid else None,
+            "method": self.method,
+            "model": self.model,
+            "outcome": self.outcome,
+            "latency_ms": round(self.latency_ms, 3),
+            "overhead_ms": None if self.overhead_ms is None else round(self.overhead_ms, 3),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+        }
 
     def record(self) -> logging.LogRecord:
-        record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, "", 0, ACCESS_MESSAGE,
-                                   self.args, None)
+        message, args = self.message()
+        record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, "", 0, message, args, None)
         record.created, record.msecs = self.created, self.created % 1 * 1000
-        record.fields, record.span_context = self.fields, self.span_context
+        record.fields, record.span_context = self.fields(), self.span_context
         return record
+
+    def line(self) -> str:
+        message, args = self.message()
+        return JsonFormatter.line(self.created, "INFO", ACCESS_LOGGER, message % args,
+                                  self.span_context, self.fields())
 
 
 Queued = logging.LogRecord | _AccessLine | None
@@ -134,12 +170,15 @@ class LogWriter:
 
     def _write(self, records: list[logging.LogRecord | _AccessLine]) -> None:
         lines = []
+        json = isinstance(self._formatter, JsonFormatter)
         for queued in records:
-            record = queued.record() if isinstance(queued, _AccessLine) else queued
+            if isinstance(queued, _AccessLine):
+                lines.append(queued.line() if json else self._formatter.format(queued.record()))
+                continue
             try:
-                lines.append(self._formatter.format(record))
+                lines.append(self._formatter.format(queued))
             except Exception:  # a bad record must not end the logging
-                lines.append(f"unformattable log record from {record.name}: {record.msg!r}")
+                lines.append(f"unformattable log record from {queued.name}: {queued.msg!r}")
         stream = self._stream or sys.stderr  # today's stderr, as StreamHandler does
         if lines:
             try:
@@ -166,24 +205,14 @@ def log_call(*, request_id: str, method: str, model: str, outcome: str, latency_
     """The access line of one call; log it while the call's span is still current."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    context = trace.get_current_span().get_span_context()
-    fields = {
-        "request_id": request_id,
-        "trace_id": trace.format_trace_id(context.trace_id) if context.is_valid else None,
-        "method": method,
-        "model": model,
-        "outcome": outcome,
-        "latency_ms": round(latency_ms, 3),
-        "overhead_ms": None if overhead_ms is None else round(overhead_ms, 3),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cost_usd": cost_usd,
-    }
-    args = (method, model or "-", outcome, latency_ms)
+    line = _AccessLine(time.time(), trace.get_current_span().get_span_context(), request_id,
+                       method, model, outcome, latency_ms, overhead_ms, input_tokens,
+                       output_tokens, cost_usd)
     handler = _root_queue
     if logger is access_log and handler is not None and logging.root.handlers == [handler] \
             and not logger.handlers and not logger.filters and logger.propagate:
         # Nothing but the writer would see the record: skip the logging machinery.
-        handler.queue.put_nowait(_AccessLine(time.time(), args, fields, context))
+        handler.queue.put_nowait(line)
         return
-    logger.info(ACCESS_MESSAGE, *args, extra={"fields": fields, "span_context": context})
+    message, args = line.message()
+    logger.info(message, *args, extra={"fields": line.fields(), "span_context": line.span_context})

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 from opentelemetry.trace import SpanContext
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,8 +29,9 @@ from ai1net.server.telemetry import call_context, usage_flush_span
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
+class UsageEvent(NamedTuple):
+    """One call's usage, in the column order of ``usage_events``: a tuple is its row."""
+
     id: str
     ts_ms: int
     key_id: str
@@ -45,7 +47,7 @@ class UsageEvent:
     error_type: str = ""
 
 
-EVENT_FIELDS = tuple(f.name for f in fields(UsageEvent))
+EVENT_FIELDS = UsageEvent._fields
 _SQLITE_ROW = f"({', '.join('?' * len(EVENT_FIELDS))})"
 SQLITE_ROWS_PER_INSERT = 1000
 
@@ -145,14 +147,13 @@ class Ledger:
             # One thread hop and one transaction for the whole batch, in a few statements
             # (SQLite takes at most 32,766 values in one).
             statements = [
-                (sqlite_insert(len(chunk)),
-                 tuple(getattr(event, name) for event in chunk for name in EVENT_FIELDS))
+                (sqlite_insert(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
                 for chunk in (batch[at:at + SQLITE_ROWS_PER_INSERT]
                               for at in range(0, len(batch), SQLITE_ROWS_PER_INSERT))]
             await asyncio.to_thread(self._db.write_sync, statements)
             return
         table = UsageEventRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
         statement = pg_insert(table).on_conflict_do_nothing(index_elements=["id"])
-        params = [{name: getattr(event, name) for name in EVENT_FIELDS} for event in batch]
+        params = [event._asdict() for event in batch]
         async with self._db.engine.begin() as conn:
             await conn.execute(statement, params)
