@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+
 import pytest
 from sqlalchemy import text
 
-from ai1net.server.storage import Database
+from ai1net.server.storage import Database, sqlite_path
 from ai1net.server.usage import Ledger, UsageEvent, now_ms
 
 
@@ -53,3 +56,31 @@ async def test_the_buffer_is_bounded(sqlite_url: str, caplog: pytest.LogCaptureF
     assert ledger.dropped == 3
     assert "usage buffer full" in caplog.text
     await db.close()
+
+
+async def test_sqlite_batches_wait_in_a_thread_while_another_writer_holds_the_file(
+        sqlite_url: str):
+    """When another writer holds the database, the batch waits in its thread and the loop
+    keeps serving."""
+    db = Database(sqlite_url)
+    await db.migrate()
+    ledger = Ledger(db=db)
+    holder = sqlite3.connect(str(sqlite_path(sqlite_url)), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as a registry update would hold it
+    try:
+        for n in range(30):
+            ledger.record(event(n))
+        flush = asyncio.create_task(ledger.flush())
+        ticks = 0
+        while ticks < 5:  # the loop is free while the batch waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not flush.done()
+        holder.execute("ROLLBACK")
+        await flush
+        assert len(await rows(db)) == 30
+        assert ledger.depth == 0
+    finally:
+        holder.close()
+        await ledger.close()
+        await db.close()
