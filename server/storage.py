@@ -67,13 +67,12 @@ class Database:
                                          connect_args={"check_same_thread": False})
             event.listen(self._writer, "connect", _sqlite_pragmas)
 
-    def write_sync(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
-        """Run (sql, values) statements in one transaction in the calling thread (SQLite's
-        batch writer)."""
+    def write_sync(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Run one executemany in one transaction in the calling thread (SQLite's batch
+        writer)."""
         assert self._writer is not None
         with self._writer.begin() as conn:
-            for sql, values in statements:
-                conn.exec_driver_sql(sql, values)
+            conn.exec_driver_sql(sql, rows)
 
     def session(self) -> AsyncSession:
         return AsyncSession(self.engine, expire_on_commit=False)

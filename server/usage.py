@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -48,19 +46,9 @@ class UsageEvent(NamedTuple):
 
 
 EVENT_FIELDS = UsageEvent._fields
-_SQLITE_ROW = f"({', '.join('?' * len(EVENT_FIELDS))})"
-SQLITE_ROWS_PER_INSERT = 1000
-
-
-@functools.lru_cache(maxsize=8)
-def sqlite_insert(rows: int) -> str:
-    """One INSERT of ``rows`` rows: SQLite steps it once, where executemany steps (and lets
-    go of the GIL, which a busy event loop then holds on to) once per row.
-
-    Writing an event id twice is a no-op: a retried batch never duplicates events.
-    """
-    return (f"INSERT OR IGNORE INTO usage_events ({', '.join(EVENT_FIELDS)}) "  # noqa: S608
-            f"VALUES {', '.join([_SQLITE_ROW] * rows)}")
+# Writing an event id twice is a no-op: a retried batch never duplicates events.
+SQLITE_INSERT = (f"INSERT OR IGNORE INTO usage_events ({', '.join(EVENT_FIELDS)}) "  # noqa: S608
+                 f"VALUES ({', '.join('?' * len(EVENT_FIELDS))})")
 
 
 def now_ms() -> int:
@@ -144,13 +132,9 @@ class Ledger:
 
     async def _write(self, batch: Sequence[UsageEvent]) -> None:
         if self._db.is_sqlite:
-            # One thread hop and one transaction for the whole batch, in a few statements
-            # (SQLite takes at most 32,766 values in one).
-            statements = [
-                (sqlite_insert(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
-                for chunk in (batch[at:at + SQLITE_ROWS_PER_INSERT]
-                              for at in range(0, len(batch), SQLITE_ROWS_PER_INSERT))]
-            await asyncio.to_thread(self._db.write_sync, statements)
+            # One thread hop for the whole batch, its rows looped over in C (the sqlite3
+            # module's executemany); an event is already a row.
+            await asyncio.to_thread(self._db.write_sync, SQLITE_INSERT, list(batch))
             return
         table = UsageEventRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
         statement = pg_insert(table).on_conflict_do_nothing(index_elements=["id"])
