@@ -5,8 +5,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -125,20 +124,27 @@ class ProviderClient:
         return public
 
 
-@contextmanager
-def _redacted(model: ModelRecord) -> Iterator[None]:
+class _redacted:  # used like a contextlib context manager
     """Provider messages are passed on, but never with the model's credential in them."""
-    try:
-        yield
-    except GatewayError as error:
-        secrets = [v.removeprefix("Bearer ") for v in model.auth_headers.values()]
+
+    __slots__ = ("_model",)
+
+    def __init__(self, model: ModelRecord) -> None:
+        self._model = model
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, _kind: object, error: BaseException | None, _tb: object) -> None:
+        if not isinstance(error, GatewayError):
+            return
+        secrets = [v.removeprefix("Bearer ") for v in self._model.auth_headers.values()]
         redacted = error.message
         for secret in secrets:
             redacted = redacted.replace(secret, "[redacted]") if secret else redacted
         if redacted != error.message:
             error.message = redacted
             error.args = (redacted,)
-        raise
 
 
 # -- reading answers (pure) ----------------------------------------------------------------

@@ -8,8 +8,8 @@ sockets, time-outs before the first byte) become domain errors here and only her
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -105,13 +105,15 @@ class _Exchange:
             self._response.close()
 
 
-@contextmanager
-def _mapped_errors() -> Iterator[None]:
-    try:
-        yield
-    except aiohttp.ClientConnectorError as exc:
-        reason = exc.os_error.strerror or "connection failed"
-        raise UpstreamError(f"the provider could not be reached ({reason})") from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise UpstreamError(f"the provider connection failed ({type(exc).__name__})") from exc
+class _mapped_errors:  # used like a contextlib context manager
+    """aiohttp's and the socket's errors as UpstreamError."""
 
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, _kind: object, exc: BaseException | None, _tb: object) -> None:
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = exc.os_error.strerror or "connection failed"
+            raise UpstreamError(f"the provider could not be reached ({reason})") from exc
+        if isinstance(exc, aiohttp.ClientError | OSError):
+            raise UpstreamError(f"the provider connection failed ({type(exc).__name__})") from exc
