@@ -1,5 +1,9 @@
 """The gateway's Prometheus metrics, in a registry of its own (never the global default).
 
+The per-call series are counted in plain Python (the event loop is their only writer) and
+turned into metric families when scraped: a call costs a few additions, not a dozen locked
+updates of prometheus_client children.
+
 Labels stay low-cardinality: ``model`` is a registered model name (after ``max_models``
 distinct names the rest count as ``other``, so a flood of unknown names cannot grow the
 series), ``type`` is text | image | audio, ``outcome`` a short fixed word such as ``ok`` or
@@ -8,13 +12,20 @@ the domain error's name, ``direction`` input | output. Never a key, a prompt or 
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TypedDict
+from typing import Generic, TypedDict, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 NAMESPACE = "ai1net"
@@ -35,16 +46,107 @@ class CircuitState(IntEnum):
     OPEN = 2
 
 
+class _Count:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: float = 0
+
+
+class _Histogram:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # buckets hold value <= le
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative: float = 0
+        out: list[tuple[str, float]] = []
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
+            cumulative += count
+            out.append(("+Inf" if bound == math.inf else repr(bound), cumulative))
+        return out
+
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Family(Generic[T]):
+    """One family's children by label values, made on first use."""
+
+    make: Callable[[], T]
+    children: dict[tuple[str, ...], T] = field(default_factory=dict)
+
+    def child(self, *labels: str) -> T:
+        child = self.children.get(labels)
+        if child is None:
+            child = self.children[labels] = self.make()
+        return child
+
+
 @dataclass(frozen=True, slots=True)
 class _CallSeries:
     """The children one (model, type, outcome) touches, bound once."""
 
-    requests: Counter
-    latency: Histogram
-    ttft: Histogram
-    input_tokens: Counter
-    output_tokens: Counter
-    cost: Counter
+    requests: _Count
+    latency: _Histogram
+    ttft: _Histogram
+    input_tokens: _Count
+    output_tokens: _Count
+    cost: _Count
+
+
+class _CallCollector(Collector):
+    """Requests, latency, TTFT, overhead, tokens and cost, from the plain counts."""
+
+    def __init__(self) -> None:
+        self.requests = _Family(_Count)
+        self.latency = _Family(lambda: _Histogram(LATENCY_BUCKETS))
+        self.ttft = _Family(lambda: _Histogram(TTFT_BUCKETS))
+        self.overhead = _Histogram(OVERHEAD_BUCKETS)
+        self.tokens = _Family(_Count)
+        self.cost = _Family(_Count)
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families(with_samples=False)
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(with_samples=True)
+
+    def _families(self, *, with_samples: bool) -> Iterator[Metric]:
+        def counter(name: str, doc: str, labels: list[str],
+                    family: _Family[_Count]) -> CounterMetricFamily:
+            metric = CounterMetricFamily(f"{NAMESPACE}_{name}", doc, labels=labels)
+            for values, count in sorted(family.children.items()) if with_samples else ():
+                metric.add_metric(list(values), count.value)
+            return metric
+
+        def histogram(name: str, doc: str, labels: list[str],
+                      family: Mapping[tuple[str, ...], _Histogram]) -> HistogramMetricFamily:
+            metric = HistogramMetricFamily(f"{NAMESPACE}_{name}", doc, labels=labels)
+            for values, child in sorted(family.items()) if with_samples else ():
+                metric.add_metric(list(values), child.buckets(), child.sum)
+            return metric
+
+        yield counter("requests", "Calls by model, outcome and type",
+                      ["model", "outcome", "type"], self.requests)
+        yield histogram("request_latency_seconds", "End-to-end call latency", ["model", "type"],
+                        self.latency.children)
+        yield histogram("ttft_seconds", "Time to the first token or output", ["model"],
+                        self.ttft.children)
+        yield histogram("overhead_seconds",
+                        "The gateway's own time: total minus waiting on providers", [],
+                        {(): self.overhead})
+        yield counter("tokens", "Tokens by model and direction", ["model", "direction"],
+                      self.tokens)
+        yield counter("cost_usd", "Cost in USD by model", ["model"], self.cost)
 
 
 class _CircuitCollector(Collector):
@@ -82,18 +184,8 @@ class Metrics:
 
     def _declare(self) -> None:
         options = _Options(namespace=NAMESPACE, registry=self.registry)
-        self._requests = Counter("requests", "Calls by model, outcome and type",
-                                 ["model", "outcome", "type"], **options)
-        self._latency = Histogram("request_latency_seconds", "End-to-end call latency",
-                                  ["model", "type"], buckets=LATENCY_BUCKETS, **options)
-        self._ttft = Histogram("ttft_seconds", "Time to the first token or output",
-                               ["model"], buckets=TTFT_BUCKETS, **options)
-        self._overhead = Histogram("overhead_seconds",
-                                   "The gateway's own time: total minus waiting on providers",
-                                   buckets=OVERHEAD_BUCKETS, **options)
-        self._tokens = Counter("tokens", "Tokens by model and direction",
-                               ["model", "direction"], **options)
-        self._cost = Counter("cost_usd", "Cost in USD by model", ["model"], **options)
+        self._calls = _CallCollector()
+        self.registry.register(self._calls)
         self._rate_limited = Counter("rate_limited", "Calls refused by a rate limit", **options)
         self._budget_rejected = Counter("budget_rejected", "Calls refused by a budget",
                                         **options)
@@ -115,18 +207,15 @@ class Metrics:
                      cost_usd: float = 0.0) -> None:
         """One finished call, successful or not."""
         series = self._series.get((model, type, outcome)) or self._bind(model, type, outcome)
-        series.requests.inc()
+        series.requests.value += 1
         series.latency.observe(latency_s)
         if ttft_s is not None:
             series.ttft.observe(ttft_s)
         if overhead_s is not None:
-            self._overhead.observe(overhead_s)
-        if input_tokens > 0:
-            series.input_tokens.inc(input_tokens)
-        if output_tokens > 0:
-            series.output_tokens.inc(output_tokens)
-        if cost_usd > 0:
-            series.cost.inc(cost_usd)
+            self._calls.overhead.observe(overhead_s)
+        series.input_tokens.value += input_tokens
+        series.output_tokens.value += output_tokens
+        series.cost.value += cost_usd
 
     def rate_limited(self) -> None:
         self._rate_limited.inc()
@@ -141,13 +230,14 @@ class Metrics:
                 label = OTHER_MODEL
             else:
                 self._models.add(model)
+        calls = self._calls
         series = _CallSeries(
-            requests=self._requests.labels(model=label, outcome=outcome, type=type),
-            latency=self._latency.labels(model=label, type=type),
-            ttft=self._ttft.labels(model=label),
-            input_tokens=self._tokens.labels(model=label, direction="input"),
-            output_tokens=self._tokens.labels(model=label, direction="output"),
-            cost=self._cost.labels(model=label),
+            requests=calls.requests.child(label, outcome, type),
+            latency=calls.latency.child(label, type),
+            ttft=calls.ttft.child(label),
+            input_tokens=calls.tokens.child(label, "input"),
+            output_tokens=calls.tokens.child(label, "output"),
+            cost=calls.cost.child(label),
         )
         if label == model:
             self._series[(model, type, outcome)] = series
