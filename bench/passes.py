@@ -24,6 +24,7 @@ class Options:
     warmup_s: float = 1.0
     concurrency: int = 32
     rounds: int = 1
+    pair_rounds: int = 3
     delay_ms: float = 0.0
     startup_runs: int = 3
     wait_idle_s: float = 0.0
@@ -86,24 +87,51 @@ class Bench:
 
     def load(self, label: str, target: Target, *, concurrency: int, duration: float,
              warmup: float, kind: str | None = None) -> dict[str, Any]:
-        command = [sys.executable, "-m", "bench.loadgen", kind or target.kind,
+        self.progress.start(label, warmup + duration)
+        process = self._start(target, kind or target.kind, concurrency, duration, warmup)
+        result = self._result(target, concurrency,
+                              *self._wait(process, warmup + duration + 60))
+        self.progress.done(describe(result) if "summary" in result else "FAILED")
+        return result
+
+    def together(self, label: str, targets: dict[str, Target]) -> dict[str, dict[str, Any]]:
+        """Throughput passes of several targets at the same time: systems under test that
+        share a core split it, so the ratio of their costs per call is measured under the
+        same conditions, whatever else the machine is doing meanwhile."""
+        options = self.options
+        self.progress.start(label, options.warmup_s + options.duration_s)
+        started = {name: self._start(target, target.kind, options.concurrency,
+                                     options.duration_s, options.warmup_s)
+                   for name, target in targets.items()}
+        results = {name: self._result(targets[name], options.concurrency, *self._wait(
+                       process, options.warmup_s + options.duration_s + 60))
+                   for name, process in started.items()}
+        self.progress.done("; ".join(
+            f"{name} {result['summary']['rps']:,.0f} req/s at {cpu_per_call(result):.0f} µs "
+            "of CPU a call" if "summary" in result else f"{name} FAILED"
+            for name, result in results.items()))
+        return results
+
+    def _start(self, target: Target, kind: str, concurrency: int, duration: float,
+               warmup: float) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "bench.loadgen", kind,
                    "--target", target.url, "--concurrency", str(concurrency),
                    "--duration", str(duration), "--warmup", str(warmup), "--key", target.key]
         if target.body is not None:
             command += ["--body", target.body]
         for name, service in target.watch.items():
             command += ["--watch", f"{name}={service.pid}"]
-        self.progress.start(label, warmup + duration)
-        out, err, code = self._wait(subprocess.Popen(
-            pinned(command, target.client_core), cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE), warmup + duration + 60)
+        return subprocess.Popen(pinned(command, target.client_core), cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    @staticmethod
+    def _result(target: Target, concurrency: int, out: bytes, err: bytes,
+                code: int) -> dict[str, Any]:
         if code != 0 or not out.strip():
-            self.progress.done("FAILED")
             return {"failed": err.decode(errors="replace")[-2000:]}
         result: dict[str, Any] = orjson.loads(out)
         result["concurrency"], result["client_core"] = concurrency, target.client_core
         result["other_load_pct"] = other_load(result, target.cores())
-        self.progress.done(describe(result))
         return result
 
     def _wait(self, process: subprocess.Popen[bytes], limit_s: float) -> tuple[bytes, bytes, int]:
@@ -139,6 +167,12 @@ class Bench:
                             duration=options.latency_duration_s,
                             warmup=min(options.warmup_s, 0.5))
         return {"latency": latency}
+
+
+def cpu_per_call(result: dict[str, Any]) -> float:
+    """Microseconds of the system under test's CPU per request in a pass (0 if unknown)."""
+    rps, sut = result["summary"]["rps"], result.get("cpu_pct", {}).get("sut")
+    return sut * 10_000 / rps if rps and sut else 0.0
 
 
 def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:

@@ -4,9 +4,17 @@ Layout on a 2-core machine (taskset where it exists): the mock provider and the 
 share core 0; the systems under test (both bare proxies and AI1NET, started once) wait on core
 1, and only one of them is loaded at a time. For the direct baseline there is no system under
 test, so its load generator takes core 1. Each pass has a warm-up that is not counted; with
-``--rounds N`` the throughput passes run N times, interleaved, and the median is kept. Then
-(``--costs``, on by default) what accounting and tracing cost, see ``bench/costs.py``. Writes
-``bench/results/latest.json`` and ``latest.png``.
+``--rounds N`` the throughput passes run N times, interleaved, and the median is kept.
+
+This machine is shared, and throughput drifts by ±20% from one pass to the next. So the
+ratios to the bare proxies are also measured *paired* (``--pair-rounds``): the bare proxy and
+AI1NET are loaded at the same time, sharing their core, and the ratio of their CPU cost per
+call (the CPU each used over its requests served) is kept, median of the rounds. Whatever
+slows the machine slows both alike. The ratio is the share of the bare proxy's requests/s
+that AI1NET would serve on a core of its own.
+
+Then (``--costs``, on by default) what accounting and tracing cost, paired the same way, see
+``bench/costs.py``. Writes ``bench/results/latest.json`` and ``latest.png``.
 """
 
 from __future__ import annotations
@@ -30,7 +38,17 @@ from typing import Any
 import orjson
 
 from bench import costs, gateway, report
-from bench.passes import MOCK_CORE, ROOT, SUT_CORE, Bench, Options, Progress, Target, median_round
+from bench.passes import (
+    MOCK_CORE,
+    ROOT,
+    SUT_CORE,
+    Bench,
+    Options,
+    Progress,
+    Target,
+    cpu_per_call,
+    median_round,
+)
 from bench.procs import Service, free_port, spawn, wait_tcp
 from bench.stats import core_busy, core_ticks
 
@@ -117,6 +135,28 @@ def measure(bench: Bench, systems: Systems) -> dict[str, Any]:
     for name, service in systems.memory.items():
         scenarios[name]["rss_mib"] = service.peak_rss_mib()
     return scenarios
+
+
+def paired_with_bare(bench: Bench, systems: Systems) -> dict[str, Any]:
+    """AI1NET's CPU cost per call against the bare proxy's, both loaded at once."""
+    paired: dict[str, Any] = {}
+    for kind in ("http", "grpc"):
+        ratios: list[float | None] = []
+        for number in range(1, bench.options.pair_rounds + 1):
+            results = bench.together(f"paired {kind} round {number}", {
+                "bare": systems.targets[f"bare-{kind}"],
+                "ai1net": systems.targets[f"ai1net-{kind}"]})
+            costs_us = {name: cpu_per_call(result) if "summary" in result else 0.0
+                        for name, result in results.items()}
+            ratios.append(costs_us["bare"] / costs_us["ai1net"]
+                          if costs_us["bare"] and costs_us["ai1net"] else None)
+            paired.setdefault(f"{kind}_passes", []).append(
+                {name: {"rps": result.get("summary", {}).get("rps"),
+                        "cpu_us_per_call": costs_us[name]} for name, result in results.items()})
+        known = [ratio for ratio in ratios if ratio is not None]
+        paired[kind] = statistics.median(known) if known else None
+        paired[f"{kind}_rounds"] = ratios
+    return paired
 
 
 def time_startups(bench: Bench, first_s: float) -> dict[str, Any]:
@@ -214,7 +254,8 @@ def load_peer(results: dict[str, Any]) -> None:
 def run(options: Options) -> dict[str, Any]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     idle = wait_until_idle(options.wait_idle_s)
-    steps = 1 + len(THROUGHPUT) * options.rounds + len(LATENCY) + options.startup_runs - 1
+    steps = 1 + len(THROUGHPUT) * options.rounds + len(LATENCY) + options.startup_runs - 1 \
+        + 2 * options.pair_rounds
     if options.costs:
         steps += costs.steps(options.costs_rounds)
     bench = Bench(options, Progress(total=steps))
@@ -228,6 +269,7 @@ def run(options: Options) -> dict[str, Any]:
         wait_tcp(mock, mock_port)
         systems = start_systems(stack, bench, mock, mock_url)
         scenarios = measure(bench, systems)
+        paired = paired_with_bare(bench, systems) if options.pair_rounds else None
         cost_summary = None
         if options.costs:
             added, cost_summary = costs.measure(
@@ -240,6 +282,8 @@ def run(options: Options) -> dict[str, Any]:
         "machine": machine(), "options": dataclasses.asdict(options),
         "idle_before_pct": idle, "scenarios": scenarios, "startup": startup,
     }
+    if paired is not None:
+        results["paired"] = paired
     if cost_summary is not None:
         results["costs"] = cost_summary
     results["notes"] = notes(results)
@@ -271,15 +315,18 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--ai1net-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for AI1NET (repeatable; the cost variants "
                         "get it too)")
+    parser.add_argument("--pair-rounds", type=int, default=3,
+                        help="rounds of the paired passes (bare proxy and AI1NET loaded at "
+                        "once), the median kept; 0 skips them (default 3)")
     parser.add_argument("--costs", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure AI1NET HTTP with AI1NET_ACCOUNTING=0 and with "
-                        "AI1NET_TRACING=0, interleaved with the default (about a minute; "
-                        "default on)")
+                        "AI1NET_TRACING=0, each loaded at once with the default (about a "
+                        "minute; default on)")
     parser.add_argument("--costs-rounds", type=int, default=3,
                         help="rounds of the cost passes, the median kept (default 3)")
     args = parser.parse_args(argv)
     common = {"concurrency": args.concurrency, "delay_ms": args.delay_ms,
-              "rounds": max(1, args.rounds),
+              "rounds": max(1, args.rounds), "pair_rounds": max(0, args.pair_rounds),
               "wait_idle_s": args.wait_idle, "grpc_client": args.grpc_client,
               "costs": args.costs, "costs_rounds": max(1, args.costs_rounds),
               "ai1net_env": dict(item.split("=", 1) for item in args.ai1net_env)}
