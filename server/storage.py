@@ -65,12 +65,10 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             # One connection kept open for the ledger's batches (the ledger's lock makes
-            # its writes one at a time). It never checkpoints on commit: `checkpoint` does,
-            # off the event loop, so a commit in the loop never waits for an fsync.
+            # its writes one at a time).
             self._writer = create_engine(url.replace("+aiosqlite", ""), poolclass=StaticPool,
                                          connect_args={"check_same_thread": False})
             event.listen(self._writer, "connect", _sqlite_pragmas)
-            event.listen(self._writer, "connect", _no_autocheckpoint)
 
     def write_sync(self, sql: str, rows: Sequence[tuple[Any, ...]], *, wait: bool) -> None:
         """Run one executemany in one transaction in the calling thread (SQLite's batch
@@ -80,12 +78,6 @@ class Database:
         with self._writer.begin() as conn:
             conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS if wait else 0}")
             conn.exec_driver_sql(sql, rows)
-
-    async def checkpoint(self) -> None:
-        """Copy SQLite's write-ahead log into the database file (PASSIVE: writers go on),
-        in the async engine's thread."""
-        async with self.engine.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def session(self) -> AsyncSession:
         return AsyncSession(self.engine, expire_on_commit=False)
@@ -130,10 +122,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
 
 def _is_empty(connection: Connection) -> bool:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from ai1net.server import usage
 from ai1net.server.storage import Database, sqlite_path
 from ai1net.server.usage import Ledger, UsageEvent, now_ms
 
@@ -85,30 +82,5 @@ async def test_sqlite_batches_wait_in_a_thread_while_another_writer_holds_the_fi
         assert ledger.depth == 0
     finally:
         holder.close()
-        await ledger.close()
-        await db.close()
-
-
-async def test_sqlite_write_ahead_log_is_checkpointed(sqlite_url: str, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch):
-    """The ledger's connection never checkpoints on commit (that could fsync in the event
-    loop); the ledger checkpoints from a thread, so the rows reach the database file."""
-    monkeypatch.setattr(usage, "CHECKPOINT_INTERVAL_S", 0.0)
-    db = Database(sqlite_url)
-    await db.migrate()
-    ledger = Ledger(db=db, batch_size=50)
-    try:
-        for n in range(200):
-            ledger.record(event(n))
-        await ledger.flush()
-        # The database file alone, without its write-ahead log, holds the rows.
-        copy = tmp_path / "copy.db"
-        shutil.copyfile(str(sqlite_path(sqlite_url)), copy)
-        alone = sqlite3.connect(copy)
-        try:
-            assert alone.execute("select count(*) from usage_events").fetchone() == (200,)
-        finally:
-            alone.close()
-    finally:
         await ledger.close()
         await db.close()
