@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -100,6 +101,11 @@ class Bench:
         same conditions, whatever else the machine is doing meanwhile."""
         options = self.options
         self.progress.start(label, options.warmup_s + options.duration_s)
+        # Each pass also watches the others' systems, so their share of the core is not
+        # reported as interference.
+        targets = {name: dataclasses.replace(target, watch={**target.watch, **{
+            f"partner-{other}": partner.watch["sut"] for other, partner in targets.items()
+            if other != name and "sut" in partner.watch}}) for name, target in targets.items()}
         started = {name: self._start(target, target.kind, options.concurrency,
                                      options.duration_s, options.warmup_s)
                    for name, target in targets.items()}

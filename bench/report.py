@@ -203,6 +203,11 @@ def describe_paired(paired: dict[str, Any]) -> list[str]:
         lines.append(f"paired {kind.upper()}: AI1NET would serve "
                      f"{'—' if value is None else f'{value:.1%}'} of the {bare}'s req/s "
                      f"(CPU per call, AI1NET vs bare, loaded at once: {shown})")
+        busy = max((p["bare"].get("client_core_busy_pct") or 0 for p in passes), default=0)
+        if busy >= 95:
+            lines.append(f"WARNING: paired {kind.upper()}: the load generators' core was "
+                         f"{busy:.0f}% busy: the two systems were not saturated, the ratio is "
+                         "a rough one")
     return lines
 
 

@@ -152,7 +152,9 @@ def paired_with_bare(bench: Bench, systems: Systems) -> dict[str, Any]:
                           if costs_us["bare"] and costs_us["ai1net"] else None)
             paired.setdefault(f"{kind}_passes", []).append(
                 {name: {"rps": result.get("summary", {}).get("rps"),
-                        "cpu_us_per_call": costs_us[name]} for name, result in results.items()})
+                        "cpu_us_per_call": costs_us[name],
+                        "client_core_busy_pct": result.get("cores_busy_pct", {}).get(
+                            f"cpu{MOCK_CORE}")} for name, result in results.items()})
         known = [ratio for ratio in ratios if ratio is not None]
         paired[kind] = statistics.median(known) if known else None
         paired[f"{kind}_rounds"] = ratios
