@@ -47,11 +47,18 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
 GUARDED_PACKAGE = "/ai1net."  # every method of these services must be in METHOD_ROLES
 
 _principal: ContextVar[Principal] = ContextVar("ai1net_principal")
+_request_id: ContextVar[str] = ContextVar("ai1net_request_id", default="")
+TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
 
 
 def current_principal() -> Principal:
     """The caller of the RPC being served (set by the guard before the servicer runs)."""
     return _principal.get()
+
+
+def current_request_id() -> str:
+    """The ``x-request-id`` the RPC being served came with (at most 64 characters)."""
+    return _request_id.get()
 
 
 def presented_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
@@ -66,8 +73,15 @@ def presented_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | N
     return None
 
 
-def _text_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
-    return {k: v for k, v in metadata or () if isinstance(v, str)}
+def _trace_carrier(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
+    return {k: v for k, v in metadata or () if k in TRACE_HEADERS and isinstance(v, str)}
+
+
+def _request_id_of(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    for name, value in metadata or ():
+        if name == "x-request-id" and isinstance(value, str):
+            return value[:64]
+    return ""
 
 
 async def abort(context: aio.ServicerContext[Any, Any], error: GatewayError) -> None:
@@ -111,8 +125,10 @@ class AuthGuard:
     def _guard(self, behavior: Any, roles: frozenset[str]) -> Any:
         """``behavior`` behind the key check, with domain errors turned into statuses."""
         async def serve(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            # Read once: grpc.aio builds the tuple anew at every call of the method.
             metadata = context.invocation_metadata()
-            carrier = _text_metadata(metadata) if self._continue_traces else {}
+            carrier = _trace_carrier(metadata) if self._continue_traces else {}
+            _request_id.set(_request_id_of(metadata))
             try:
                 _principal.set(await self._admit(metadata, roles))
                 with continued_trace(carrier):

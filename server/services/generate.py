@@ -7,7 +7,7 @@ from typing import Any
 from grpc import aio
 
 from ai1net.client.convert import python_to_value, struct_to_dict
-from ai1net.server.auth import current_principal
+from ai1net.server.auth import current_principal, current_request_id
 from ai1net.server.calls import GenerateCall, Outcome, Progress
 from ai1net.server.generate import Generator
 from ai1net.server.money import nanos_to_usd
@@ -67,7 +67,7 @@ def to_call(request: generate_pb2.GenerateRequest, context: Context) -> Generate
                         time_remaining=context.time_remaining(),
                         hedge_ms=routing.hedge_ms
                         if routing is not None and routing.HasField("hedge_ms") else None,
-                        request_id=_metadata_value(context, "x-request-id"))
+                        request_id=current_request_id())
 
 
 def to_route(routing: generate_pb2.Routing) -> RouteRequest:
@@ -95,10 +95,3 @@ def trailers(outcome: Outcome) -> tuple[tuple[str, str], ...]:
             ("x-ai1net-attempts", str(outcome.attempts)),
             ("x-ai1net-route", outcome.route),
             ("x-ai1net-overhead-ms", f"{outcome.overhead_ms:.3f}"), *outcome.rate_limits.items())
-
-
-def _metadata_value(context: Context, name: str) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == name and isinstance(value, str):
-            return value[:64]
-    return ""
