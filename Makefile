@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test protos protos-check lint bench bench-peer soak clean
+.PHONY: install run test protos protos-check lint bench bench-peer bench-workers soak clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(PY)  ## AI1NET against a direct call and the bare proxies (BENCH_ARGS=-
 bench-peer: $(PY)  ## LiteLLM's proxy against the same mock, in its own venv
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m bench.peer
+
+bench-workers: $(PY)  ## AI1NET with --workers 1 and 2, unpinned, same load
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.workers $(BENCH_ARGS)
 
 soak: $(PY)  ## AI1NET at half its measured maximum for 10 minutes (SOAK_ARGS=--duration 60)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

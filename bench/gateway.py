@@ -70,14 +70,16 @@ def environment(admin_key: str, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start(*, admin_key: str, log_dir: Path, name: str, extra_env: dict[str, str]) -> Gateway:
-    """AI1NET pinned to the system-under-test core; start-up is spawn → /readyz 200."""
+def start(*, admin_key: str, log_dir: Path, name: str, extra_env: dict[str, str],
+          core: int | None = SUT_CORE, args: tuple[str, ...] = ()) -> Gateway:
+    """AI1NET (pinned to the system-under-test core unless ``core`` is None); start-up is
+    spawn → /readyz 200."""
     data_dir = Path(tempfile.mkdtemp(prefix="ai1net-bench-"))
     grpc_port, http_port = free_port(), free_port()
     command = [sys.executable, "-m", "ai1net.server.cli", "serve",
                "--grpc-addr", f"127.0.0.1:{grpc_port}", "--http-addr", f"127.0.0.1:{http_port}",
-               "--database-url", f"sqlite:///{data_dir}/bench.db"]
-    service = spawn(name, command, core=SUT_CORE, log_dir=log_dir,
+               "--database-url", f"sqlite:///{data_dir}/bench.db", *args]
+    service = spawn(name, command, core=core, log_dir=log_dir,
                     env=environment(admin_key, extra_env))
     http_url = f"http://127.0.0.1:{http_port}"
     try:

@@ -69,12 +69,15 @@ class Target:
     url: str
     body: str | None = None
     key: str = ""
-    client_core: int = MOCK_CORE
+    client_core: int | None = MOCK_CORE  # None: not pinned (nor is anything else)
     watch: dict[str, Service] = field(default_factory=dict)
 
     def cores(self) -> dict[str, list[str]]:
-        """Which watched processes (and the client) sit on which core."""
+        """Which watched processes (and the client) sit on which core (nothing is known
+        when nothing is pinned)."""
         layout: dict[str, list[str]] = {f"cpu{MOCK_CORE}": [], f"cpu{SUT_CORE}": []}
+        if self.client_core is None:
+            return {}
         for name in self.watch:
             layout[f"cpu{MOCK_CORE if name == 'mock' else SUT_CORE}"].append(name)
         layout[f"cpu{self.client_core}"].append("client")
@@ -204,6 +207,8 @@ def describe(result: dict[str, Any]) -> str:
         text += f", {summary['errors']} errors ({result.get('first_error')})"
     shares = " ".join(f"{name} {pct:.0f}%" for name, pct in result.get("cpu_pct", {}).items())
     other, stolen = result["other_load_pct"], result.get("stolen_pct", {})
-    return text + (f"  [CPU {shares}; other load cpu0 {other['cpu0']:.0f}% "
-                   f"cpu1 {other['cpu1']:.0f}%; stolen {stolen.get('cpu0', 0):.0f}%/"
+    busy = result.get("cores_busy_pct", {})
+    load = (f"other load cpu0 {other['cpu0']:.0f}% cpu1 {other['cpu1']:.0f}%" if other
+            else f"cores busy {busy.get('cpu0', 0):.0f}%/{busy.get('cpu1', 0):.0f}%")
+    return text + (f"  [CPU {shares}; {load}; stolen {stolen.get('cpu0', 0):.0f}%/"
                    f"{stolen.get('cpu1', 0):.0f}%]")
