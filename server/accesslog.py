@@ -21,7 +21,7 @@ from typing import IO, NamedTuple
 
 import orjson
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Span, SpanContext
 
 ACCESS_LOGGER = "ai1net.access"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -201,11 +201,14 @@ class _RecordQueue(logging.handlers.QueueHandler):
 
 def log_call(*, request_id: str, method: str, model: str, outcome: str, latency_ms: float,
              input_tokens: int = 0, output_tokens: int = 0, cost_usd: float = 0.0,
-             overhead_ms: float | None = None, logger: logging.Logger = access_log) -> None:
-    """The access line of one call; log it while the call's span is still current."""
+             overhead_ms: float | None = None, span: Span | None = None,
+             logger: logging.Logger = access_log) -> None:
+    """The access line of one call: the call's ``span``, or the current one (log it while
+    the call's span is still current)."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    line = _AccessLine(time.time(), trace.get_current_span().get_span_context(), request_id,
+    line = _AccessLine(time.time(),
+                       (span or trace.get_current_span()).get_span_context(), request_id,
                        method, model, outcome, latency_ms, overhead_ms, input_tokens,
                        output_tokens, cost_usd)
     handler = _root_queue

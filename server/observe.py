@@ -95,7 +95,7 @@ class Observer:
         log_call(request_id=report.request_id, method=report.method, model=report.model,
                  outcome=report.outcome, latency_ms=report.latency_ms,
                  input_tokens=report.input_tokens, output_tokens=report.output_tokens,
-                 cost_usd=report.cost_usd, overhead_ms=report.overhead_ms)
+                 cost_usd=report.cost_usd, overhead_ms=report.overhead_ms, span=span)
 
     def rejected(self, error: GatewayError, span: Span) -> None:
         if isinstance(error, BudgetExceeded):

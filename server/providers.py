@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from opentelemetry import propagate
 
 from ai1net.server.endpoints import forbidden_address, literal_address
 from ai1net.server.errors import (
@@ -21,6 +20,7 @@ from ai1net.server.errors import (
     UpstreamRateLimited,
 )
 from ai1net.server.registry import ModelRecord
+from ai1net.server.telemetry import inject
 from ai1net.server.transport import ProviderRequest, Transport, TransportResponse
 
 CHARS_PER_TOKEN = 4
@@ -107,7 +107,7 @@ class ProviderClient:
         if not self._allow_private and not self._is_public(model.endpoint):
             raise UpstreamError(f"model {model.name!r} points at a private address")
         headers = {"Content-Type": "application/json", **model.auth_headers}
-        propagate.inject(headers)
+        inject(headers)
         document: dict[str, Any] = {"input": input, "parameters": parameters}
         if stream:
             document["stream"] = True

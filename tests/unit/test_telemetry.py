@@ -14,6 +14,7 @@ from aiohttp import web
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -31,6 +32,7 @@ from ai1net.server.telemetry import (
     get_tracer,
     grpc_client_interceptors,
     grpc_server_interceptor,
+    inject,
     instrument,
     instrument_engine,
     light_span,
@@ -190,6 +192,46 @@ def test_light_spans_start_a_trace_of_their_own_without_a_caller(untraced):
     assert all(context.is_valid and not context.trace_flags.sampled for context in ids)
     assert ids[0].trace_id == ids[1].trace_id != ids[2].trace_id
     assert len({context.span_id for context in ids}) == 3
+
+
+@pytest.mark.parametrize("caller", [
+    {},
+    {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+    {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00", "tracestate": "a=1,b=2"},
+    {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "baggage": "tenant=t1"},
+])
+def test_inject_writes_what_the_default_propagators_write(untraced, caller):
+    setup_tracing(environ={"OTEL_TRACES_EXPORTER": "none"})
+    context = propagate.extract(caller)
+    token = otel_context.attach(context)
+    try:
+        with light_span():
+            ours: dict[str, str] = {}
+            inject(ours)
+            theirs: dict[str, str] = {}
+            propagate.inject(theirs)
+    finally:
+        otel_context.detach(token)
+    assert ours == theirs
+    assert "traceparent" in ours  # the light span's, in the caller's trace or a new one
+
+
+def test_inject_defers_to_other_propagators(untraced, monkeypatch):
+    class Marker(propagate.textmap.TextMapPropagator):  # type: ignore[misc]
+        def inject(self, carrier, context=None, setter=None):
+            carrier["x-marker"] = "1"
+
+        def extract(self, carrier, context=None, getter=None):
+            return context
+
+        @property
+        def fields(self):
+            return {"x-marker"}
+
+    monkeypatch.setattr(propagate, "get_global_textmap", Marker)
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    assert carrier == {"x-marker": "1"}
 
 
 def test_sampler_comes_from_the_environment():
