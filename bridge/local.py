@@ -9,7 +9,6 @@ the bridge: failures raise ``aio.AioRpcError``, streams end with ``aio.EOF``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -77,7 +76,7 @@ class _UnaryCall:
         return self._run().__await__()
 
     async def _run(self) -> Any:
-        with _as_rpc_errors(self._context):
+        with _as_rpc_errors():
             if self._timeout is None:
                 return await self._handler(self._request, self._context)
             async with asyncio.timeout(self._timeout):
@@ -105,7 +104,7 @@ class _StreamCall:
         assert self._context.queue is not None
         ending: Any = EOF_MARK
         try:
-            with _as_rpc_errors(self._context):
+            with _as_rpc_errors():
                 async with asyncio.timeout(self._timeout):
                     await handler(request, self._context)
         except aio.AioRpcError as error:
@@ -129,15 +128,18 @@ class _StreamCall:
         return self._task.cancel()
 
 
-@contextlib.contextmanager
-def _as_rpc_errors(context: LocalContext) -> Generator[None]:
-    try:
-        yield
-    except _Aborted as aborted:
-        raise aborted.error from None
-    except TimeoutError:
-        raise aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, aio.Metadata(),
-                              aio.Metadata(), "Deadline Exceeded", "") from None
+class _as_rpc_errors:  # used like a contextlib context manager
+    """An abort or a deadline as the AioRpcError a gRPC call would raise."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, _kind: object, error: BaseException | None, _tb: object) -> None:
+        if isinstance(error, _Aborted):
+            raise error.error from None
+        if isinstance(error, TimeoutError):
+            raise aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, aio.Metadata(),
+                                  aio.Metadata(), "Deadline Exceeded", "") from None
 
 
 class LocalStub:
