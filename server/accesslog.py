@@ -211,11 +211,26 @@ def log_call(*, request_id: str, method: str, model: str, outcome: str, latency_
                        (span or trace.get_current_span()).get_span_context(), request_id,
                        method, model, outcome, latency_ms, overhead_ms, input_tokens,
                        output_tokens, cost_usd)
-    handler = _root_queue
-    if logger is access_log and handler is not None and logging.root.handlers == [handler] \
-            and not logger.handlers and not logger.filters and logger.propagate:
-        # Nothing but the writer would see the record: skip the logging machinery.
-        handler.queue.put_nowait(line)
+    records = _writer_only(logger) if logger is access_log else None
+    if records is not None:  # nothing else would see the record: skip logging's machinery
+        records.put_nowait(line)
         return
     message, args = line.message()
     logger.info(message, *args, extra={"fields": line.fields(), "span_context": line.span_context})
+
+
+def _writer_only(logger: logging.Logger) -> queue.SimpleQueue[Queued] | None:
+    """The writer's queue when the writer is all that would see ``logger``'s records: no
+    other handler or filter on the way to the root, and the root's one handler is ours."""
+    handler = _root_queue
+    if handler is None or logger.disabled:
+        return None
+    node: logging.Logger | None = logger
+    while node is not None and node is not logging.root:
+        if node.handlers or node.filters or not node.propagate:
+            return None
+        node = node.parent
+    root = logging.root
+    if root.handlers != [handler] or root.filters or handler.filters:
+        return None
+    return handler.queue  # type: ignore[return-value]  # the SimpleQueue configure_logging made

@@ -115,6 +115,33 @@ def test_lines_written_by_the_thread_keep_the_trace_of_the_call(root_logging):
     assert "trace_id" not in lines[2]
 
 
+def test_handlers_and_filters_on_the_way_up_still_see_access_lines(root_logging):
+    stream, seen = io.StringIO(), io.StringIO()
+    listener = configure_logging("INFO", stream=stream)
+    parent = logging.getLogger("ai1net")
+    other = logging.StreamHandler(seen)
+    parent.addHandler(other)
+    access = logging.getLogger("ai1net.access")
+    dropped = 0
+
+    def drop(_record: logging.LogRecord) -> bool:
+        nonlocal dropped
+        dropped += 1
+        return False
+
+    try:
+        call()  # the parent's handler gets it, and so does the writer
+        access.addFilter(drop)
+        call()  # filtered out: nobody gets it
+    finally:
+        parent.removeHandler(other)
+        access.removeFilter(drop)
+        listener.stop()
+    assert seen.getvalue() == "Generate m1 ok 12.3ms\n"
+    assert dropped == 1
+    assert len(stream.getvalue().splitlines()) == 1
+
+
 def test_text_format_when_json_is_off(root_logging):
     stream = io.StringIO()
     listener = configure_logging("INFO", json=False, stream=stream)
