@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from opentelemetry.trace import Span
@@ -53,22 +54,10 @@ class Observer:
         self._metrics = metrics
         self._tracer = get_tracer()
 
-    def call_span(self, method: str) -> AbstractContextManager[Span]:
+    def call_span(self, method: str) -> _CallSpan:
         """The ``ai1net.generate`` span (a light one unless spans are exported); counts
         rejections by limits and budgets."""
-        return self._recorded_span(method) if records_spans() else _LightCallSpan(self)
-
-    @contextlib.contextmanager
-    def _recorded_span(self, method: str) -> Iterator[Span]:
-        with self._tracer.start_as_current_span(
-                "ai1net.generate", record_exception=False,
-                set_status_on_exception=False) as span:
-            span.set_attribute("rpc.method", method)
-            try:
-                yield span
-            except GatewayError as error:
-                self.rejected(error, span)
-                raise
+        return _CallSpan(self, method)
 
     @contextlib.contextmanager
     def route_span(self, parent: Span) -> Iterator[None]:
@@ -108,24 +97,29 @@ class Observer:
                 self._metrics.rate_limited()
 
 
-class _LightCallSpan:
-    """`Observer.call_span` when no span is recorded: a light span, no SDK."""
+class _CallSpan:
+    """`Observer.call_span`: the SDK's span when spans are exported, else a `light_span`."""
 
-    __slots__ = ("_light", "_observer", "_span")
+    __slots__ = ("_inner", "_method", "_observer", "_span")
 
-    def __init__(self, observer: Observer) -> None:
+    def __init__(self, observer: Observer, method: str) -> None:
         self._observer = observer
-        self._light = light_span()
+        self._method = method
+        self._inner: AbstractContextManager[Span] = observer._tracer.start_as_current_span(
+            "ai1net.generate", record_exception=False, set_status_on_exception=False) \
+            if records_spans() else light_span()
 
     def __enter__(self) -> Span:
-        self._span = self._light.__enter__()
+        self._span = self._inner.__enter__()
+        if self._span.is_recording():
+            self._span.set_attribute("rpc.method", self._method)
         return self._span
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 _tb: object) -> None:
-        self._light.__exit__()
+                 tb: TracebackType | None) -> None:
         if isinstance(error, GatewayError):
-            self._observer.rejected(error, self._span)
+            self._observer.rejected(error, self._span)  # while the span is still open
+        self._inner.__exit__(kind, error, tb)
 
 
 def _attributes(report: CallReport) -> dict[str, Any]:

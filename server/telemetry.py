@@ -25,8 +25,6 @@ from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace import Span as SdkSpan
@@ -48,7 +46,6 @@ from opentelemetry.trace import (
     TraceFlags,
     Tracer,
 )
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes, AttributeValue
 from sqlalchemy.engine import Engine
@@ -67,6 +64,8 @@ _FIXED_SAMPLERS: Mapping[str, sampling.Sampler] = {
     "parentbased_always_on": sampling.DEFAULT_ON,
     "parentbased_always_off": sampling.DEFAULT_OFF,
 }
+# What the default propagators (OTEL_PROPAGATORS=tracecontext,baggage) write.
+W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
 # What calls make: "off" (tracing never set up: no span, no trace context), "light" (nothing
 # exported: `light_span`), "full" (spans recorded by the SDK and exported).
 _mode = "off"
@@ -232,9 +231,7 @@ def inject(carrier: dict[str, str]) -> None:
     and baggage): ``traceparent`` (and ``tracestate``) written from the current span's
     context directly; baggage, when there is any, by the baggage propagator."""
     propagator = propagate.get_global_textmap()
-    if propagator is not _default_propagator[0]:
-        _default_propagator[:] = [propagator, _is_w3c_default(propagator)]
-    if not _default_propagator[1]:
+    if propagator.fields != W3C_FIELDS:
         propagator.inject(carrier)
         return
     context = trace.get_current_span().get_span_context()
@@ -245,16 +242,6 @@ def inject(carrier: dict[str, str]) -> None:
             carrier["tracestate"] = context.trace_state.to_header()
     if baggage.get_all():
         W3CBaggagePropagator().inject(carrier)
-
-
-# (the global propagator last seen, whether it is the default W3C pair)
-_default_propagator: list[Any] = [None, False]
-
-
-def _is_w3c_default(propagator: TextMapPropagator) -> bool:
-    inner = getattr(propagator, "_propagators", None)
-    return isinstance(propagator, CompositePropagator) and inner is not None \
-        and [type(p) for p in inner] == [TraceContextTextMapPropagator, W3CBaggagePropagator]
 
 
 def get_tracer() -> Tracer:
