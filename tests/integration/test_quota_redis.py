@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import statistics
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -209,17 +207,3 @@ async def test_build_quota_with_redis(redis_url, spent):
     quota = build_quota(redis_url, load_spent=spent)
     assert isinstance(quota, RedisQuota)
     await quota.close()
-
-
-async def test_measure_admit_and_settle(replicas, prefix):
-    """Not a limit, a number: one admit + settle round trip pair (run with -s to see)."""
-    quota = replicas()
-    key = principal(f"{prefix}-a", rpm=10**6, tpm=10**8, budget=10**15)
-    await admit(quota, key)
-    samples = []
-    for _ in range(1000):
-        started = time.perf_counter()
-        admission = await admit(quota, key, tokens=100, nanos=CALL)
-        await quota.settle(admission, tokens=50, cost_nanos=CALL // 2)
-        samples.append(time.perf_counter() - started)
-    print(f"\nRedisQuota admit+settle: median {statistics.median(samples) * 1e6:.1f} µs")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -280,16 +278,3 @@ async def test_spent_by_key_sums_the_ledger(tmp_path: Path):
         assert await spent_by_key(db, "key_none") == 0
     finally:
         await db.close()
-
-
-async def test_measure_admit_and_settle(quota):
-    """Not a limit, a number: the median cost of one admit + settle (run with -s to see)."""
-    key = principal(rpm=10**6, tpm=10**8, budget=10**15)
-    await admit(quota, key)
-    samples = []
-    for _ in range(1000):
-        started = time.perf_counter()
-        admission = await admit(quota, key, tokens=100, nanos=CALL)
-        await quota.settle(admission, tokens=50, cost_nanos=CALL // 2)
-        samples.append(time.perf_counter() - started)
-    print(f"\nLocalQuota admit+settle: median {statistics.median(samples) * 1e6:.1f} µs")
