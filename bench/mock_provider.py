@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable, Iterable
 
 import orjson
 from aiohttp import web
@@ -30,20 +31,26 @@ def wants_stream(body: bytes) -> bool:
     return b"stream" in body and bool(orjson.loads(body).get("stream"))
 
 
-async def generate(request: web.Request) -> web.StreamResponse:
+async def answer(request: web.Request, unary: Callable[[], bytes], stream_type: str,
+                 chunks: Callable[[], Iterable[bytes]]) -> web.StreamResponse:
+    """After the configured delay: one JSON body, or the chunks when the body asks to stream."""
     body = await request.read()
     delay = request.app[DELAY_KEY]
     if delay:
         await asyncio.sleep(delay)
     if not wants_stream(body):
-        return web.Response(body=UNARY_BODY, content_type="application/json")
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        return web.Response(body=unary(), content_type="application/json")
+    response = web.StreamResponse(headers={"Content-Type": stream_type})
     await response.prepare(request)
-    for line in DELTA_LINES:
-        await response.write(line)
-    await response.write(DONE_LINE)
+    for chunk in chunks():
+        await response.write(chunk)
     await response.write_eof()
     return response
+
+
+async def generate(request: web.Request) -> web.StreamResponse:
+    return await answer(request, lambda: UNARY_BODY, "application/x-ndjson",
+                        lambda: (*DELTA_LINES, DONE_LINE))
 
 
 def chat_completion() -> bytes:
@@ -65,20 +72,8 @@ def chat_chunk(content: str | None, finish: str | None = None) -> bytes:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    body = await request.read()
-    delay = request.app[DELAY_KEY]
-    if delay:
-        await asyncio.sleep(delay)
-    if not wants_stream(body):
-        return web.Response(body=chat_completion(), content_type="application/json")
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    for delta in DELTAS:
-        await response.write(chat_chunk(delta))
-    await response.write(chat_chunk(None, "stop"))
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
-    return response
+    return await answer(request, chat_completion, "text/event-stream", lambda: (
+        *(chat_chunk(delta) for delta in DELTAS), chat_chunk(None, "stop"), b"data: [DONE]\n\n"))
 
 
 async def models(_request: web.Request) -> web.Response:

@@ -55,7 +55,8 @@ class Service:
             tail = self.log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -65,6 +66,7 @@ class Service:
                 self.process.wait()
         if self._log is not None:
             self._log.close()
+        return self.process.returncode
 
 
 def spawn(name: str, command: list[str], *, core: int | None, log_dir: Path,

@@ -32,10 +32,8 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter, deque
@@ -365,19 +363,6 @@ def log_problems(service: Service) -> dict[str, Any]:
     return {"by_level": dict(levels), "first": first}
 
 
-def stop_gracefully(service: Service, timeout: float = 30.0) -> int | None:
-    """SIGTERM and wait (the ledger flushes on the way out); its exit status."""
-    if service.process.poll() is None:
-        service.process.send_signal(signal.SIGTERM)
-        try:
-            service.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            service.process.kill()
-            service.process.wait()
-    service.stop()  # closes the log file
-    return service.process.returncode
-
-
 def soak(args: argparse.Namespace) -> dict[str, Any]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     idle = wait_until_idle(args.wait_idle)
@@ -426,7 +411,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
 
         results["load"] = uvloop.run(run.run(client))
         peak = ai1net.service.peak_rss_mib()
-        results["exit_status"] = stop_gracefully(ai1net.service)
+        results["exit_status"] = ai1net.service.stop(timeout=30.0)  # the ledger flushes
         results["usage_rows"] = count_rows(str(ai1net.data_dir / "bench.db"), key_id)
         results["log"] = log_problems(ai1net.service)
     results.update(outcome(run, peak))
