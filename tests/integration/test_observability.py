@@ -196,3 +196,19 @@ async def test_without_an_exporter_the_callers_trace_still_reaches_the_provider(
     finally:
         await runner.cleanup()
         await gateway.stop(grace=1)
+
+
+async def test_the_callers_request_id_reaches_the_access_line(
+        harness: Harness, provider_url: str, caplog: pytest.LogCaptureFixture):
+    """In process and over gRPC: the HTTP x-request-id is the call's request id."""
+    caplog.set_level(logging.INFO, logger="ai1net.access")
+    consumer = await register_echo(harness, provider_url)
+    async with harness.http.post(f"{harness.http_url}/v1/generate",
+                                 headers={**bearer(consumer), "x-request-id": "caller-req-7"},
+                                 json={"model": "traced", "input": "hi"}) as resp:
+        assert resp.status == 200
+        assert resp.headers["x-request-id"] == "caller-req-7"
+    lines = [record.fields for record in caplog.records  # type: ignore[attr-defined]
+             if record.name == "ai1net.access"]
+    assert [line["request_id"] for line in lines] == ["caller-req-7"]
+    assert lines[0]["outcome"] == "ok"
