@@ -35,7 +35,7 @@ from ai1net.server.services.usage import UsageServicer
 from ai1net.server.settings import Settings
 from ai1net.server.storage import Database, sqlite_path
 from ai1net.server.telemetry import grpc_server_interceptor, instrument_engine
-from ai1net.server.transport import AiohttpTransport, Transport
+from ai1net.server.transport import HttpTransport, Transport
 from ai1net.server.usage import Ledger
 from ai1net.v1 import (
     generate_pb2,
@@ -182,7 +182,7 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
                     enabled=settings.accounting)
-    transport = transport or AiohttpTransport(allow_private=settings.allow_private_endpoints)
+    transport = transport or HttpTransport(allow_private=settings.allow_private_endpoints)
     providers = ProviderClient(transport=transport,
                                allow_private=settings.allow_private_endpoints)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))

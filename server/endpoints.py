@@ -1,15 +1,12 @@
-"""Provider endpoints: URL checks and the SSRF guard (registration and call time)."""
+"""Provider endpoints: URL checks and the SSRF guard's rules (applied at registration here,
+at call time by http1.py's connection pool)."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import socket
-from typing import Any
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 from ai1net.server.errors import InvalidArgument
 
@@ -76,27 +73,3 @@ async def check_endpoint(url: str, *, allow_private: bool) -> None:
         return
     if any(forbidden_address(ipaddress.ip_address(info[4][0])) for info in infos):
         raise InvalidArgument("endpoint", "must not resolve to a private or local address")
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp's default, then refuses non-public addresses (DNS can change)."""
-
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        if forbidden_name(host):
-            raise OSError(f"refusing to connect to {host}: not a public address")
-        results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if not forbidden_address(ipaddress.ip_address(r["host"]))]
-        if not allowed:
-            raise OSError(f"refusing to connect to {host}: not a public address")
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-def connector_options(*, allow_private: bool) -> dict[str, Any]:
-    return {} if allow_private else {"resolver": GuardedResolver()}

@@ -13,7 +13,6 @@ from typing import Any
 
 from grpc import aio
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
 from opentelemetry.instrumentation.grpc._aio_server import OpenTelemetryAioServerInterceptor
@@ -22,7 +21,6 @@ from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sqlalchemy_otel_version
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
-from yarl import URL
 
 from ai1net.server.telemetry import GRPC_INSTRUMENTATION, UNTRACED_GRPC_SERVICES
 
@@ -60,16 +58,14 @@ def _traced_grpc_method() -> Callable[[Any], bool]:
 
 
 def instrument() -> None:
-    """Trace aiohttp applications (the bridge) and client sessions (provider calls).
+    """Trace aiohttp applications (the bridge); provider calls make their own client spans
+    (``telemetry.provider_span``).
 
-    Patches aiohttp, so call it before the applications and sessions are made. Idempotent.
+    Patches aiohttp, so call it before the applications are made. Idempotent.
     The instrumentations use the global provider, so the order relative to `setup_tracing`
     does not matter. gRPC is traced by the interceptors above, passed where the server and
     the channel are made.
     """
-    client = AioHttpClientInstrumentor()
-    if not client.is_instrumented_by_opentelemetry:
-        client.instrument(url_filter=_public_url)
     server = AioHttpServerInstrumentor()
     if not server.is_instrumented_by_opentelemetry:
         with warnings.catch_warnings():
@@ -92,7 +88,3 @@ def instrument_engine(engine: AsyncEngine | Engine) -> None:
         "db.client.connections.usage", unit="connections")
     EngineTracer(tracer, sync_engine, usage)  # type: ignore[no-untyped-call]
 
-
-def _public_url(url: URL) -> str:
-    """A provider URL may carry a key in its query or user info: spans get neither."""
-    return str(url.with_user(None).with_query(None).with_fragment(None))

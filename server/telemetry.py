@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from grpc import aio
 from opentelemetry import baggage, propagate, trace
@@ -330,9 +331,9 @@ def grpc_client_interceptors() -> list[aio.ClientInterceptor]:
 
 
 def instrument() -> None:
-    """Trace aiohttp applications (the bridge) and client sessions (provider calls).
+    """Trace aiohttp applications (the bridge).
 
-    Patches aiohttp, so call it before the applications and sessions are made. Idempotent.
+    Patches aiohttp, so call it before the applications are made. Idempotent.
     """
     from ai1net.server import instrumentation
 
@@ -393,6 +394,44 @@ def record_error(span: Span, error_type: str, description: str | None = None) ->
     provider's body, which may quote the prompt."""
     span.set_attribute("error.type", error_type)
     span.set_status(Status(StatusCode.ERROR, description))
+
+
+class provider_span:
+    """The provider call's CLIENT span (HTTP semantic conventions), current while it runs so
+    that `inject` names it the provider's parent. Only made when spans are recorded."""
+
+    __slots__ = ("_manager", "_span")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        tls = parts.scheme == "https"
+        self._manager = get_tracer().start_as_current_span(
+            "POST", kind=SpanKind.CLIENT, record_exception=False, attributes={
+                "http.request.method": "POST", "url.full": public_url(url),
+                "server.address": parts.hostname or "",
+                "server.port": parts.port or (443 if tls else 80)})
+
+    def start(self, headers: dict[str, str]) -> None:
+        """Enter the span and write its trace context into the request's ``headers``."""
+        self._span = self._manager.__enter__()
+        inject(headers)
+
+    def end(self, status: int, error: BaseException | None) -> None:
+        if status:
+            self._span.set_attribute("http.response.status_code", status)
+        if error is not None:
+            record_error(self._span, type(error).__name__)
+        elif status >= 400:
+            record_error(self._span, str(status))
+        self._manager.__exit__(None, None, None)
+
+
+def public_url(url: str) -> str:
+    """A provider URL may carry a key in its query or user info: spans get neither."""
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{parts.port}" if parts.port else host or ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 # -- usage flushes ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 import pytest
+from opentelemetry import propagate
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -46,14 +47,21 @@ async def register_echo(harness: Harness, provider_url: str, path: str = "/echo"
     return await harness.key("consumer", "traced-consumer")
 
 
+def traced_by(key: str) -> dict[str, str]:
+    """The key, and the current span as the caller's ``traceparent``."""
+    headers = bearer(key)
+    propagate.inject(headers)
+    return headers
+
+
 async def test_one_trace_from_client_to_provider(traced: Harness, spans: InMemorySpanExporter,
                                                  provider_url: str):
     consumer = await register_echo(traced, provider_url)
     spans.clear()
-    # The test's own span is the caller: the (instrumented) client sends its traceparent.
+    # The test's own span is the caller: it sends its traceparent.
     with get_tracer().start_as_current_span("client") as client:
         TRACE_ID = f"{client.get_span_context().trace_id:032x}"
-        async with traced.http.post(f"{traced.http_url}/v1/generate", headers=bearer(consumer),
+        async with traced.http.post(f"{traced.http_url}/v1/generate", headers=traced_by(consumer),
                                     json={"model": "traced", "input": PROMPT,
                                           "parameters": {"max_tokens": 7, "temperature": 0.5}}
                                     ) as resp:
@@ -100,7 +108,7 @@ async def test_streaming_call_is_one_trace(traced: Harness, spans: InMemorySpanE
     spans.clear()
     with get_tracer().start_as_current_span("client") as client:
         TRACE_ID = f"{client.get_span_context().trace_id:032x}"
-        async with traced.http.post(f"{traced.http_url}/v1/generate", headers=bearer(consumer),
+        async with traced.http.post(f"{traced.http_url}/v1/generate", headers=traced_by(consumer),
                                     json={"model": "traced", "input": "hi",
                                           "stream": True}) as resp:
             await resp.read()

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 
 import pytest
 
 from ai1net.server.endpoints import (
-    GuardedResolver,
     check_endpoint,
-    connector_options,
     forbidden_address,
     forbidden_name,
     literal_address,
@@ -108,22 +105,3 @@ async def test_check_endpoint_accepts_public_and_unresolvable_names():
     # Does not resolve (no DNS here, or .invalid anywhere): accepted, the call-time guard
     # checks again.
     await check_endpoint("https://gateway-test.invalid/v1/generate", allow_private=False)
-
-
-async def test_guarded_resolver_refuses_private_names_and_addresses():
-    resolver = GuardedResolver()
-    try:
-        for host in ("localhost", "metadata.google.internal", "127.0.0.1", "10.1.2.3"):
-            with pytest.raises(OSError, match="not a public address"):
-                await resolver.resolve(host, 80, socket.AF_INET)
-        answers = await resolver.resolve("8.8.8.8", 443, socket.AF_INET)
-        assert [a["host"] for a in answers] == ["8.8.8.8"]
-    finally:
-        await resolver.close()
-
-
-async def test_connector_options():
-    assert connector_options(allow_private=True) == {}
-    resolver = connector_options(allow_private=False)["resolver"]
-    assert isinstance(resolver, GuardedResolver)
-    await resolver.close()

@@ -4,6 +4,7 @@ and the instrumentations joining HTTP, gRPC and SQL into one trace."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +17,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -40,6 +40,7 @@ from ai1net.server.telemetry import (
     setup_tracing,
     usage_flush_span,
 )
+from ai1net.server.transport import HttpTransport, ProviderRequest
 
 # grpc-stubs does not declare grpc.aio.EOF, the sentinel read() returns at stream end.
 EOF: object = aio.EOF  # type: ignore[attr-defined]
@@ -363,12 +364,15 @@ async def test_http_server_to_provider_is_one_trace_continued_from_the_caller(sp
     await web.TCPSite(provider_runner, "127.0.0.1", 0).start()
     provider_url = f"http://user:pw@127.0.0.1:{provider_runner.addresses[0][1]}/v1?key=secret"
 
+    transport = HttpTransport(allow_private=True)
+
     async def call(_request: web.Request) -> web.Response:
         headers: dict[str, str] = {}
-        propagate.inject(headers)  # as providers.py does: the instrumentation replaces it
-        async with aiohttp.ClientSession() as session, \
-                session.post(provider_url, headers=headers) as answer:
-            return web.json_response(await answer.json())
+        propagate.inject(headers)  # as providers.py does: the client span replaces it
+        request = ProviderRequest(url=provider_url, headers=headers, body=b"{}",
+                                  first_byte_timeout=5)
+        async with transport.open(request) as answer:
+            return web.json_response(json.loads(await answer.read()))
 
     app = web.Application()
     app.router.add_post("/v1/generate", call)
@@ -377,7 +381,6 @@ async def test_http_server_to_provider_is_one_trace_continued_from_the_caller(sp
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
         async with aiohttp.ClientSession() as client:
-            AioHttpClientInstrumentor.uninstrument_session(client)  # a foreign caller
             url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1/generate"
             headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
             async with client.post(url, headers=headers) as response:
@@ -385,6 +388,7 @@ async def test_http_server_to_provider_is_one_trace_continued_from_the_caller(sp
     finally:
         await runner.cleanup()
         await provider_runner.cleanup()
+        await transport.close()
 
     finished = spans.get_finished_spans()
     server = next(span for span in finished if span.kind is SpanKind.SERVER)

@@ -1,0 +1,259 @@
+"""server/http1.py against scripted HTTP servers on loopback: exact bytes in, exact bytes out."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from ai1net.server.http1 import ConnectError, ConnectionPool, ProtocolError
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
+ANSWER = b'{"output": "ok"}'
+
+
+class Server:
+    """Runs ``script`` for each request on each connection; counts connections."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.connections = 0
+        self.open_now = 0
+        self.most_open = 0
+        self.requests: list[bytes] = []
+        self.closed = asyncio.Event()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            while not writer.is_closing():
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                self.requests.append(head + await reader.readexactly(length))
+                await self.script(reader, writer, self)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.open_now -= 1
+            writer.close()
+            self.closed.set()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Script], Awaitable[tuple[Server, str]]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(script: Script) -> tuple[Server, str]:
+        server = Server(script)
+        listening = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+        servers.append(listening)
+        return server, f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/generate"
+
+    yield start
+    for listening in servers:
+        listening.close()
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[ConnectionPool]:
+    pool = ConnectionPool(guard=False)
+    yield pool
+    await pool.close()
+
+
+def answer(body: bytes = ANSWER, *extra: bytes) -> bytes:
+    return b"".join((b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n", *extra,
+                     b"Content-Length: %d\r\n\r\n" % len(body), body))
+
+
+async def ok(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+    writer.write(answer())
+
+
+async def post(pool: ConnectionPool, url: str, headers: dict[str, str] | None = None,
+               body: bytes = b"{}") -> tuple[int, str | None, bytes]:
+    connection = await pool.open(url, headers or {}, body)
+    try:
+        return connection.status, connection.headers.get("CONTENT-TYPE"), await connection.read()
+    finally:
+        pool.release(connection)
+
+
+async def test_requests_share_one_keep_alive_connection(serve, pool):
+    server, url = await serve(ok)
+    for _ in range(3):
+        assert await post(pool, url, {"Authorization": "Bearer k"}, b'{"input": "hi"}') == (
+            200, "application/json", ANSWER)
+    assert server.connections == 1
+    request = server.requests[0]
+    assert request.startswith(b"POST /v1/generate HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nAuthorization: Bearer k\r\n" in request
+    assert b"\r\nUser-Agent: ai1net-gateway\r\n" in request
+    assert request.endswith(b"Content-Length: 15\r\n\r\n{\"input\": \"hi\"}")
+
+
+async def test_a_chunked_answer_streams_as_it_arrives(serve, pool):
+    first_seen = asyncio.Event()
+
+    async def chunked(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"6\r\nfirst\n\r\n")
+        await first_seen.wait()  # the second part only once the first reached the client
+        writer.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
+
+    server, url = await serve(chunked)
+    connection = await pool.open(url, {}, b"{}")
+    pieces = []
+    async for chunk in connection.chunks():
+        pieces.append(chunk)
+        first_seen.set()
+    pool.release(connection)
+    assert pieces == [b"first\n", b"second\n"]
+    assert await post(pool, url) == (200, None, b"first\nsecond\n")  # read whole, reused
+    assert server.connections == 1
+
+
+async def test_gzip_and_deflate_answers_are_decoded(serve, pool):
+    async def compressed(_r: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         server: Server) -> None:
+        encoding = b"gzip" if len(server.requests) == 1 else b"deflate"
+        body = gzip.compress(ANSWER) if encoding == b"gzip" else zlib.compress(ANSWER)
+        writer.write(answer(body, b"Content-Encoding: " + encoding + b"\r\n"))
+
+    _, url = await serve(compressed)
+    assert (await post(pool, url))[2] == ANSWER
+    assert (await post(pool, url))[2] == ANSWER
+
+
+async def test_an_answer_without_length_ends_with_the_connection(serve, pool):
+    async def until_close(_r: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          _s: Server) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + ANSWER)
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(until_close)
+    assert (await post(pool, url))[2] == ANSWER
+    assert (await post(pool, url))[2] == ANSWER
+    assert server.connections == 2  # "Connection: close": never reused
+
+
+async def test_a_connection_closed_mid_answer_is_a_protocol_error(serve, pool):
+    async def cut(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"out")
+        await writer.drain()
+        writer.close()
+
+    _, url = await serve(cut)
+    with pytest.raises(ProtocolError, match="before its answer was complete"):
+        await post(pool, url)
+
+
+async def test_an_answer_that_is_not_http_is_a_protocol_error(serve, pool):
+    async def garbage(_r: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      _s: Server) -> None:
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+
+    _, url = await serve(garbage)
+    with pytest.raises(ProtocolError, match="not valid HTTP"):
+        await post(pool, url)
+
+
+async def test_an_unsupported_encoding_is_a_protocol_error(serve, pool):
+    async def brotli(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+        writer.write(answer(b"\x0b\x02\x80", b"Content-Encoding: br\r\n"))
+
+    _, url = await serve(brotli)
+    with pytest.raises(ProtocolError, match="unsupported encoding"):
+        await post(pool, url)
+
+
+async def test_an_interim_answer_is_skipped(serve, pool):
+    async def continued(_r: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        _s: Server) -> None:
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n" + answer())
+
+    _, url = await serve(continued)
+    assert await post(pool, url) == (200, "application/json", ANSWER)
+
+
+async def test_the_guard_refuses_non_public_addresses_and_names(serve):
+    server, url = await serve(ok)
+    guarded = ConnectionPool(guard=True)
+    try:
+        for target in (url, url.replace("127.0.0.1", "localhost"),
+                       url.replace("127.0.0.1", "127.1"), "http://[::1]:9/x"):
+            with pytest.raises(ConnectError, match="not a public address"):
+                await post(guarded, target)
+    finally:
+        await guarded.close()
+    assert server.connections == 0
+
+
+async def test_connections_per_host_are_capped(serve):
+    release = asyncio.Event()
+
+    async def held(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+        await release.wait()
+        writer.write(answer())
+
+    server, url = await serve(held)
+    capped = ConnectionPool(guard=False, limit_per_host=2)
+    try:
+        calls = [asyncio.create_task(post(capped, url)) for _ in range(5)]
+        while len(server.requests) < 2:
+            await asyncio.sleep(0.01)
+        release.set()
+        assert [status for status, _, _ in await asyncio.gather(*calls)] == [200] * 5
+    finally:
+        await capped.close()
+    assert server.most_open == 2
+
+
+async def test_a_cancelled_exchange_closes_its_connection(serve, pool):
+    async def silent(reader: asyncio.StreamReader, _w: asyncio.StreamWriter, _s: Server) -> None:
+        await reader.read()  # never answers; returns when the client hangs up
+
+    server, url = await serve(silent)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await post(pool, url)
+    await asyncio.wait_for(server.closed.wait(), 5)  # the provider saw the hang-up
+    assert server.open_now == 0
+
+
+async def test_a_connection_the_provider_closed_while_idle_is_not_reused(serve, pool):
+    async def once(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+        writer.write(answer())
+        await writer.drain()
+        writer.close()  # no "Connection: close" said
+
+    server, url = await serve(once)
+    assert (await post(pool, url))[0] == 200
+    await asyncio.wait_for(server.closed.wait(), 5)
+    for _ in range(100):  # the close reaches the pool's connection in a loop turn or two
+        await asyncio.sleep(0)
+    assert (await post(pool, url))[0] == 200
+    assert server.connections == 2
+
+
+async def test_a_header_with_a_line_break_is_refused(serve, pool):
+    server, url = await serve(ok)
+    with pytest.raises(ProtocolError, match="not a valid header"):
+        await post(pool, url, {"x-api-key": "k\r\nHost: elsewhere"})
+    assert server.requests == []
+
+
+async def test_a_refused_connection_is_a_connect_error(serve, pool):
+    listening = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    listening.close()
+    await listening.wait_closed()
+    with pytest.raises(ConnectError, match="refused"):
+        await post(pool, f"http://127.0.0.1:{port}/")
