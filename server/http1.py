@@ -26,6 +26,7 @@ import ipaddress
 import os
 import socket
 import ssl
+import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -88,6 +89,7 @@ class Connection(asyncio.Protocol):
         self._fields: dict[str, str] = {}
         self._body: list[bytes] = []
         self._buffered = 0
+        self._max_buffered = MAX_BUFFERED
         self._paused = False
         self._complete = False
         self._interim = False
@@ -102,7 +104,7 @@ class Connection(asyncio.Protocol):
         self._error = None
         self._complete = self._keep_alive = False
         self._body = []
-        self._buffered = 0
+        self._buffered, self._max_buffered = 0, MAX_BUFFERED
         assert self._transport is not None
         self._transport.write(request)
 
@@ -111,6 +113,7 @@ class Connection(asyncio.Protocol):
         await self._head
 
     async def read(self) -> bytes:
+        self._max_buffered = sys.maxsize  # the whole answer is wanted: no pausing
         while not self._complete:
             await self._wait()
         body, self._body = self._body, []
@@ -230,8 +233,9 @@ class Connection(asyncio.Protocol):
                 return
         self._body.append(data)
         self._buffered += len(data)
-        if self._buffered > MAX_BUFFERED and not self._paused and self._transport is not None:
+        if self._buffered > self._max_buffered and not self._paused:
             self._paused = True
+            assert self._transport is not None
             self._transport.pause_reading()
         self._wake()
 
@@ -312,11 +316,15 @@ class ConnectionPool:
             origin.idle.append(connection)
         else:
             connection.close()
+        self._wake_next(origin)
+
+    @staticmethod
+    def _wake_next(origin: _Origin) -> None:
         while origin.waiters:
             waiter = origin.waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                break
+                return
 
     async def close(self) -> None:
         self._closed = True
@@ -332,7 +340,12 @@ class ConnectionPool:
         while origin.active >= self._limit:
             waiter = asyncio.get_running_loop().create_future()
             origin.waiters.append(waiter)
-            await waiter
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_next(origin)  # woken, but leaving: the turn passes on
+                raise
         origin.active += 1
         stale_before = time.monotonic() - IDLE_TIMEOUT_S
         while origin.idle:
@@ -345,6 +358,7 @@ class ConnectionPool:
             return await self._connect(origin)
         except BaseException:
             origin.active -= 1
+            self._wake_next(origin)
             raise
 
     @staticmethod
@@ -366,9 +380,7 @@ class ConnectionPool:
                 failure = exc
             else:
                 return connection
-        reason = os.strerror(failure.errno) if failure and failure.errno \
-            else str(failure or "no address")
-        raise ConnectError(reason) from failure
+        raise ConnectError(_reason(failure)) from failure
 
     async def _resolve(self, host: str, port: int) -> list[tuple[int, str]]:
         """The addresses to try, the non-public ones left out when guarded."""
@@ -425,6 +437,14 @@ class ConnectionPool:
             self._targets.clear()
         target = self._targets[url] = _Target(origin, head)
         return target
+
+
+def _reason(failure: OSError | None) -> str:
+    if failure is None:
+        return "no address"
+    if isinstance(failure, ssl.SSLError):
+        return f"TLS: {failure.reason or failure}"
+    return os.strerror(failure.errno) if failure.errno else str(failure)
 
 
 def _request_bytes(head: str, headers: Mapping[str, str], body: bytes) -> bytes:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from ai1net.server.http1 import ConnectError, ConnectionPool, ProtocolError
+from ai1net.server.http1 import MAX_BUFFERED, ConnectError, ConnectionPool, ProtocolError
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
 ANSWER = b'{"output": "ok"}'
@@ -257,3 +257,44 @@ async def test_a_refused_connection_is_a_connect_error(serve, pool):
     await listening.wait_closed()
     with pytest.raises(ConnectError, match="refused"):
         await post(pool, f"http://127.0.0.1:{port}/")
+
+
+async def test_a_large_answer_arrives_whole_read_or_streamed(serve, pool):
+    body = bytes(range(256)) * (3 * MAX_BUFFERED // 256)  # three times the unread limit
+
+    async def large(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+        writer.write(answer(body))
+        await writer.drain()
+
+    _, url = await serve(large)
+    assert (await post(pool, url))[2] == body
+    connection = await pool.open(url, {}, b"{}")
+    received = bytearray()
+    async for chunk in connection.chunks():
+        received += chunk
+        await asyncio.sleep(0)  # a slow reader: the pool pauses and resumes reading
+    pool.release(connection)
+    assert received == body
+
+
+async def test_a_waiter_that_leaves_passes_its_turn_on(serve):
+    release = asyncio.Event()
+
+    async def held(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+        await release.wait()
+        writer.write(answer())
+
+    server, url = await serve(held)
+    capped = ConnectionPool(guard=False, limit_per_host=1)
+    try:
+        first = asyncio.create_task(post(capped, url))
+        while not server.requests:
+            await asyncio.sleep(0.01)
+        leaving, staying = (asyncio.create_task(post(capped, url)) for _ in range(2))
+        await asyncio.sleep(0)  # both wait for the one connection
+        release.set()
+        assert (await first)[0] == 200
+        leaving.cancel()  # its turn came (or is coming): cancelled, it must pass it on
+        assert (await asyncio.wait_for(staying, 5))[0] == 200
+    finally:
+        await capped.close()
