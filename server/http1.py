@@ -102,7 +102,7 @@ class Connection(asyncio.Protocol):
     def send(self, request: bytes) -> None:
         self._head = self._loop.create_future()
         self._error = None
-        self._complete = self._keep_alive = False
+        self._complete = self._keep_alive = self._interim = False
         self._body = []
         self._buffered, self._max_buffered = 0, MAX_BUFFERED
         assert self._transport is not None
@@ -252,6 +252,10 @@ class Connection(asyncio.Protocol):
             if tail:
                 self._body.append(tail)
         self._complete = True
+        if self._paused and not self.closed:  # nothing more to hold back; an idle
+            self._paused = False                 # connection must still see a close
+            assert self._transport is not None
+            self._transport.resume_reading()
         self._wake()
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from ai1net.server import http1
 from ai1net.server.http1 import MAX_BUFFERED, ConnectError, ConnectionPool, ProtocolError
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
@@ -298,3 +299,14 @@ async def test_a_waiter_that_leaves_passes_its_turn_on(serve):
         assert (await asyncio.wait_for(staying, 5))[0] == 200
     finally:
         await capped.close()
+
+
+async def test_an_answer_completed_while_reading_was_paused_leaves_it_resumed(serve, pool,
+                                                                             monkeypatch):
+    monkeypatch.setattr(http1, "MAX_BUFFERED", 1)  # any body pauses reading
+    server, url = await serve(ok)
+    connection = await pool.open(url, {}, b"{}")
+    assert [chunk async for chunk in connection.chunks()] == [ANSWER]
+    pool.release(connection)
+    assert (await asyncio.wait_for(post(pool, url), 5))[2] == ANSWER  # the same connection
+    assert server.connections == 1
