@@ -11,6 +11,8 @@ less than a general client: aiohttp's took about three times the CPU per call of
 - with ``guard`` on, every address is checked at connect time (the SSRF guard: DNS can change
   after registration); names like ``localhost`` are refused before resolving;
 - gzip and deflate answers are decoded; redirects are not followed (a 3xx is the answer);
+- a request that meets a kept-alive connection the provider had just closed goes out again
+  on another one (the provider closed it before any answer, so it never saw the request);
 - a streamed answer held unread beyond ``MAX_BUFFERED`` bytes pauses reading (back-pressure).
 
 Failures are ``OSError``: ``ConnectError`` (no connection) and ``ProtocolError`` (the
@@ -52,6 +54,12 @@ class ProtocolError(OSError):
     """The provider's connection broke, or its answer is not valid HTTP/1.1."""
 
 
+class ClosedWhileIdle(ProtocolError):
+    """A reused connection closed before any byte of the answer: the provider had closed it
+    as idle as the request went out, so it never saw the request; the pool sends it again on
+    another connection (as Go's net/http does)."""
+
+
 class Headers(Mapping[str, str]):
     """Response headers looked up by any case; a repeated header's values joined by ", "."""
 
@@ -81,6 +89,8 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self._exchanges = 0
+        self._received = False  # any byte of the current exchange's answer
         self._head: asyncio.Future[None] | None = None  # None while idle
         self._waiter: asyncio.Future[None] | None = None
         self._error: OSError | None = None
@@ -101,6 +111,8 @@ class Connection(asyncio.Protocol):
 
     def send(self, request: bytes) -> None:
         self._head = self._loop.create_future()
+        self._exchanges += 1
+        self._received = False
         self._error = None
         self._complete = self._keep_alive = self._interim = False
         self._body = []
@@ -169,6 +181,7 @@ class Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # a stream transport
 
     def data_received(self, data: bytes) -> None:
+        self._received = True
         if self._head is None or self._complete:
             self._fail(ProtocolError("the provider sent data that answers no request"))
             return
@@ -189,6 +202,8 @@ class Connection(asyncio.Protocol):
         elif not self._complete and self._error is None:
             if self._until_eof and self._head.done():
                 self._finish()
+            elif self._exchanges > 1 and not self._received:
+                self._fail(ClosedWhileIdle("the provider closed the kept-alive connection"))
             else:
                 self._fail(ProtocolError("the provider closed the connection before its answer "
                                          "was complete"))
@@ -300,14 +315,18 @@ class ConnectionPool:
         back with `release` whatever happens next."""
         target = self._targets.get(url) or self._target(url)
         request = _request_bytes(target.head, headers, body)
-        connection = await self._acquire(target.origin)
-        try:
-            connection.send(request)
-            await connection.response_head()
-        except BaseException:
-            self.release(connection)
-            raise
-        return connection
+        while True:
+            connection = await self._acquire(target.origin)
+            try:
+                connection.send(request)
+                await connection.response_head()
+            except ClosedWhileIdle:
+                self.release(connection)  # and again on another connection
+            except BaseException:
+                self.release(connection)
+                raise
+            else:
+                return connection
 
     def release(self, connection: Connection) -> None:
         """Back to the pool if its answer was read to the end and it can carry another;

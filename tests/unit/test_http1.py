@@ -33,6 +33,7 @@ class Server:
         self.open_now = 0
         self.most_open = 0
         self.requests: list[bytes] = []
+        self.answered: set[int] = set()  # connections (by writer id) a script has answered
         self.closed = asyncio.Event()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -358,3 +359,19 @@ async def test_https_is_verified_against_the_trust_store(tmp_path):
             await pool.close()
         listening.close()
     assert server.requests[0].startswith(b"POST /v1/generate HTTP/1.1\r\n")
+
+
+async def test_a_request_on_a_connection_closed_while_idle_goes_out_again(serve, pool):
+    async def first_only(_r: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         server: Server) -> None:
+        if id(writer) in server.answered:  # a server whose keep-alive just ran out
+            writer.close()
+            return
+        server.answered.add(id(writer))
+        writer.write(answer())
+
+    server, url = await serve(first_only)
+    assert (await post(pool, url))[2] == ANSWER
+    assert (await post(pool, url))[2] == ANSWER  # met the closing connection, then a new one
+    assert server.connections == 2
+    assert len(server.requests) == 3
