@@ -183,8 +183,7 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
                     enabled=settings.accounting)
     transport = transport or HttpTransport(allow_private=settings.allow_private_endpoints)
-    providers = ProviderClient(transport=transport,
-                               allow_private=settings.allow_private_endpoints)
+    providers = ProviderClient(transport=transport)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
                           quota=quota, observer=Observer(metrics=metrics))

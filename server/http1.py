@@ -83,7 +83,7 @@ class Connection(asyncio.Protocol):
     of the exchange it carries (``status``, ``headers``, ``read``, ``chunks``)."""
 
     def __init__(self, origin: _Origin) -> None:
-        self._origin = origin
+        self.origin = origin
         self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
@@ -145,6 +145,11 @@ class Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self._complete and self._keep_alive and not self.closed
 
+    def park(self) -> None:
+        """Between exchanges: anything the provider sends now answers no request."""
+        self._head = None
+        self.idle_since = time.monotonic()
+
     def close(self) -> None:
         self.closed = True
         if self._transport is not None:
@@ -198,7 +203,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._head is None:
-            self._origin.forget(self)
+            self.origin.forget(self)
         elif not self._complete and self._error is None:
             if self._until_eof and self._head.done():
                 self._finish()
@@ -331,11 +336,10 @@ class ConnectionPool:
     def release(self, connection: Connection) -> None:
         """Back to the pool if its answer was read to the end and it can carry another;
         closed otherwise (a cancelled or failed exchange tells the provider to stop)."""
-        origin = connection._origin
+        origin = connection.origin
         origin.active -= 1
         if connection.reusable() and not self._closed:
-            connection._head = None
-            connection.idle_since = time.monotonic()
+            connection.park()
             origin.idle.append(connection)
         else:
             connection.close()
@@ -408,11 +412,13 @@ class ConnectionPool:
     async def _resolve(self, host: str, port: int) -> list[tuple[int, str]]:
         """The addresses to try, the non-public ones left out when guarded."""
         literal = literal_address(host)
+        refused = ConnectError(f"refusing to connect to {host}: not a public address")
         if literal is not None:
-            self._check(host, [literal])
+            if self._guard and forbidden_address(literal):
+                raise refused
             return [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, str(literal))]
         if self._guard and forbidden_name(host):
-            raise ConnectError(f"refusing to connect to {host}: not a public address")
+            raise refused
         cached = self._addresses.get((host, port))
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -425,14 +431,10 @@ class ConnectionPool:
             (info[0], str(info[4][0]).split("%")[0]) for info in infos))
         if self._guard:
             found = [(f, a) for f, a in found if not forbidden_address(ipaddress.ip_address(a))]
-            self._check(host, [ipaddress.ip_address(a) for _, a in found])
+            if not found:
+                raise refused
         self._addresses[host, port] = (time.monotonic() + DNS_TTL_S, found)
         return found
-
-    def _check(self, host: str, addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address],
-               ) -> None:
-        if self._guard and (not addresses or any(forbidden_address(a) for a in addresses)):
-            raise ConnectError(f"refusing to connect to {host}: not a public address")
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl_context is None:

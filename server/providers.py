@@ -8,11 +8,9 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
-from ai1net.server.endpoints import forbidden_address, literal_address
 from ai1net.server.errors import (
     GatewayError,
     ProviderRejected,
@@ -59,10 +57,8 @@ StreamEvent = Delta | Output | Done
 
 
 class ProviderClient:
-    def __init__(self, *, transport: Transport, allow_private: bool) -> None:
+    def __init__(self, *, transport: Transport) -> None:
         self._transport = transport
-        self._allow_private = allow_private
-        self._public: dict[str, bool] = {}
 
     async def generate(self, model: ModelRecord, *, input: str, parameters: Mapping[str, Any],
                        first_byte_timeout: float) -> Answer:
@@ -104,8 +100,6 @@ class ProviderClient:
 
     def _request(self, model: ModelRecord, input: str, parameters: Mapping[str, Any],
                  first_byte_timeout: float, *, stream: bool) -> ProviderRequest:
-        if not self._allow_private and not self._is_public(model.endpoint):
-            raise UpstreamError(f"model {model.name!r} points at a private address")
         headers = {"Content-Type": "application/json", **model.auth_headers}
         inject(headers)
         document: dict[str, Any] = {"input": input, "parameters": parameters}
@@ -114,14 +108,6 @@ class ProviderClient:
             headers["Accept"] = "application/x-ndjson, text/event-stream, application/json"
         return ProviderRequest(url=model.endpoint, headers=headers, body=orjson.dumps(document),
                                first_byte_timeout=first_byte_timeout)
-
-    def _is_public(self, endpoint: str) -> bool:
-        """Literal IPs skip the resolver, so they are checked here; names by the resolver."""
-        public = self._public.get(endpoint)
-        if public is None:
-            address = literal_address(urlsplit(endpoint).hostname or "")
-            public = self._public[endpoint] = address is None or not forbidden_address(address)
-        return public
 
 
 class _redacted:  # used like a contextlib context manager

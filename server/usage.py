@@ -148,9 +148,8 @@ class Ledger:
         another writer holds the database does the batch wait, in a thread. (With
         synchronous=NORMAL, SQLite's automatic checkpoint, every ~1,000 pages of log, is the
         one commit that syncs to disk.)"""
-        rows = list(batch)
         try:
-            self._db.write_sync(SQLITE_INSERT, rows, wait=False)
+            self._db.write_sync(SQLITE_INSERT, batch, wait=False)
         except OperationalError:  # locked by another writer (or worse: the thread says)
-            await asyncio.to_thread(self._db.write_sync, SQLITE_INSERT, rows, wait=True)
+            await asyncio.to_thread(self._db.write_sync, SQLITE_INSERT, batch, wait=True)
         await asyncio.sleep(0)  # calls run between batches

@@ -91,7 +91,7 @@ async def no_spend(_key: str) -> int:
 def generator(transport: FakeTransport, *models: ModelRecord) -> tuple[Generator, Ledger]:
     ledger = Ledger(db=None)  # type: ignore[arg-type]  # never flushed here
     return Generator(registry=Models(*models), providers=ProviderClient(  # type: ignore[arg-type]
-        transport=transport, allow_private=True), health=HealthBoard(), ledger=ledger,
+        transport=transport), health=HealthBoard(), ledger=ledger,
         quota=LocalQuota(load_spent=no_spend)), ledger
 
 
