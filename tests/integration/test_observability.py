@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -201,6 +202,16 @@ async def test_without_an_exporter_the_callers_trace_still_reaches_the_provider(
                 f"{provider_url}/_events", params={"path": "/echo"}) as events:
             last = (await events.json())["events"][-1]
         assert last["headers"]["traceparent"].split("-")[1] == trace_id
+        # A caller without a trace: the provider still gets a traceparent (CONTRACT §3),
+        # starting a new trace.
+        answer = await raw_post(f"http://127.0.0.1:{port}", "/v1/generate", {
+            "Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"}, body)
+        assert answer.startswith(b"HTTP/1.1 200")
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{provider_url}/_events", params={"path": "/echo"}) as events:
+            sent = (await events.json())["events"][-1]["headers"]["traceparent"]
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", sent), sent
+        assert sent.split("-")[1] not in (trace_id, "0" * 32)
     finally:
         await runner.cleanup()
         await gateway.stop(grace=1)

@@ -135,48 +135,47 @@ async def test_error_before_first_byte_is_a_real_status(harness: Harness, provid
     assert lines[0][1]["error"]["type"] == "upstream_error"
 
 
-async def events(harness: Harness, provider_url: str, path: str) -> list[dict]:
+async def events(harness: Harness, provider_url: str, path: str, kind: str) -> list[dict]:
     async with harness.http.get(f"{provider_url}/_events", params={"path": path}) as resp:
-        return list((await resp.json())["events"])
+        return [e for e in (await resp.json())["events"] if e["kind"] == kind]
+
+
+async def next_event(harness: Harness, provider_url: str, path: str, kind: str,
+                     after: int) -> dict:
+    """The latest ``kind`` event once there are more than ``after`` of them (the provider is
+    another process, so its log is polled)."""
+    async with asyncio.timeout(5):
+        while len(found := await events(harness, provider_url, path, kind)) <= after:
+            await asyncio.sleep(0.02)
+    return found[-1]
 
 
 async def test_http_client_disconnect_closes_provider(harness: Harness, provider_url: str):
     path = "/stream/ndjson"
     consumer = await setup(harness, provider_url, f"{path}?n=50&gap_ms=100")
-    before = len([e for e in await events(harness, provider_url, path)
-                  if e["kind"] == "disconnect"])
+    before = len(await events(harness, provider_url, path, "disconnect"))
     async with harness.http.post(f"{harness.http_url}/v1/generate", headers=bearer(consumer),
                                  json={"model": "m-stream", "input": "hi",
                                        "stream": True}) as resp:
         await resp.content.readline()
         resp.close()  # hang up mid-stream
     closed_at = time.monotonic()  # CLOCK_MONOTONIC: the provider process reads the same clock
-    async with asyncio.timeout(5):
-        while True:
-            found = [e for e in await events(harness, provider_url, path)
-                     if e["kind"] == "disconnect"]
-            if len(found) > before:
-                break
-            await asyncio.sleep(0.02)
-    assert found[-1]["t"] - closed_at < 0.1
+    disconnect = await next_event(harness, provider_url, path, "disconnect", before)
+    assert disconnect["t"] - closed_at < 0.1
 
 
 async def test_grpc_cancel_closes_provider(harness: Harness, provider_url: str):
     path = "/stream/sse"
     consumer = await setup(harness, provider_url, f"{path}?n=50&gap_ms=100")
     stub = generate_pb2_grpc.GenerateServiceStub(harness.channel)
-    before = len([e for e in await events(harness, provider_url, path)
-                  if e["kind"] == "disconnect"])
+    before = len(await events(harness, provider_url, path, "disconnect"))
     call = stub.GenerateStream(generate_pb2.GenerateRequest(model="m-stream", input="hi"),
                                metadata=(("x-api-key", consumer),))
     await call.read()
     call.cancel()
     cancelled_at = time.monotonic()
-    async with asyncio.timeout(5):
-        while len(found := [e for e in await events(harness, provider_url, path)
-                            if e["kind"] == "disconnect"]) <= before:
-            await asyncio.sleep(0.02)
-    assert found[-1]["t"] - cancelled_at < 0.1
+    disconnect = await next_event(harness, provider_url, path, "disconnect", before)
+    assert disconnect["t"] - cancelled_at < 0.1
 
 
 async def test_deadline_shorter_than_provider_gives_504_and_cancels(harness: Harness,
@@ -186,10 +185,7 @@ async def test_deadline_shorter_than_provider_gives_504_and_cancels(harness: Har
     status, _, lines = await read_lines(harness, consumer, "m-stream", timeout_ms=200)
     assert status == 504
     assert lines[0][1]["error"]["type"] == "timeout"
-    async with asyncio.timeout(5):
-        while not [e for e in await events(harness, provider_url, path)
-                   if e["kind"] == "disconnect"]:
-            await asyncio.sleep(0.02)
+    await next_event(harness, provider_url, path, "disconnect", 0)
 
 
 async def test_cancelled_stream_is_billed_for_delivered(harness: Harness, provider_url: str):
@@ -227,18 +223,11 @@ async def test_no_leaked_tasks_after_streams(harness: Harness, provider_url: str
 async def test_unary_client_hang_up_closes_provider(harness: Harness, provider_url: str):
     path = "/slow/3000"
     consumer = await setup(harness, provider_url, path)
-    seen = await events(harness, provider_url, path)
-    before = len([e for e in seen if e["kind"] == "disconnect"])
-    requests = len([e for e in seen if e["kind"] == "request"])
+    before = len(await events(harness, provider_url, path, "disconnect"))
+    requests = len(await events(harness, provider_url, path, "request"))
     request = asyncio.create_task(harness.generate(consumer, model="m-stream", input="hi"))
-    async with asyncio.timeout(5):  # the call has reached the provider
-        while len([e for e in await events(harness, provider_url, path)
-                   if e["kind"] == "request"]) <= requests:
-            await asyncio.sleep(0.02)
+    await next_event(harness, provider_url, path, "request", requests)  # it reached the provider
     request.cancel()  # the client goes away mid-call
     closed_at = time.monotonic()
-    async with asyncio.timeout(5):
-        while len(found := [e for e in await events(harness, provider_url, path)
-                            if e["kind"] == "disconnect"]) <= before:
-            await asyncio.sleep(0.02)
-    assert found[-1]["t"] - closed_at < 0.1
+    disconnect = await next_event(harness, provider_url, path, "disconnect", before)
+    assert disconnect["t"] - closed_at < 0.1

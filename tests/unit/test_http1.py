@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import ipaddress
 import ssl
@@ -10,6 +11,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -35,6 +37,13 @@ class Server:
         self.requests: list[bytes] = []
         self.answered: set[int] = set()  # connections (by writer id) a script has answered
         self.closed = asyncio.Event()
+        self.released = asyncio.Event()  # for `held`
+        self._arrived = asyncio.Event()
+
+    async def until_requests(self, count: int) -> None:
+        while len(self.requests) < count:
+            self._arrived.clear()
+            await self._arrived.wait()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -46,6 +55,7 @@ class Server:
                 length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
                               if line.lower().startswith(b"content-length:"))
                 self.requests.append(head + await reader.readexactly(length))
+                self._arrived.set()
                 await self.script(reader, writer, self)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -70,11 +80,19 @@ async def serve() -> AsyncIterator[Callable[[Script], Awaitable[tuple[Server, st
         listening.close()
 
 
+@contextlib.asynccontextmanager
+async def pool_of(**options: Any) -> AsyncIterator[ConnectionPool]:
+    pool = ConnectionPool(**{"guard": False, **options})
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 @pytest.fixture
 async def pool() -> AsyncIterator[ConnectionPool]:
-    pool = ConnectionPool(guard=False)
-    yield pool
-    await pool.close()
+    async with pool_of() as pool:
+        yield pool
 
 
 def answer(body: bytes = ANSWER, *extra: bytes) -> bytes:
@@ -83,6 +101,12 @@ def answer(body: bytes = ANSWER, *extra: bytes) -> bytes:
 
 
 async def ok(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+    writer.write(answer())
+
+
+async def held(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+    """Answers once ``server.released`` is set."""
+    await server.released.wait()
     writer.write(answer())
 
 
@@ -195,34 +219,21 @@ async def test_an_interim_answer_is_skipped(serve, pool):
 
 async def test_the_guard_refuses_non_public_addresses_and_names(serve):
     server, url = await serve(ok)
-    guarded = ConnectionPool(guard=True)
-    try:
+    async with pool_of(guard=True) as guarded:
         for target in (url, url.replace("127.0.0.1", "localhost"),
                        url.replace("127.0.0.1", "127.1"), "http://[::1]:9/x"):
             with pytest.raises(ConnectError, match="not a public address"):
                 await post(guarded, target)
-    finally:
-        await guarded.close()
     assert server.connections == 0
 
 
 async def test_connections_per_host_are_capped(serve):
-    release = asyncio.Event()
-
-    async def held(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
-        await release.wait()
-        writer.write(answer())
-
     server, url = await serve(held)
-    capped = ConnectionPool(guard=False, limit_per_host=2)
-    try:
+    async with pool_of(limit_per_host=2) as capped:
         calls = [asyncio.create_task(post(capped, url)) for _ in range(5)]
-        while len(server.requests) < 2:
-            await asyncio.sleep(0.01)
-        release.set()
+        await server.until_requests(2)
+        server.released.set()
         assert [status for status, _, _ in await asyncio.gather(*calls)] == [200] * 5
-    finally:
-        await capped.close()
     assert server.most_open == 2
 
 
@@ -247,8 +258,8 @@ async def test_a_connection_the_provider_closed_while_idle_is_not_reused(serve, 
     server, url = await serve(once)
     assert (await post(pool, url))[0] == 200
     await asyncio.wait_for(server.closed.wait(), 5)
-    for _ in range(100):  # the close reaches the pool's connection in a loop turn or two
-        await asyncio.sleep(0)
+    # Whether the pool has seen the close yet or meets it on sending, the answer comes on a
+    # new connection.
     assert (await post(pool, url))[0] == 200
     assert server.connections == 2
 
@@ -288,26 +299,16 @@ async def test_a_large_answer_arrives_whole_read_or_streamed(serve, pool):
 
 
 async def test_a_waiter_that_leaves_passes_its_turn_on(serve):
-    release = asyncio.Event()
-
-    async def held(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
-        await release.wait()
-        writer.write(answer())
-
     server, url = await serve(held)
-    capped = ConnectionPool(guard=False, limit_per_host=1)
-    try:
+    async with pool_of(limit_per_host=1) as capped:
         first = asyncio.create_task(post(capped, url))
-        while not server.requests:
-            await asyncio.sleep(0.01)
+        await server.until_requests(1)
         leaving, staying = (asyncio.create_task(post(capped, url)) for _ in range(2))
-        await asyncio.sleep(0)  # both wait for the one connection
-        release.set()
+        await asyncio.sleep(0)  # one turn of the loop: both now wait for the one connection
+        server.released.set()
         assert (await first)[0] == 200
         leaving.cancel()  # its turn came (or is coming): cancelled, it must pass it on
         assert (await asyncio.wait_for(staying, 5))[0] == 200
-    finally:
-        await capped.close()
 
 
 async def test_an_answer_completed_while_reading_was_paused_leaves_it_resumed(serve, pool,
@@ -349,14 +350,13 @@ async def test_https_is_verified_against_the_trust_store(tmp_path):
     listening = await asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=server_side)
     url = f"https://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/generate"
     trusting = ssl.create_default_context(cafile=str(cert))
-    pools = (ConnectionPool(guard=False, ssl_context=trusting), ConnectionPool(guard=False))
     try:
-        assert await post(pools[0], url) == (200, "application/json", ANSWER)
-        with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            await post(pools[1], url)  # the system's trust store does not know this one
+        async with pool_of(ssl_context=trusting) as pool:
+            assert await post(pool, url) == (200, "application/json", ANSWER)
+        async with pool_of() as pool:
+            with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await post(pool, url)  # the system's trust store does not know this one
     finally:
-        for pool in pools:
-            await pool.close()
         listening.close()
     assert server.requests[0].startswith(b"POST /v1/generate HTTP/1.1\r\n")
 
