@@ -160,6 +160,14 @@ def _model_fields() -> Schema:
                          maximum=600_000, default=60_000),
         "first_byte_timeout_ms": _t("integer", "Time until the provider's first byte",
                                     minimum=1, maximum=600_000, default=30_000),
+        "max_response_bytes": _t("integer", "Most bytes one provider answer may hold, on the "
+                                 "wire and after decompression", minimum=1024,
+                                 maximum=256 << 20, default=16 << 20),
+        "max_event_bytes": _t("integer", "Most bytes one streamed line or event may hold",
+                              minimum=1024, maximum=16 << 20, default=1 << 20),
+        "max_concurrency": _t("integer", "Most calls in flight to the model on one gateway "
+                              "process; more fall back or are refused (503)", minimum=1,
+                              maximum=10_000, default=100),
         "description": _t("string", maxLength=2000),
     }
 

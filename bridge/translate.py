@@ -150,7 +150,8 @@ def model_spec(body: JSON) -> tuple[registry_pb2.ModelSpec, list[str]]:
                   ("input_per_1k_tokens", "output_per_1k_tokens"), paths)
     _fill_numbers(body, "performance", spec.performance,
                   ("avg_latency_ms", "accuracy_score"), paths)
-    for name in ("timeout_ms", "first_byte_timeout_ms"):
+    for name in ("timeout_ms", "first_byte_timeout_ms", "max_response_bytes",
+                 "max_event_bytes", "max_concurrency"):
         value = _take(body, name, _integer)
         if value is not None:
             setattr(spec, name, value)
@@ -186,6 +187,8 @@ def model_json(model: registry_pb2.Model) -> JSON:
                         "accuracy_score": model.performance.accuracy_score},
         "cost_efficiency": model.cost_efficiency, "specialties": list(model.specialties),
         "timeout_ms": model.timeout_ms, "first_byte_timeout_ms": model.first_byte_timeout_ms,
+        "max_response_bytes": model.max_response_bytes,
+        "max_event_bytes": model.max_event_bytes, "max_concurrency": model.max_concurrency,
         "description": model.description, "owner": model.owner, "enabled": model.enabled,
         "has_credentials": model.has_credentials,
         "created_at": _rfc3339(model.created_at), "updated_at": _rfc3339(model.updated_at),

@@ -30,6 +30,15 @@ COST_EFFICIENCIES = ("low", "medium", "high")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
 CREDENTIAL_NAMES = ("api_key", "token", "key", "secret")
 MAX_TIMEOUT_MS = 600_000
+# What one provider answer may hold (CONTRACT §3): defaults, and the most a model may ask for.
+DEFAULT_MAX_RESPONSE_BYTES = 16 << 20
+MAX_RESPONSE_BYTES = 256 << 20
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+MAX_EVENT_BYTES = 16 << 20
+MIN_LIMIT_BYTES = 1024
+# Calls in flight to one model on one process: more are shed (503) or fall back.
+DEFAULT_MAX_CONCURRENCY = 100
+MAX_CONCURRENCY = 10_000
 # Far above any real price, and low enough that nano-dollar costs fit a BIGINT.
 MAX_PRICE_PER_1K_USD = 1000.0
 
@@ -53,6 +62,9 @@ class ModelRecord:
     cost_efficiency: str
     timeout_ms: int
     first_byte_timeout_ms: int
+    max_response_bytes: int
+    max_event_bytes: int
+    max_concurrency: int
     description: str
     enabled: bool
     created_at: datetime
@@ -83,6 +95,9 @@ class ModelChanges:
     specialties: list[str] | None = None
     timeout_ms: int | None = None
     first_byte_timeout_ms: int | None = None
+    max_response_bytes: int | None = None
+    max_event_bytes: int | None = None
+    max_concurrency: int | None = None
     enabled: bool | None = None
     description: str | None = None
 
@@ -245,7 +260,9 @@ class Registry:
             specialties=tuple(row.specialties), avg_latency_ms=row.avg_latency_ms,
             accuracy_score=row.accuracy_score, cost_efficiency=row.cost_efficiency,
             timeout_ms=row.timeout_ms, first_byte_timeout_ms=row.first_byte_timeout_ms,
-            description=row.description, enabled=row.enabled and row.deleted_at is None,
+            max_response_bytes=row.max_response_bytes, max_event_bytes=row.max_event_bytes,
+            max_concurrency=row.max_concurrency, description=row.description,
+            enabled=row.enabled and row.deleted_at is None,
             created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at),
             has_credentials=bool(creds), auth_headers=auth_headers(row.auth_type, creds))
 
@@ -334,6 +351,13 @@ def _check_timeout(name: str, value: object) -> None:
         raise InvalidArgument(name, f"must be an integer in [1, {MAX_TIMEOUT_MS}]")
 
 
+def _check_count(low: int, high: int) -> Check:
+    def check(name: str, value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise InvalidArgument(name, f"must be an integer in [{low}, {high}]")
+    return check
+
+
 def _check_tags(name: str, value: object) -> None:
     if not isinstance(value, list) or len(value) > 64:
         raise InvalidArgument(name, "must be a list of at most 64 strings")
@@ -373,6 +397,9 @@ _CHECKS: dict[str, Check] = {
     "accuracy_score": _check_accuracy,
     "timeout_ms": _check_timeout,
     "first_byte_timeout_ms": _check_timeout,
+    "max_response_bytes": _check_count(MIN_LIMIT_BYTES, MAX_RESPONSE_BYTES),
+    "max_event_bytes": _check_count(MIN_LIMIT_BYTES, MAX_EVENT_BYTES),
+    "max_concurrency": _check_count(1, MAX_CONCURRENCY),
     "capabilities": _check_tags,
     "specialties": _check_tags,
     "description": _check_description,

@@ -51,6 +51,9 @@ class ModelRow(SQLModel, table=True):
     cost_efficiency: str = Field(default="medium", max_length=16)
     timeout_ms: int = 60_000
     first_byte_timeout_ms: int = 30_000
+    max_response_bytes: int = 16 << 20
+    max_event_bytes: int = 1 << 20
+    max_concurrency: int = 100
     description: str = Field(default="", sa_type=Text)
     enabled: bool = True
     created_at: datetime

@@ -32,6 +32,8 @@ UPDATABLE = {
     "performance.accuracy_score": ("accuracy_score",),
     "cost_efficiency": ("cost_efficiency",), "timeout_ms": ("timeout_ms",),
     "first_byte_timeout_ms": ("first_byte_timeout_ms",), "enabled": ("enabled",),
+    "max_response_bytes": ("max_response_bytes",), "max_event_bytes": ("max_event_bytes",),
+    "max_concurrency": ("max_concurrency",),
     "description": ("description",),
 }
 
@@ -87,7 +89,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                                                  accuracy_score=model.accuracy_score),
             cost_efficiency=model.cost_efficiency, specialties=model.specialties,
             timeout_ms=model.timeout_ms, first_byte_timeout_ms=model.first_byte_timeout_ms,
-            description=model.description, owner=model.owner, enabled=model.enabled,
+            max_response_bytes=model.max_response_bytes, max_event_bytes=model.max_event_bytes,
+            max_concurrency=model.max_concurrency, description=model.description,
+            owner=model.owner, enabled=model.enabled,
             created_at=timestamp(model.created_at), updated_at=timestamp(model.updated_at),
             stats=registry_pb2.ModelStats(
                 requests=stats.requests, error_rate=stats.error_rate,
@@ -110,6 +114,9 @@ def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> Mo
         timeout_ms=spec.timeout_ms if spec.HasField("timeout_ms") else None,
         first_byte_timeout_ms=spec.first_byte_timeout_ms
         if spec.HasField("first_byte_timeout_ms") else None,
+        max_response_bytes=_optional(spec, "max_response_bytes"),
+        max_event_bytes=_optional(spec, "max_event_bytes"),
+        max_concurrency=_optional(spec, "max_concurrency"),
         enabled=spec.enabled if spec.HasField("enabled") else None,
         description=spec.description or None,
     )
@@ -125,3 +132,8 @@ def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> Mo
     if "description" in chosen and changes.description is None:
         changes.description = ""
     return changes
+
+
+def _optional(spec: registry_pb2.ModelSpec, name: str) -> int | None:
+    value: int = getattr(spec, name)
+    return value if spec.HasField(name) else None

@@ -217,3 +217,15 @@ async def test_returned_model_has_contract_fields(harness: Harness):
     assert set(model["stats"]) >= {"requests", "error_rate", "p50_latency_ms", "health"}
     assert model["owner"]  # the registering provider's key id, not the key
     assert model["owner"] not in (provider, "")
+
+
+async def test_limits_default_and_are_patchable(harness: Harness):
+    provider = await harness.key("provider")
+    model = await harness.register(provider, **{**SPEC, "name": "limits-default"})
+    assert (model["max_response_bytes"], model["max_event_bytes"],
+            model["max_concurrency"]) == (16 << 20, 1 << 20, 100)
+    async with harness.http.patch(f"{harness.http_url}/v1/models/limits-default",
+                                  json={"max_concurrency": 3}, headers=bearer(provider)) as resp:
+        patched = await resp.json()
+    assert resp.status == 200, patched
+    assert (patched["max_concurrency"], patched["max_response_bytes"]) == (3, 16 << 20)

@@ -53,7 +53,10 @@ async def test_state_survives_a_restart(database_url: str, provider_url: str):
             credentials={"api_key": credential}, capabilities=["chat"],
             pricing={"input_per_1k_tokens": 0.002, "output_per_1k_tokens": 0.004},
             performance={"avg_latency_ms": 250, "accuracy_score": 0.875},
-            specialties=["storage"], cost_efficiency="high", description="survives")
+            specialties=["storage"], cost_efficiency="high", description="survives",
+            max_response_bytes=2 << 20, max_event_bytes=4096, max_concurrency=7)
+        assert (registered["max_response_bytes"], registered["max_event_bytes"],
+                registered["max_concurrency"]) == (2 << 20, 4096, 7)
         await first.register(provider["key"], name="m-gone", type="text",
                              endpoint=f"{provider_url}/ok")
         assert (await call(first, "DELETE", "/v1/models/m-gone", provider["key"]))[0] == 204

@@ -42,7 +42,7 @@ class ModelStats(_message.Message):
     def __init__(self, requests: _Optional[int] = ..., error_rate: _Optional[float] = ..., p50_latency_ms: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ..., health: _Optional[str] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
-    __slots__ = ("name", "type", "endpoint", "auth_type", "credentials", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "enabled", "description")
+    __slots__ = ("name", "type", "endpoint", "auth_type", "credentials", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "enabled", "description", "max_response_bytes", "max_event_bytes", "max_concurrency")
     class CredentialsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,9 @@ class ModelSpec(_message.Message):
     FIRST_BYTE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     endpoint: str
@@ -78,10 +81,13 @@ class ModelSpec(_message.Message):
     first_byte_timeout_ms: int
     enabled: bool
     description: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., credentials: _Optional[_Mapping[str, str]] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ...) -> None: ...
+    max_response_bytes: int
+    max_event_bytes: int
+    max_concurrency: int
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., credentials: _Optional[_Mapping[str, str]] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "type", "endpoint", "auth_type", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "description", "owner", "enabled", "created_at", "updated_at", "stats", "has_credentials")
+    __slots__ = ("name", "type", "endpoint", "auth_type", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "description", "owner", "enabled", "created_at", "updated_at", "stats", "has_credentials", "max_response_bytes", "max_event_bytes", "max_concurrency")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +106,9 @@ class Model(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     HAS_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     endpoint: str
@@ -118,7 +127,10 @@ class Model(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     stats: ModelStats
     has_credentials: bool
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., has_credentials: _Optional[bool] = ...) -> None: ...
+    max_response_bytes: int
+    max_event_bytes: int
+    max_concurrency: int
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., has_credentials: _Optional[bool] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class RegisterModelRequest(_message.Message):
     __slots__ = ("model",)
