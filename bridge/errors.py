@@ -78,7 +78,7 @@ def envelope(error: HttpError, request_id: str) -> dict[str, Any]:
 
 def error_response(error: HttpError, request_id: str) -> web.Response:
     headers = {"x-request-id": request_id, **error.headers}
-    if error.status == 429:
+    if error.status == 429 or error.retry_after:  # 503s say when to come back too
         headers["Retry-After"] = str(error.retry_after or 1)
     return web.Response(status=error.status, body=orjson.dumps(envelope(error, request_id)),
                         content_type="application/json", headers=headers)

@@ -167,7 +167,7 @@ def _model_fields() -> Schema:
                               minimum=1024, maximum=16 << 20, default=1 << 20),
         "max_concurrency": _t("integer", "Most calls in flight to the model on one gateway "
                               "process; more fall back or are refused (503)", minimum=1,
-                              maximum=10_000, default=100),
+                              maximum=10_000, default=256),
         "description": _t("string", maxLength=2000),
     }
 

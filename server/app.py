@@ -23,6 +23,7 @@ from ai1net.server.crypto import CredentialBox, load_passphrase
 from ai1net.server.generate import Generator
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import KeyStore
+from ai1net.server.load import InFlight
 from ai1net.server.metrics import Metrics
 from ai1net.server.observe import Observer
 from ai1net.server.providers import ProviderClient
@@ -186,7 +187,8 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     providers = ProviderClient(transport=transport)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
-                          quota=quota, observer=Observer(metrics=metrics))
+                          quota=quota, observer=Observer(metrics=metrics),
+                          in_flight=InFlight(limit=settings.max_in_flight))
     metrics.watch_usage_buffer(lambda: ledger.depth)
     metrics.watch_circuits(health.circuit_states)
     guard = AuthGuard(keys=keys, continue_traces=not trace_rpcs)

@@ -11,8 +11,10 @@
     ├── RateLimited              RESOURCE_EXHAUSTED  + RetryInfo
     ├── BudgetExceeded           RESOURCE_EXHAUSTED  (reason BUDGET_EXCEEDED)
     ├── UpstreamError            UNAVAILABLE         (reason UPSTREAM_ERROR)
+    │   └── UpstreamViolation    UNAVAILABLE         (an answer over a limit, or not HTTP)
     ├── UpstreamTimeout          DEADLINE_EXCEEDED
     ├── Unavailable              UNAVAILABLE
+    │   └── Overloaded           UNAVAILABLE         + RetryInfo (load shed by the gateway)
     └── Cancelled                CANCELLED
 
 Every error carries a machine-readable ``reason`` (google.rpc.ErrorInfo) so the
@@ -107,6 +109,14 @@ class UpstreamError(GatewayError):
     retryable = True
 
 
+class UpstreamViolation(UpstreamError):
+    """The provider broke one of its limits or the HTTP rules; ``kind`` names which."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class UpstreamTimeout(GatewayError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     reason = "UPSTREAM_TIMEOUT"
@@ -116,6 +126,18 @@ class UpstreamTimeout(GatewayError):
 class Unavailable(GatewayError):
     code = grpc.StatusCode.UNAVAILABLE
     reason = "UNAVAILABLE"
+
+
+class Overloaded(Unavailable):
+    """The gateway shed the call (a model's or the process's calls in flight, or the
+    provider's connections, at their limit); another candidate may still take it."""
+
+    reason = "OVERLOADED"
+    retryable = True
+
+    def __init__(self, message: str, *, scope: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.scope = scope  # "process", "model" or "pool"
 
 
 class Cancelled(GatewayError):

@@ -25,9 +25,16 @@ from ai1net.server.calls import (
     check_call,
 )
 from ai1net.server.crypto import new_id
-from ai1net.server.errors import GatewayError, UpstreamError, UpstreamTimeout
+from ai1net.server.errors import (
+    GatewayError,
+    Overloaded,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamViolation,
+)
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import Principal
+from ai1net.server.load import InFlight
 from ai1net.server.money import call_cost_nanos, nanos_to_usd
 from ai1net.server.observe import CallReport, Observer
 from ai1net.server.providers import (
@@ -72,6 +79,10 @@ class _Call:
     admission: Admission | None = None
     span: Span | None = None
     provider_ms: float = 0.0
+    # The model whose max_concurrency slot this call holds, if any.
+    slot: str | None = None
+    # How long the answering attempt took to its first event (streams settle health late).
+    first_ms: float = 0.0
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -87,8 +98,9 @@ class _Call:
 class Generator:
     def __init__(self, *, registry: Registry, providers: ProviderClient, health: HealthBoard,
                  ledger: Ledger, quota: Quota, observer: Observer | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, in_flight: InFlight | None = None) -> None:
         self._quota = quota
+        self._in_flight = in_flight or InFlight()
         self._observer = observer or Observer()
         self._registry = registry
         self._providers = providers
@@ -106,60 +118,111 @@ class Generator:
         with self._observer.call_span("Generate") as span:
             state = _Call(caller=caller, call=call, plan=self.plan(call), method="Generate",
                           span=span)
-            async with _Admitted(self, state):
-                with self._observer.route_span(span):
-                    if call.hedge_ms is not None and len(state.plan.models) > 1:
-                        answer = await self._hedged(state, call, call.hedge_ms / 1000)
-                    else:
-                        answer = await self._first_success(state, call, self._unary_attempt)
-                state.output = answer.output
-                state.ttft_ms = state.elapsed_ms()
-                return self._outcome(state, answer.tokens)
+            self._in_flight.enter()
+            try:
+                async with _Admitted(self, state):
+                    with self._observer.route_span(span):
+                        if call.hedge_ms is not None and len(state.plan.models) > 1:
+                            answer = await self._hedged(state, call, call.hedge_ms / 1000)
+                        else:
+                            answer = await self._first_success(state, self._unary_attempt)
+                    state.output = answer.output
+                    state.ttft_ms = state.elapsed_ms()
+                    return self._outcome(state, answer.tokens)
+            finally:
+                self._leave(state)
 
     async def stream(self, caller: Principal, call: GenerateCall, emit: Emit) -> Outcome:
         """Hand deltas (or one output) to ``emit`` as they arrive; return the summary."""
         with self._observer.call_span("GenerateStream") as span:
             state = _Call(caller=caller, call=call, plan=self.plan(call),
                           method="GenerateStream", span=span)
-            async with _Admitted(self, state):
-                with self._observer.route_span(span):
-                    events, first = await self._first_success(state, call,
-                                                              self._stream_attempt)
-                state.ttft_ms = state.elapsed_ms()
-                usage = await self._relay(state, call, events, first, emit)
-                return self._outcome(state, state.delivered(usage))
+            self._in_flight.enter()
+            try:
+                async with _Admitted(self, state):
+                    with self._observer.route_span(span):
+                        events, first = await self._first_success(
+                            state, self._stream_attempt, streamed=True)
+                    state.ttft_ms = state.elapsed_ms()
+                    usage = await self._relay(state, call, events, first, emit)
+                    return self._outcome(state, state.delivered(usage))
+            finally:
+                self._leave(state)
+
+    def _leave(self, state: _Call) -> None:
+        self._in_flight.leave()
+        if state.slot is not None:
+            self._in_flight.give(state.slot)
+            state.slot = None
 
     # -- attempts ------------------------------------------------------------------------
 
-    async def _first_success(self, state: _Call, call: GenerateCall,
-                             attempt: Callable[[ModelRecord, GenerateCall, float],
-                                               Awaitable[Any]]) -> Any:
-        """The first attempt that succeeds, moving on only after a retryable failure."""
+    async def _first_success(self, state: _Call,
+                             attempt: Callable[[ModelRecord, _Call, float], Awaitable[Any]],
+                             *, streamed: bool = False) -> Any:
+        """The first attempt that succeeds, moving on only after a retryable failure (a
+        model at its max_concurrency is one). The answering model's slot stays taken."""
         candidates = state.plan.models[:MAX_ATTEMPTS]
         for state.attempts, state.model in enumerate(candidates, start=1):
-            budget = _budget(state.model, call, state)
             try:
+                budget = _budget(state.model, state.call, state)
+                self._take(state.model)
+                state.slot = state.model.name
                 return await self._observed(state, state.model,
-                                            attempt(state.model, call, budget))
+                                            attempt(state.model, state, budget),
+                                            settle=not streamed)
             except GatewayError as error:
+                self._leave_slot(state)
                 if not error.retryable or state.attempts == len(candidates):
                     raise
+            except BaseException:
+                self._leave_slot(state)
+                raise
         raise AssertionError("a plan is never empty")
 
-    async def _observed(self, state: _Call, model: ModelRecord, attempt: Awaitable[Any]) -> Any:
-        """Await one attempt, telling the health board how it went."""
+    def _take(self, model: ModelRecord) -> None:
+        try:
+            self._in_flight.take(model.name, model.max_concurrency)
+        except Overloaded:
+            self._observer.shed("model")
+            raise
+
+    def _leave_slot(self, state: _Call) -> None:
+        if state.slot is not None:
+            self._in_flight.give(state.slot)
+            state.slot = None
+
+    async def _observed(self, state: _Call, model: ModelRecord, attempt: Awaitable[Any], *,
+                        settle: bool = True) -> Any:
+        """Await one attempt, telling the health board how it went (a stream tells it
+        when it ends: ``settle`` false)."""
         self._health.begin(model.name)
         started = time.perf_counter()
         try:
             result = await attempt
         except GatewayError as error:
-            if error.retryable:
-                self._health.failure(model.name, latency_ms=_ms_since(started))
+            self._provider_failed(model, error, _ms_since(started))
             raise
         finally:
             state.provider_ms += _ms_since(started)
-        self._health.success(model.name, latency_ms=_ms_since(started))
+        state.first_ms = _ms_since(started)
+        if settle:
+            self._health.success(model.name, latency_ms=state.first_ms)
         return result
+
+    def _provider_failed(self, model: ModelRecord, error: GatewayError,
+                         latency_ms: float | None) -> None:
+        """A failure that is the provider's counts against its health (a limit it broke is
+        also counted by kind); the gateway's own load shedding does not."""
+        if isinstance(error, Overloaded):
+            if error.scope == "pool":
+                self._observer.shed("pool")
+            return
+        if isinstance(error, UpstreamViolation | UpstreamTimeout):
+            self._observer.violation(model.name, error.kind if isinstance(
+                error, UpstreamViolation) else "timeout")
+        if error.retryable:
+            self._health.failure(model.name, latency_ms=latency_ms)
 
     async def _hedged(self, state: _Call, call: GenerateCall, after: float) -> Answer:
         """Ask the first candidate; if it has not answered in time (or failed
@@ -168,8 +231,12 @@ class Generator:
 
         async def attempt(model: ModelRecord) -> tuple[ModelRecord, Answer]:
             budget = _budget(model, call, state)
-            return model, await self._observed(state, model,
-                                               self._unary_attempt(model, call, budget))
+            self._take(model)
+            try:
+                return model, await self._observed(state, model,
+                                                   self._unary_attempt(model, state, budget))
+            finally:
+                self._in_flight.give(model.name)
 
         tasks = [asyncio.create_task(attempt(first))]
         done, _ = await asyncio.wait(tasks, timeout=after)
@@ -192,19 +259,22 @@ class Generator:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _unary_attempt(self, model: ModelRecord, call: GenerateCall,
-                             budget: float) -> Answer:
+    async def _unary_attempt(self, model: ModelRecord, state: _Call, budget: float) -> Answer:
+        call = state.call
         async with _deadline(model, budget):
             return await self._providers.generate(
                 model, input=call.input, parameters=call.parameters,
-                first_byte_timeout=min(budget, model.first_byte_timeout_ms / 1000))
+                first_byte_timeout=min(budget, model.first_byte_timeout_ms / 1000),
+                idempotency_key=state.id)
 
-    async def _stream_attempt(self, model: ModelRecord, call: GenerateCall,
+    async def _stream_attempt(self, model: ModelRecord, state: _Call,
                               budget: float) -> tuple[AsyncGenerator[StreamEvent], StreamEvent]:
         """Open the provider's stream and wait for its first event (time to first token)."""
+        call = state.call
         first_byte = min(budget, model.first_byte_timeout_ms / 1000)
         events = self._providers.stream(model, input=call.input, parameters=call.parameters,
-                                        first_byte_timeout=first_byte)
+                                        first_byte_timeout=first_byte,
+                                        idempotency_key=state.id)
         try:
             async with _deadline(model, first_byte, what="sent a first token"):
                 first = await anext(events)
@@ -215,10 +285,11 @@ class Generator:
 
     async def _relay(self, state: _Call, call: GenerateCall, events: AsyncGenerator[StreamEvent],
                      event: StreamEvent, emit: Emit) -> Mapping[str, Any] | None:
-        assert state.model is not None
-        progress = Progress(state.model, state.attempts, state.plan.reason)
+        model = state.model
+        assert model is not None
+        progress = Progress(model, state.attempts, state.plan.reason)
         try:
-            async with _deadline(state.model, _budget(state.model, call, state)):
+            async with _deadline(model, _budget(model, call, state)):
                 while not isinstance(event, Done):
                     if isinstance(event, Delta):
                         state.text.append(event.text)
@@ -227,9 +298,18 @@ class Generator:
                     await emit(progress, event)
                     event = await anext(events)
         except StopAsyncIteration as exc:  # the provider client raises first; fakes may not
-            raise UpstreamError("the provider's stream ended before it said done") from exc
+            error = UpstreamError("the provider's stream ended before it said done")
+            self._provider_failed(model, error, None)
+            raise error from exc
+        except GatewayError as error:
+            self._provider_failed(model, error, None)
+            raise
+        except BaseException:  # the caller left: the provider did nothing wrong
+            self._health.success(model.name, latency_ms=state.first_ms)
+            raise
         finally:
             await events.aclose()
+        self._health.success(model.name, latency_ms=state.first_ms)
         return event.usage
 
     # -- accounting ----------------------------------------------------------------------

@@ -1,22 +1,36 @@
-"""A lean HTTP/1.1 client for provider calls: keep-alive connections pooled per origin,
-answers parsed by httptools (llhttp, the parser Node.js uses).
+"""A lean HTTP/1.1 client for provider calls, held to RFC 9112 and RFC 9110: keep-alive
+connections pooled per origin, answers parsed by httptools (llhttp, the parser Node.js uses),
+everything a provider sends bounded while it is read.
 
 The gateway only POSTs a body and reads the answer whole or as it streams, which needs far
 less than a general client: aiohttp's took about three times the CPU per call of this one
 (``python -m bench.client_cost``), the largest single cost on the gateway's hot path.
 
-- one pool per origin (scheme, host, port), at most ``limit_per_host`` connections open,
-  the most recently used reused first, idle ones closed after ``IDLE_TIMEOUT_S``;
-- TLS with the system's trust store; names resolved at most every ``DNS_TTL_S``;
-- with ``guard`` on, every address is checked at connect time (the SSRF guard: DNS can change
-  after registration); names like ``localhost`` are refused before resolving;
-- gzip and deflate answers are decoded; redirects are not followed (a 3xx is the answer);
-- a request that meets a kept-alive connection the provider had just closed goes out again
-  on another one (the provider closed it before any answer, so it never saw the request);
+- ``Connection`` is the protocol object of one socket (its parser, its keep-alive state);
+  ``Response`` is one exchange's answer, with the caps of its ``Limits``: the header block
+  (bytes and fields, interim answers included), the body on the wire (framing included) and
+  after decoding, so a compression bomb stops at the limit in one step;
+- malformed answers are refused (llhttp's strict mode: Content-Length with
+  Transfer-Encoding, bad chunk sizes, obs-fold, bare LF), and so are an upgrade (101), a
+  transfer coding other than chunked, and bytes that answer no request; 1xx answers are
+  skipped; trailers are read, bounded and dropped, never merged into the headers;
+- one pool per origin (scheme, host, port), at most ``limit_per_host`` connections open, the
+  most recently used reused first; an idle connection is closed on a timer before the
+  provider would close it (``IDLE_TIMEOUT_S``, or a second under its ``Keep-Alive: timeout``);
+- a request is sent once: only one that could not be written (its connection found closed
+  first) goes out on another connection; every request carries the caller's headers, so an
+  ``Idempotency-Key`` lets the provider recognise a call it has seen;
+- names resolved at most every ``DNS_TTL_S``; every resolved address tried with Happy
+  Eyeballs (RFC 8305, ``aiohappyeyeballs``); with ``guard`` on, every address is checked
+  before it is connected to (the SSRF guard: DNS can change after registration);
+- waiting for a free connection is bounded apart from the provider's time-outs
+  (``PoolTimeout``): a saturated pool is the gateway's limit, not the provider's fault;
 - a streamed answer held unread beyond ``MAX_BUFFERED`` bytes pauses reading (back-pressure).
 
-Failures are ``OSError``: ``ConnectError`` (no connection) and ``ProtocolError`` (the
-connection broke, or the answer is not HTTP); transport.py maps them to domain errors.
+Failures are ``OSError``: ``ConnectError`` (no connection), ``PoolTimeout`` (no free
+connection in time), ``Disconnected`` (the connection closed mid-answer), ``ProtocolError``
+(the answer is not HTTP, or not one a provider call allows) and its ``LimitExceeded`` (an
+answer over a limit); transport.py maps them to domain errors.
 """
 
 from __future__ import annotations
@@ -28,36 +42,64 @@ import ipaddress
 import os
 import socket
 import ssl
-import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+import aiohappyeyeballs
 import httptools
 
 from ai1net.server.endpoints import forbidden_address, forbidden_name, literal_address
 
 IDLE_TIMEOUT_S = 15.0
+KEEP_ALIVE_MARGIN_S = 1.0  # closed this long before the provider's own keep-alive time-out
 DNS_TTL_S = 30.0
+CONNECT_TIMEOUT_S = 10.0
+HAPPY_EYEBALLS_DELAY_S = 0.25
 MAX_BUFFERED = 1 << 20
 MAX_TARGETS = 4096
 USER_AGENT = "ai1net-gateway"
 _GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS  # wbits that accept either header
+_ENCODINGS = {"gzip", "x-gzip", "deflate"}
+AddrInfo = tuple[int, int, int, str, tuple[str, int] | tuple[str, int, int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one answer may hold (CONTRACT §3)."""
+
+    body_bytes: int = 16 << 20  # on the wire (framing included) and after decoding, each
+    head_bytes: int = 64 << 10  # the header block, interim answers' and trailers' included
+    head_fields: int = 128
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class ConnectError(OSError):
     """No connection to the provider: refused, unresolvable, or not a public address."""
 
 
+class PoolTimeout(OSError):
+    """Every connection to the provider's origin stayed busy for as long as a call may wait."""
+
+
+class Disconnected(OSError):
+    """The provider's connection closed before its answer was complete."""
+
+
 class ProtocolError(OSError):
-    """The provider's connection broke, or its answer is not valid HTTP/1.1."""
+    """The provider's answer is not valid HTTP/1.1, or not what a provider call allows."""
 
 
-class ClosedWhileIdle(ProtocolError):
-    """A reused connection closed before any byte of the answer: the provider had closed it
-    as idle as the request went out, so it never saw the request; the pool sends it again on
-    another connection (as Go's net/http does)."""
+class LimitExceeded(ProtocolError):
+    """The answer went over one of its ``Limits``; ``kind`` names which."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class Headers(Mapping[str, str]):
@@ -78,90 +120,71 @@ class Headers(Mapping[str, str]):
         return len(self._items)
 
 
-class Connection(asyncio.Protocol):
-    """One keep-alive connection, carrying one exchange at a time; it is also the response
-    of the exchange it carries (``status``, ``headers``, ``read``, ``chunks``)."""
+class Response:
+    """One exchange's answer: ``status`` and ``headers`` once its head is in, then its body,
+    read whole (``read``) or as it arrives (``chunks``), within its ``Limits``."""
 
-    def __init__(self, origin: _Origin) -> None:
-        self.origin = origin
-        self._loop = asyncio.get_running_loop()
-        self._parser = httptools.HttpResponseParser(self)
-        self._transport: asyncio.Transport | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self._exchanges = 0
-        self._received = False  # any byte of the current exchange's answer
-        self._head: asyncio.Future[None] | None = None  # None while idle
+    __slots__ = ("_body", "_buffered", "_complete", "_connection", "_decoded", "_decoder",
+                 "_error", "_fields", "_head", "_head_bytes", "_head_fields", "_in_head",
+                 "_interim", "_keep_alive", "_limits", "_max_buffered", "_paused",
+                 "_until_eof", "_waiter", "_wire", "headers", "received", "status")
+
+    def __init__(self, connection: Connection, limits: Limits) -> None:
+        self._connection = connection
+        self._limits = limits
+        self._head: asyncio.Future[None] = connection.loop.create_future()
         self._waiter: asyncio.Future[None] | None = None
         self._error: OSError | None = None
         self.status = 0
         self.headers = Headers({})
-        self._fields: dict[str, str] = {}
+        self._fields: dict[str, list[str]] = {}
+        self._in_head = True  # until the final answer's head is complete
+        self._head_bytes = self._head_fields = 0
+        self._wire = self._decoded = 0
         self._body: list[bytes] = []
         self._buffered = 0
         self._max_buffered = MAX_BUFFERED
-        self._paused = False
-        self._complete = False
-        self._interim = False
-        self._until_eof = False
+        self._paused = self._complete = self._interim = self._until_eof = False
         self._keep_alive = False
+        self.received = False  # any byte of the answer
         self._decoder: zlib._Decompress | None = None
 
-    # -- the exchange ----------------------------------------------------------------------
+    @property
+    def complete(self) -> bool:
+        return self._complete
 
-    def send(self, request: bytes) -> None:
-        self._head = self._loop.create_future()
-        self._exchanges += 1
-        self._received = False
-        self._error = None
-        self._complete = self._keep_alive = self._interim = False
-        self._body = []
-        self._buffered, self._max_buffered = 0, MAX_BUFFERED
-        assert self._transport is not None
-        self._transport.write(request)
-
-    async def response_head(self) -> None:
-        assert self._head is not None
-        await self._head
+    @property
+    def keep_alive(self) -> bool:
+        return self._complete and self._keep_alive
 
     async def read(self) -> bytes:
-        self._max_buffered = sys.maxsize  # the whole answer is wanted: no pausing
+        self._max_buffered = self._limits.body_bytes  # the whole answer is wanted
         while not self._complete:
             await self._wait()
+        if self._error is not None:  # e.g. a second answer right behind this one
+            raise self._error
         body, self._body = self._body, []
         return body[0] if len(body) == 1 else b"".join(body)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         while True:
             if self._body:
-                chunk = b"".join(self._body)
+                chunk = self._body[0] if len(self._body) == 1 else b"".join(self._body)
                 self._body, self._buffered = [], 0
                 yield chunk
             elif self._complete:
+                if self._error is not None:
+                    raise self._error
                 return
             else:
                 await self._wait()
-
-    def reusable(self) -> bool:
-        return self._complete and self._keep_alive and not self.closed
-
-    def park(self) -> None:
-        """Between exchanges: anything the provider sends now answers no request."""
-        self._head = None
-        self.idle_since = time.monotonic()
-
-    def close(self) -> None:
-        self.closed = True
-        if self._transport is not None:
-            self._transport.close()
 
     async def _wait(self) -> None:
         if self._error is None:
             if self._paused:
                 self._paused = False
-                assert self._transport is not None
-                self._transport.resume_reading()
-            self._waiter = self._loop.create_future()
+                self._connection.resume_reading()
+            self._waiter = self._connection.loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -173,11 +196,196 @@ class Connection(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def _fail(self, error: OSError) -> None:
-        self._error = error
-        if self._head is not None and not self._head.done():
-            self._head.set_exception(error)
+    # -- fed by the connection -------------------------------------------------------------
+
+    async def head(self) -> None:
+        await self._head
+
+    def fail(self, error: OSError) -> None:
+        """The exchange failed; a complete answer fails too when its reader has not seen the
+        end yet (the error is what the connection carried after it)."""
+        if self._error is None:
+            self._error = error
+            if not self._head.done():
+                self._head.set_exception(error)
+                self._head.exception()  # retrieved: a caller gone since must not warn
+            self._wake()
+
+    def head_room(self) -> int:
+        """Bytes of header block the parser may still be fed (-1 once the head is in)."""
+        return self._limits.head_bytes - self._head_bytes if self._in_head else -1
+
+    def count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self._limits.head_bytes:
+            raise LimitExceeded("header_bytes", f"the provider's header block is over "
+                                                f"{self._limits.head_bytes} bytes")
+
+    def count_wire(self, size: int) -> None:
+        self._wire += size
+        if self._wire > self._limits.body_bytes:
+            raise LimitExceeded("response_bytes", f"the provider's answer is over "
+                                                  f"{self._limits.body_bytes} bytes "
+                                                  f"(max_response_bytes)")
+
+    def on_message_begin(self) -> None:
+        self._fields = {}
+        self._head_fields = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_fields += 1
+        if self._head_fields > self._limits.head_fields:
+            raise LimitExceeded("header_fields", f"the provider sent over "
+                                                 f"{self._limits.head_fields} header fields")
+        if not self._in_head:
+            return  # a trailer: counted, never merged into the headers already given
+        key = name.decode("latin-1").lower()
+        values = self._fields.get(key)
+        if values is None:
+            self._fields[key] = [value.decode("latin-1")]
+        else:
+            values.append(value.decode("latin-1"))
+
+    def on_headers_complete(self, status: int, upgrade: bool) -> None:
+        if status == 101 or upgrade:
+            raise ProtocolError("the provider answered with an upgrade (HTTP 101), "
+                                "which no provider call asks for")
+        if status < 200:  # 100 Continue and the like: the answer follows
+            self._interim = True
+            return
+        fields = {name: values[0] if len(values) == 1 else ", ".join(values)
+                  for name, values in self._fields.items()}
+        coding = fields.get("transfer-encoding")
+        if coding is not None and coding.strip().lower() != "chunked":
+            raise ProtocolError(f"the provider used an unsupported transfer coding ({coding})")
+        encoding = fields.get("content-encoding", "identity").strip().lower()
+        if encoding in _ENCODINGS:
+            self._decoder = zlib.decompressobj(_GZIP_OR_ZLIB)
+        elif encoding not in ("identity", ""):
+            raise ProtocolError(f"the provider used an unsupported encoding ({encoding})")
+        self.status, self.headers = status, Headers(fields)
+        self._in_head = False
+        self._until_eof = "content-length" not in fields and coding is None \
+            and status not in (204, 304)
+        if not self._head.done():
+            self._head.set_result(None)
+
+    def on_body(self, data: bytes) -> None:
+        if self._decoder is not None:
+            room = self._limits.body_bytes - self._decoded
+            try:  # never more than the limit out of one piece: a bomb stops here
+                data = self._decoder.decompress(data, room + 1)
+            except zlib.error as exc:
+                raise ProtocolError("the provider's compressed answer is corrupt") from exc
+            if len(data) > room:
+                raise LimitExceeded("response_bytes", f"the provider's answer decompresses "
+                                                      f"to over {self._limits.body_bytes} bytes "
+                                                      f"(max_response_bytes)")
+            if not data:
+                return
+        self._decoded += len(data)
+        self._body.append(data)
+        self._buffered += len(data)
+        if self._buffered > self._max_buffered and not self._paused:
+            self._paused = True
+            self._connection.pause_reading()
         self._wake()
+
+    def on_message_complete(self, keep_alive: bool) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self._keep_alive = keep_alive
+        self.finish()
+
+    def finish(self) -> None:
+        if self._decoder is not None:
+            room = self._limits.body_bytes - self._decoded
+            tail = self._decoder.flush(room + 1)
+            if len(tail) > room:
+                raise LimitExceeded("response_bytes", f"the provider's answer decompresses "
+                                                      f"to over {self._limits.body_bytes} bytes "
+                                                      f"(max_response_bytes)")
+            if tail:
+                self._body.append(tail)
+        self._complete = True
+        if self._paused:  # nothing more to hold back; an idle connection must see a close
+            self._paused = False
+            self._connection.resume_reading()
+        self._wake()
+
+    def connection_lost(self, *, reused: bool) -> None:
+        if self._complete or self._error is not None:
+            return
+        if self._until_eof and self._head.done():
+            self.finish()
+        elif reused and not self.received:
+            self.fail(Disconnected("the provider closed the kept-alive connection without "
+                                   "answering"))
+        else:
+            self.fail(Disconnected("the provider closed the connection before its answer "
+                                   "was complete"))
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection: its socket, its parser, and the exchange it carries."""
+
+    def __init__(self, origin: _Origin) -> None:
+        self.origin = origin
+        self.loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._response: Response | None = None  # None while idle
+        self.closed = False
+        self.idle_since = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._exchanges = 0
+        self._idle_timeout = IDLE_TIMEOUT_S
+
+    def writable(self) -> bool:
+        return not self.closed and self._transport is not None \
+            and not self._transport.is_closing()
+
+    def send(self, request: bytes, limits: Limits) -> Response:
+        assert self._transport is not None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        response = self._response = Response(self, limits)
+        self._exchanges += 1
+        self._transport.write(request)
+        return response
+
+    def reusable(self) -> bool:
+        response = self._response
+        return response is not None and response.keep_alive and not self.closed \
+            and self._idle_timeout > 0
+
+    def park(self) -> None:
+        """Between exchanges: idle until reused, or closed when its idle time is up."""
+        self._response = None
+        self.idle_since = time.monotonic()
+        self._idle_timer = self.loop.call_later(self._idle_timeout, self.close)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._transport is not None:
+            self._transport.close()
+
+    def pause_reading(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.resume_reading()
+
+    def _fail(self, error: OSError) -> None:
+        if self._response is not None:
+            self._response.fail(error)
         self.close()
 
     # -- asyncio.Protocol --------------------------------------------------------------------
@@ -186,97 +394,97 @@ class Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # a stream transport
 
     def data_received(self, data: bytes) -> None:
-        self._received = True
-        if self._head is None or self._complete:
+        response = self._response
+        if response is None or response.complete:
             self._fail(ProtocolError("the provider sent data that answers no request"))
             return
+        response.received = True
+        try:
+            while data:
+                room = response.head_room()
+                if room < 0:  # past the head: everything counts on the wire
+                    response.count_wire(len(data))
+                    self._feed(data)
+                    return
+                # The parser holds a header line until it ends: feed it no more of the
+                # head than the limit allows.
+                piece, data = data[:max(room, 1)], data[max(room, 1):]
+                response.count_head(len(piece))
+                self._feed(piece)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            raise ProtocolError("the provider answered with an upgrade (HTTP 101), "
+                                "which no provider call asks for") from exc
         except httptools.HttpParserError as exc:  # a callback's error comes wrapped
             cause = exc.__context__
-            self._fail(cause if isinstance(cause, ProtocolError)
-                       else ProtocolError(f"the provider's answer is not valid HTTP ({exc})"))
+            if isinstance(cause, OSError):
+                raise cause from None
+            raise ProtocolError(f"the provider's answer is not valid HTTP ({exc})") from exc
 
     def eof_received(self) -> bool | None:
         return None  # close: a half-closed provider connection is of no further use
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._head is None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._response is None:
             self.origin.forget(self)
-        elif not self._complete and self._error is None:
-            if self._until_eof and self._head.done():
-                self._finish()
-            elif self._exchanges > 1 and not self._received:
-                self._fail(ClosedWhileIdle("the provider closed the kept-alive connection"))
-            else:
-                self._fail(ProtocolError("the provider closed the connection before its answer "
-                                         "was complete"))
+            return
+        try:
+            self._response.connection_lost(reused=self._exchanges > 1)
+        except OSError as error:
+            self._response.fail(error)
 
     # -- httptools callbacks -----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._fields = {}
+        response = self._response
+        assert response is not None
+        if response.complete:
+            raise ProtocolError("the provider sent a second answer nobody asked for")
+        response.on_message_begin()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-        fields = self._fields
-        fields[key] = f"{fields[key]}, {text}" if key in fields else text
+        assert self._response is not None
+        self._response.on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if status < 200:  # 100 Continue and the like: the answer follows
-            self._interim = True
-            return
-        self.status, self.headers = status, Headers(self._fields)
-        fields = self._fields
-        encoding = fields.get("content-encoding", "identity").strip().lower()
-        if encoding in ("gzip", "x-gzip", "deflate"):
-            self._decoder = zlib.decompressobj(_GZIP_OR_ZLIB)
-        elif encoding != "identity":
-            raise ProtocolError(f"the provider used an unsupported encoding ({encoding})")
-        else:
-            self._decoder = None
-        self._until_eof = "content-length" not in fields \
-            and "chunked" not in fields.get("transfer-encoding", "") and status not in (204, 304)
-        assert self._head is not None
-        if not self._head.done():
-            self._head.set_result(None)
+        assert self._response is not None
+        parser = self._parser
+        self._response.on_headers_complete(parser.get_status_code(), parser.should_upgrade())
+        if self._response.status:
+            self._idle_timeout = _idle_timeout(self._response.headers.get("keep-alive"))
 
     def on_body(self, data: bytes) -> None:
-        if self._decoder is not None:
-            try:
-                data = self._decoder.decompress(data)
-            except zlib.error as exc:
-                raise ProtocolError("the provider's compressed answer is corrupt") from exc
-            if not data:
-                return
-        self._body.append(data)
-        self._buffered += len(data)
-        if self._buffered > self._max_buffered and not self._paused:
-            self._paused = True
-            assert self._transport is not None
-            self._transport.pause_reading()
-        self._wake()
+        assert self._response is not None
+        self._response.on_body(data)
 
     def on_message_complete(self) -> None:
-        if self._interim:
-            self._interim = False
-            return
-        self._keep_alive = self._parser.should_keep_alive()
-        self._finish()
+        assert self._response is not None
+        self._response.on_message_complete(self._parser.should_keep_alive())
 
-    def _finish(self) -> None:
-        if self._decoder is not None:
-            tail = self._decoder.flush()
-            if tail:
-                self._body.append(tail)
-        self._complete = True
-        if self._paused and not self.closed:  # nothing more to hold back; an idle
-            self._paused = False                 # connection must still see a close
-            assert self._transport is not None
-            self._transport.resume_reading()
-        self._wake()
+
+def _idle_timeout(keep_alive: str | None) -> float:
+    """How long an idle connection may be kept: under the provider's ``Keep-Alive: timeout``
+    by a margin, and never over ``IDLE_TIMEOUT_S``; 0 when it may not be kept at all."""
+    if not keep_alive:
+        return IDLE_TIMEOUT_S
+    for part in keep_alive.split(","):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "timeout":
+            try:
+                seconds = float(value.strip())
+            except ValueError:
+                return IDLE_TIMEOUT_S
+            return max(0.0, min(IDLE_TIMEOUT_S, seconds - KEEP_ALIVE_MARGIN_S))
+    return IDLE_TIMEOUT_S
 
 
 class _Origin:
@@ -304,6 +512,16 @@ class _Target:
         self.origin, self.head = origin, head
 
 
+class Exchange:
+    """A request sent and its answer's head in: ``response``; give it back with
+    `ConnectionPool.release` whatever happens next."""
+
+    __slots__ = ("connection", "response")
+
+    def __init__(self, connection: Connection, response: Response) -> None:
+        self.connection, self.response = connection, response
+
+
 class ConnectionPool:
     def __init__(self, *, guard: bool, limit_per_host: int = 256,
                  ssl_context: ssl.SSLContext | None = None) -> None:
@@ -312,26 +530,59 @@ class ConnectionPool:
         self._ssl_context = ssl_context
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._targets: dict[str, _Target] = {}
-        self._addresses: dict[tuple[str, int], tuple[float, list[tuple[int, str]]]] = {}
+        self._addresses: dict[tuple[str, int], tuple[float, list[AddrInfo]]] = {}
         self._closed = False
 
-    async def open(self, url: str, headers: Mapping[str, str], body: bytes) -> Connection:
-        """A connection that has sent the request and received the answer's head; give it
-        back with `release` whatever happens next."""
-        target = self._targets.get(url) or self._target(url)
-        request = _request_bytes(target.head, headers, body)
+    async def open(self, url: str, headers: Mapping[str, str], body: bytes, *,
+                   limits: Limits = DEFAULT_LIMITS, wait: float = 60.0) -> Exchange:
+        """`acquire` then `send`: the exchange with the answer's head in."""
+        connection = await self.acquire(url, wait=wait)
+        return await self.send(connection, url, headers, body, limits)
+
+    async def acquire(self, url: str, *, wait: float) -> Connection:
+        """A connection to the URL's origin: an idle one, or a new one once fewer than
+        ``limit_per_host`` are out; `PoolTimeout` after ``wait`` seconds without one."""
+        origin = self._target(url).origin
         while True:
-            connection = await self._acquire(target.origin)
+            if origin.active < self._limit:
+                origin.active += 1
+                break
             try:
-                connection.send(request)
-                await connection.response_head()
-            except ClosedWhileIdle:
-                self.release(connection)  # and again on another connection
+                async with asyncio.timeout(wait):
+                    await self._wait_turn(origin)
+            except TimeoutError as exc:
+                raise PoolTimeout(f"all {self._limit} connections to the provider's host "
+                                  f"stayed busy for {round(wait * 1000)} ms") from exc
+        try:
+            return await self._idle_or_new(origin)
+        except BaseException:
+            origin.active -= 1
+            self._wake_next(origin)
+            raise
+
+    async def send(self, connection: Connection, url: str, headers: Mapping[str, str],
+                   body: bytes, limits: Limits) -> Exchange:
+        """Send the request on ``connection`` and wait for the answer's head. The request
+        goes out once: only if ``connection`` was found closed before a byte was written is
+        it sent on another (the provider cannot have seen it)."""
+        target = self._target(url)
+        request = _request_bytes(target.head, headers, body)
+        origin = target.origin
+        while not connection.writable():
+            connection.close()  # its slot carries over to the next one
+            try:
+                connection = await self._idle_or_new(origin)
             except BaseException:
-                self.release(connection)
+                origin.active -= 1
+                self._wake_next(origin)
                 raise
-            else:
-                return connection
+        response = connection.send(request, limits)
+        try:
+            await response.head()
+        except BaseException:
+            self.release(connection)
+            raise
+        return Exchange(connection, response)
 
     def release(self, connection: Connection) -> None:
         """Back to the pool if its answer was read to the end and it can carry another;
@@ -345,14 +596,6 @@ class ConnectionPool:
             connection.close()
         self._wake_next(origin)
 
-    @staticmethod
-    def _wake_next(origin: _Origin) -> None:
-        while origin.waiters:
-            waiter = origin.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
     async def close(self) -> None:
         self._closed = True
         for origin in self._origins.values():
@@ -361,62 +604,66 @@ class ConnectionPool:
 
     # -- connections -------------------------------------------------------------------------
 
-    async def _acquire(self, origin: _Origin) -> Connection:
-        if self._closed:
-            raise ConnectError("the gateway is shutting down")
-        while origin.active >= self._limit:
-            waiter = asyncio.get_running_loop().create_future()
-            origin.waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_next(origin)  # woken, but leaving: the turn passes on
-                raise
-        origin.active += 1
-        stale_before = time.monotonic() - IDLE_TIMEOUT_S
-        while origin.idle:
-            connection = origin.idle.pop()
-            if not connection.closed and connection.idle_since > stale_before:
-                self._close_stale(origin, stale_before)
-                return connection
-            connection.close()
+    async def _wait_turn(self, origin: _Origin) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        origin.waiters.append(waiter)
         try:
-            return await self._connect(origin)
-        except BaseException:
-            origin.active -= 1
-            self._wake_next(origin)
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._wake_next(origin)  # woken, but leaving: the turn passes on
             raise
 
     @staticmethod
-    def _close_stale(origin: _Origin, stale_before: float) -> None:
-        """The least recently used connections, when they have idled too long."""
-        while origin.idle and origin.idle[0].idle_since <= stale_before:
-            origin.idle.popleft().close()
+    def _wake_next(origin: _Origin) -> None:
+        while origin.waiters:
+            waiter = origin.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _idle_or_new(self, origin: _Origin) -> Connection:
+        if self._closed:
+            raise ConnectError("the gateway is shutting down")
+        while origin.idle:
+            connection = origin.idle.pop()
+            if connection.writable():
+                return connection
+        return await self._connect(origin)
 
     async def _connect(self, origin: _Origin) -> Connection:
         loop = asyncio.get_running_loop()
+        addresses = await self._resolve(origin.host, origin.port)
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                sock = await aiohappyeyeballs.start_connection(
+                    addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S, interleave=1)
+        except TimeoutError as exc:
+            raise ConnectError(f"no address answered within {CONNECT_TIMEOUT_S:g} s") from exc
+        except OSError as exc:
+            raise ConnectError(_reason(exc)) from exc
         tls = self._tls() if origin.tls else None
-        failure: OSError | None = None
-        for family, address in await self._resolve(origin.host, origin.port):
-            try:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 _, connection = await loop.create_connection(
-                    lambda: Connection(origin), address, origin.port, family=family, ssl=tls,
+                    lambda: Connection(origin), sock=sock, ssl=tls,
                     server_hostname=origin.host if tls else None)
-            except OSError as exc:
-                failure = exc
-            else:
-                return connection
-        raise ConnectError(_reason(failure)) from failure
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            raise ConnectError(_reason(exc)) from exc
+        return connection
 
-    async def _resolve(self, host: str, port: int) -> list[tuple[int, str]]:
+    async def _resolve(self, host: str, port: int) -> list[AddrInfo]:
         """The addresses to try, the non-public ones left out when guarded."""
         literal = literal_address(host)
         refused = ConnectError(f"refusing to connect to {host}: not a public address")
         if literal is not None:
             if self._guard and forbidden_address(literal):
                 raise refused
-            return [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, str(literal))]
+            family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
+            address: tuple[str, int] | tuple[str, int, int, int] = \
+                (str(literal), port, 0, 0) if literal.version == 6 else (str(literal), port)
+            return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
         if self._guard and forbidden_name(host):
             raise refused
         cached = self._addresses.get((host, port))
@@ -427,10 +674,10 @@ class ConnectionPool:
                                                                   type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise ConnectError(f"cannot resolve {host} ({exc.strerror})") from exc
-        found: list[tuple[int, str]] = list(dict.fromkeys(
-            (info[0], str(info[4][0]).split("%")[0]) for info in infos))
+        found: list[AddrInfo] = list(dict.fromkeys(infos))  # type: ignore[arg-type]
         if self._guard:
-            found = [(f, a) for f, a in found if not forbidden_address(ipaddress.ip_address(a))]
+            found = [info for info in found if not forbidden_address(
+                ipaddress.ip_address(str(info[4][0]).split("%")[0]))]
             if not found:
                 raise refused
         self._addresses[host, port] = (time.monotonic() + DNS_TTL_S, found)
@@ -443,6 +690,9 @@ class ConnectionPool:
         return self._ssl_context
 
     def _target(self, url: str) -> _Target:
+        target = self._targets.get(url)
+        if target is not None:
+            return target
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConnectError(f"not an http(s) URL: {parts.scheme}://…")
@@ -457,19 +707,20 @@ class ConnectionPool:
         path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
         if parts.query:
             path = f"{path}?{quote(parts.query, safe='/%:@!$&()*+,;=-._~?')}"
-        head = f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {USER_AGENT}\r\n"
+        head = (f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {USER_AGENT}\r\n"
+                f"Accept-Encoding: gzip, deflate\r\n")
         if len(self._targets) >= MAX_TARGETS:
             self._targets.clear()
         target = self._targets[url] = _Target(origin, head)
         return target
 
 
-def _reason(failure: OSError | None) -> str:
-    if failure is None:
-        return "no address"
+def _reason(failure: BaseException) -> str:
     if isinstance(failure, ssl.SSLError):
         return f"TLS: {failure.reason or failure}"
-    return os.strerror(failure.errno) if failure.errno else str(failure)
+    if isinstance(failure, OSError) and failure.errno:
+        return os.strerror(failure.errno)
+    return str(failure) or type(failure).__name__
 
 
 def _request_bytes(head: str, headers: Mapping[str, str], body: bytes) -> bytes:

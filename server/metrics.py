@@ -189,6 +189,12 @@ class Metrics:
         self._rate_limited = Counter("rate_limited", "Calls refused by a rate limit", **options)
         self._budget_rejected = Counter("budget_rejected", "Calls refused by a budget",
                                         **options)
+        self._violations = Counter(
+            "upstream_violations", "Provider answers that broke a limit or the HTTP rules, "
+            "or came too late, by model and kind", ["model", "kind"], **options)
+        self._shed = Counter("calls_shed", "Calls or attempts refused for load: the process's "
+                             "or a model's calls in flight, or no free provider connection",
+                             ["scope"], **options)
         depth = Gauge("usage_buffer_depth", "Usage events waiting to be written", **options)
         depth.set_function(lambda: self.usage_buffer_depth())
         self.registry.register(_CircuitCollector(self))
@@ -216,6 +222,14 @@ class Metrics:
         series.input_tokens.value += input_tokens
         series.output_tokens.value += output_tokens
         series.cost.value += cost_usd
+
+    def upstream_violation(self, model: str, kind: str) -> None:
+        label = model if model in self._models or len(self._models) < self._max_models \
+            else OTHER_MODEL
+        self._violations.labels(label, kind).inc()
+
+    def shed(self, scope: str) -> None:
+        self._shed.labels(scope).inc()
 
     def rate_limited(self) -> None:
         self._rate_limited.inc()

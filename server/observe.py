@@ -16,7 +16,13 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from ai1net.server.accesslog import log_call
-from ai1net.server.errors import BudgetExceeded, GatewayError, RateLimited, UpstreamRateLimited
+from ai1net.server.errors import (
+    BudgetExceeded,
+    GatewayError,
+    Overloaded,
+    RateLimited,
+    UpstreamRateLimited,
+)
 from ai1net.server.metrics import Metrics
 from ai1net.server.telemetry import (
     generate_span_attributes,
@@ -86,11 +92,25 @@ class Observer:
                  input_tokens=report.input_tokens, output_tokens=report.output_tokens,
                  cost_usd=report.cost_usd, overhead_ms=report.overhead_ms, span=span)
 
+    def violation(self, model: str, kind: str) -> None:
+        """A provider broke a limit or a rule of the HTTP exchange (or timed out)."""
+        if self._metrics is not None:
+            self._metrics.upstream_violation(model, kind)
+
+    def shed(self, scope: str) -> None:
+        """A call (or an attempt) the gateway refused for load: ``process``, ``model`` or
+        ``pool``."""
+        if self._metrics is not None:
+            self._metrics.shed(scope)
+
     def rejected(self, error: GatewayError, span: Span) -> None:
         if isinstance(error, BudgetExceeded):
             record_error(span, error.reason)
             if self._metrics is not None:
                 self._metrics.budget_rejected()
+        elif isinstance(error, Overloaded) and error.scope == "process":
+            record_error(span, error.reason)
+            self.shed("process")
         elif isinstance(error, RateLimited) and not isinstance(error, UpstreamRateLimited):
             record_error(span, error.reason)
             if self._metrics is not None:

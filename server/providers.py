@@ -5,7 +5,8 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,9 @@ from ai1net.server.errors import (
     ProviderRejected,
     UpstreamError,
     UpstreamRateLimited,
+    UpstreamViolation,
 )
+from ai1net.server.http1 import DEFAULT_LIMITS, Limits
 from ai1net.server.registry import ModelRecord
 from ai1net.server.telemetry import inject
 from ai1net.server.transport import ProviderRequest, Transport, TransportResponse
@@ -61,24 +64,28 @@ class ProviderClient:
         self._transport = transport
 
     async def generate(self, model: ModelRecord, *, input: str, parameters: Mapping[str, Any],
-                       first_byte_timeout: float) -> Answer:
+                       first_byte_timeout: float, idempotency_key: str) -> Answer:
         """One unary call. The caller bounds the total time."""
-        request = self._request(model, input, parameters, first_byte_timeout, stream=False)
-        with _redacted(model):
+        request = self._request(model, input, parameters, first_byte_timeout,
+                                idempotency_key, stream=False)
+        with _ProviderErrors(model):
             async with self._transport.open(request) as response:
                 body = await response.read()
             return parse_answer(response.status, response.headers, body, input)
 
     async def stream(self, model: ModelRecord, *, input: str, parameters: Mapping[str, Any],
-                     first_byte_timeout: float) -> AsyncGenerator[StreamEvent]:
+                     first_byte_timeout: float, idempotency_key: str,
+                     ) -> AsyncGenerator[StreamEvent]:
         """Deltas (or one output) as they arrive, then Done; an unfinished stream raises."""
-        request = self._request(model, input, parameters, first_byte_timeout, stream=True)
-        with _redacted(model):
-            async for event in self._events(request, input):
+        request = self._request(model, input, parameters, first_byte_timeout,
+                                idempotency_key, stream=True)
+        with _ProviderErrors(model):
+            async for event in self._events(request, input, model.max_event_bytes):
                 yield event
 
-    async def _events(self, request: ProviderRequest, input: str,
+    async def _events(self, request: ProviderRequest, input: str, max_event_bytes: int,
                       ) -> AsyncGenerator[StreamEvent]:
+        done: Done | None = None
         async with self._transport.open(request) as response:
             if response.status >= 300:
                 raise provider_error(response.status, response.headers, await response.read())
@@ -92,26 +99,42 @@ class ProviderClient:
                            if not answer.tokens.estimated else None)
                 return
             sse = _media_type(response.headers) == "text/event-stream"
-            async for event in _events(response, sse=sse):
-                yield event
-                if isinstance(event, Done):
-                    return
-        raise UpstreamError("the provider's stream ended before it said done")
+            async with aclosing(_events(response, sse=sse, limit=max_event_bytes)) as events:
+                async for event in events:
+                    if isinstance(event, Done):
+                        done = event
+                        break
+                    yield event
+        # Done leaves the exchange first: the provider call ended well, whatever the
+        # caller does next.
+        if done is None:
+            raise UpstreamError("the provider's stream ended before it said done")
+        yield done
 
     def _request(self, model: ModelRecord, input: str, parameters: Mapping[str, Any],
-                 first_byte_timeout: float, *, stream: bool) -> ProviderRequest:
-        headers = {"Content-Type": "application/json", **model.auth_headers}
+                 first_byte_timeout: float, idempotency_key: str, *,
+                 stream: bool) -> ProviderRequest:
+        headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
+                   **model.auth_headers}
         inject(headers)
         document: dict[str, Any] = {"input": input, "parameters": parameters}
         if stream:
             document["stream"] = True
             headers["Accept"] = "application/x-ndjson, text/event-stream, application/json"
         return ProviderRequest(url=model.endpoint, headers=headers, body=orjson.dumps(document),
-                               first_byte_timeout=first_byte_timeout)
+                               first_byte_timeout=first_byte_timeout,
+                               limits=_limits(model.max_response_bytes))
 
 
-class _redacted:  # used like a contextlib context manager
-    """Provider messages are passed on, but never with the model's credential in them."""
+def _limits(max_response_bytes: int) -> Limits:
+    if max_response_bytes == DEFAULT_LIMITS.body_bytes:
+        return DEFAULT_LIMITS
+    return Limits(body_bytes=max_response_bytes)
+
+
+class _ProviderErrors:
+    """Provider messages are passed on, never with the model's credential in them; a broken
+    limit or rule names the model."""
 
     __slots__ = ("_model",)
 
@@ -124,13 +147,16 @@ class _redacted:  # used like a contextlib context manager
     def __exit__(self, _kind: object, error: BaseException | None, _tb: object) -> None:
         if not isinstance(error, GatewayError):
             return
-        secrets = [v.removeprefix("Bearer ") for v in self._model.auth_headers.values()]
-        redacted = error.message
-        for secret in secrets:
-            redacted = redacted.replace(secret, "[redacted]") if secret else redacted
-        if redacted != error.message:
-            error.message = redacted
-            error.args = (redacted,)
+        message = error.message
+        if isinstance(error, UpstreamViolation):
+            message = f"model {self._model.name!r}: {message}"
+        for value in self._model.auth_headers.values():
+            secret = value.removeprefix("Bearer ")
+            if secret:
+                message = message.replace(secret, "[redacted]")
+        if message != error.message:
+            error.message = message
+            error.args = (message,)
 
 
 # -- reading answers (pure) ----------------------------------------------------------------
@@ -224,8 +250,9 @@ def _media_type(headers: Mapping[str, str]) -> str:
     return headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
 
 
-async def _events(response: TransportResponse, *, sse: bool) -> AsyncIterator[StreamEvent]:
-    async for line in _lines(response):
+async def _events(response: TransportResponse, *, sse: bool,
+                  limit: int) -> AsyncGenerator[StreamEvent]:
+    async for line in _lines(response, limit):
         if sse:
             if not line.startswith(b"data:"):
                 continue
@@ -238,17 +265,32 @@ async def _events(response: TransportResponse, *, sse: bool) -> AsyncIterator[St
             yield event
 
 
-async def _lines(response: TransportResponse) -> AsyncIterator[bytes]:
-    """Lines as they arrive, however the provider's writes were cut into chunks."""
-    pending = b""
+async def _lines(response: TransportResponse, limit: int) -> AsyncGenerator[bytes]:
+    """Lines as they arrive, however the provider's writes were cut into chunks; a line
+    over ``limit`` bytes (``max_event_bytes``) fails as soon as it is longer."""
+    pending = bytearray()
     async for chunk in response.chunks():
+        scanned = len(pending)  # the bytes before hold no newline
         pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            if line.strip():
-                yield line.strip()
-    if pending.strip():
-        yield pending.strip()
+        start = 0
+        while (end := pending.find(b"\n", scanned)) >= 0:
+            if end - start > limit:
+                raise _event_too_large(limit)
+            line = bytes(pending[start:end]).strip()
+            if line:
+                yield line
+            start = scanned = end + 1
+        del pending[:start]
+        if len(pending) > limit:
+            raise _event_too_large(limit)
+    line = bytes(pending).strip()
+    if line:
+        yield line
+
+
+def _event_too_large(limit: int) -> UpstreamViolation:
+    return UpstreamViolation(f"the provider sent a stream line or event over {limit} bytes "
+                             f"(max_event_bytes)", kind="event_bytes")
 
 
 def _stream_event(line: bytes) -> StreamEvent | None:

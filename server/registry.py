@@ -30,14 +30,11 @@ COST_EFFICIENCIES = ("low", "medium", "high")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
 CREDENTIAL_NAMES = ("api_key", "token", "key", "secret")
 MAX_TIMEOUT_MS = 600_000
-# What one provider answer may hold (CONTRACT §3): defaults, and the most a model may ask for.
-DEFAULT_MAX_RESPONSE_BYTES = 16 << 20
+# The most a model may ask for of what one provider answer may hold (CONTRACT §3), and of
+# calls in flight to it on one process; the defaults are the columns' (tables.py).
 MAX_RESPONSE_BYTES = 256 << 20
-DEFAULT_MAX_EVENT_BYTES = 1 << 20
 MAX_EVENT_BYTES = 16 << 20
 MIN_LIMIT_BYTES = 1024
-# Calls in flight to one model on one process: more are shed (503) or fall back.
-DEFAULT_MAX_CONCURRENCY = 100
 MAX_CONCURRENCY = 10_000
 # Far above any real price, and low enough that nano-dollar costs fit a BIGINT.
 MAX_PRICE_PER_1K_USD = 1000.0

@@ -28,6 +28,8 @@ class Settings:
     usage_flush_interval_s: float = 0.1
     usage_batch_size: int = 500
     usage_buffer_limit: int = 100_000
+    # Calls in flight on one process before more are shed (503 with Retry-After).
+    max_in_flight: int = 20_000
     # Benchmark switches: measure what accounting and tracing cost. Leave them on.
     accounting: bool = True
     tracing: bool = True
@@ -54,6 +56,8 @@ class Settings:
                 raise ValueError(f"{name} must look like HOST:PORT, got {getattr(self, name)!r}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight (AI1NET_MAX_IN_FLIGHT) must be at least 1")
         if not self.database_url.startswith(("sqlite", "postgres")):
             raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
 

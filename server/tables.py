@@ -53,7 +53,7 @@ class ModelRow(SQLModel, table=True):
     first_byte_timeout_ms: int = 30_000
     max_response_bytes: int = 16 << 20
     max_event_bytes: int = 1 << 20
-    max_concurrency: int = 100
+    max_concurrency: int = 256
     description: str = Field(default="", sa_type=Text)
     enabled: bool = True
     created_at: datetime

@@ -2,7 +2,8 @@
 
 ``HttpTransport`` is the real one (one connection pool for every provider, http1.py);
 tests may pass any object with the same ``open`` method. Foreign errors (the connection's,
-the socket's, time-outs before the first byte) become domain errors here and only here.
+the socket's, time-outs before the first byte, a saturated pool) become domain errors here
+and only here.
 """
 
 from __future__ import annotations
@@ -13,9 +14,22 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from ai1net.server.errors import UpstreamError, UpstreamTimeout
-from ai1net.server.http1 import ConnectError, Connection, ConnectionPool, ProtocolError
+from ai1net.server.errors import Overloaded, UpstreamError, UpstreamTimeout, UpstreamViolation
+from ai1net.server.http1 import (
+    DEFAULT_LIMITS,
+    ConnectError,
+    ConnectionPool,
+    Disconnected,
+    LimitExceeded,
+    Limits,
+    PoolTimeout,
+    ProtocolError,
+    Response,
+)
 from ai1net.server.telemetry import provider_span, records_spans
+
+# The longest a call waits for a free connection to its provider's host.
+POOL_WAIT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +39,7 @@ class ProviderRequest:
     body: bytes
     # Seconds until the response headers must have arrived.
     first_byte_timeout: float
+    limits: Limits = DEFAULT_LIMITS
 
 
 class TransportResponse(Protocol):
@@ -60,7 +75,7 @@ class _Exchange:
     back to the pool, or is closed on failure or cancel (which tells the provider to stop).
     With spans exported, the exchange is a client span and the provider's parent."""
 
-    __slots__ = ("_connection", "_pool", "_request", "_span")
+    __slots__ = ("_connection", "_pool", "_request", "_response", "_span")
 
     def __init__(self, pool: ConnectionPool, request: ProviderRequest) -> None:
         self._pool = pool
@@ -74,23 +89,26 @@ class _Exchange:
             headers = dict(headers)
             self._span.start(headers)
         try:
-            with _mapped_errors():
+            with _mapped_errors:
+                connection = await self._pool.acquire(
+                    request.url, wait=min(POOL_WAIT_S, request.first_byte_timeout))
                 try:
                     async with asyncio.timeout(request.first_byte_timeout):
-                        self._connection = await self._pool.open(request.url, headers,
-                                                                 request.body)
+                        exchange = await self._pool.send(connection, request.url, headers,
+                                                         request.body, request.limits)
                 except TimeoutError as exc:
                     ms = round(request.first_byte_timeout * 1000)
                     raise UpstreamTimeout(f"the provider sent nothing within {ms} ms") from exc
         except BaseException as exc:
             self._end_span(exc)
             raise
-        return _Response(self._connection)
+        self._connection, self._response = exchange.connection, exchange.response
+        return _Response(exchange.response)
 
     async def __aexit__(self, _kind: type[BaseException] | None, error: BaseException | None,
                         _tb: object) -> None:
         self._pool.release(self._connection)
-        self._end_span(error, self._connection.status)
+        self._end_span(error, self._response.status)
 
     def _end_span(self, error: BaseException | None, status: int = 0) -> None:
         if self._span is not None:
@@ -99,34 +117,47 @@ class _Exchange:
 
 
 class _Response:
-    """The connection's answer, with its failures mapped."""
+    """The exchange's answer, with its failures mapped."""
 
-    __slots__ = ("_connection", "headers", "status")
+    __slots__ = ("_response", "headers", "status")
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self.status = connection.status
-        self.headers: Mapping[str, str] = connection.headers
+    def __init__(self, response: Response) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
 
     async def read(self) -> bytes:
-        with _mapped_errors():
-            return await self._connection.read()
+        with _mapped_errors:
+            return await self._response.read()
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        with _mapped_errors():
-            async for chunk in self._connection.chunks():
+        with _mapped_errors:
+            async for chunk in self._response.chunks():
                 yield chunk
 
 
-class _mapped_errors:  # used like a contextlib context manager
-    """The connection's and the socket's errors as UpstreamError."""
+class _MappedErrors:
+    """The connection's and the socket's errors as domain errors (a class rather than a
+    generator: it wraps every provider read)."""
+
+    __slots__ = ()
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, _kind: object, exc: BaseException | None, _tb: object) -> None:
+        if isinstance(exc, LimitExceeded):
+            raise UpstreamViolation(str(exc), kind=exc.kind) from exc
+        if isinstance(exc, ProtocolError):
+            raise UpstreamViolation(str(exc), kind="protocol") from exc
+        if isinstance(exc, PoolTimeout):
+            raise Overloaded(f"the gateway has no free connection to the provider: {exc}",
+                             scope="pool") from exc
         if isinstance(exc, ConnectError):
             raise UpstreamError(f"the provider could not be reached ({exc})") from exc
         if isinstance(exc, OSError):
-            reason = exc if isinstance(exc, ProtocolError) else type(exc).__name__
+            reason = exc if isinstance(exc, Disconnected) else type(exc).__name__
             raise UpstreamError(f"the provider connection failed ({reason})") from exc
+
+
+_mapped_errors = _MappedErrors()

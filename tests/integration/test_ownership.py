@@ -223,7 +223,7 @@ async def test_limits_default_and_are_patchable(harness: Harness):
     provider = await harness.key("provider")
     model = await harness.register(provider, **{**SPEC, "name": "limits-default"})
     assert (model["max_response_bytes"], model["max_event_bytes"],
-            model["max_concurrency"]) == (16 << 20, 1 << 20, 100)
+            model["max_concurrency"]) == (16 << 20, 1 << 20, 256)
     async with harness.http.patch(f"{harness.http_url}/v1/models/limits-default",
                                   json={"max_concurrency": 3}, headers=bearer(provider)) as resp:
         patched = await resp.json()

@@ -20,7 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ai1net.server import http1
-from ai1net.server.http1 import MAX_BUFFERED, ConnectError, ConnectionPool, ProtocolError
+from ai1net.server.http1 import (
+    MAX_BUFFERED,
+    ConnectError,
+    ConnectionPool,
+    Disconnected,
+    ProtocolError,
+)
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
 ANSWER = b'{"output": "ok"}'
@@ -112,11 +118,12 @@ async def held(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, server: S
 
 async def post(pool: ConnectionPool, url: str, headers: dict[str, str] | None = None,
                body: bytes = b"{}") -> tuple[int, str | None, bytes]:
-    connection = await pool.open(url, headers or {}, body)
+    exchange = await pool.open(url, headers or {}, body)
+    response = exchange.response
     try:
-        return connection.status, connection.headers.get("CONTENT-TYPE"), await connection.read()
+        return response.status, response.headers.get("CONTENT-TYPE"), await response.read()
     finally:
-        pool.release(connection)
+        pool.release(exchange.connection)
 
 
 async def test_requests_share_one_keep_alive_connection(serve, pool):
@@ -142,12 +149,12 @@ async def test_a_chunked_answer_streams_as_it_arrives(serve, pool):
         writer.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
 
     server, url = await serve(chunked)
-    connection = await pool.open(url, {}, b"{}")
+    exchange = await pool.open(url, {}, b"{}")
     pieces = []
-    async for chunk in connection.chunks():
+    async for chunk in exchange.response.chunks():
         pieces.append(chunk)
         first_seen.set()
-    pool.release(connection)
+    pool.release(exchange.connection)
     assert pieces == [b"first\n", b"second\n"]
     assert await post(pool, url) == (200, None, b"first\nsecond\n")  # read whole, reused
     assert server.connections == 1
@@ -178,14 +185,14 @@ async def test_an_answer_without_length_ends_with_the_connection(serve, pool):
     assert server.connections == 2  # "Connection: close": never reused
 
 
-async def test_a_connection_closed_mid_answer_is_a_protocol_error(serve, pool):
+async def test_a_connection_closed_mid_answer_is_a_disconnect(serve, pool):
     async def cut(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"out")
         await writer.drain()
         writer.close()
 
     _, url = await serve(cut)
-    with pytest.raises(ProtocolError, match="before its answer was complete"):
+    with pytest.raises(Disconnected, match="before its answer was complete"):
         await post(pool, url)
 
 
@@ -289,12 +296,12 @@ async def test_a_large_answer_arrives_whole_read_or_streamed(serve, pool):
 
     _, url = await serve(large)
     assert (await post(pool, url))[2] == body
-    connection = await pool.open(url, {}, b"{}")
+    exchange = await pool.open(url, {}, b"{}")
     received = bytearray()
-    async for chunk in connection.chunks():
+    async for chunk in exchange.response.chunks():
         received += chunk
         await asyncio.sleep(0)  # a slow reader: the pool pauses and resumes reading
-    pool.release(connection)
+    pool.release(exchange.connection)
     assert received == body
 
 
@@ -315,9 +322,9 @@ async def test_an_answer_completed_while_reading_was_paused_leaves_it_resumed(se
                                                                              monkeypatch):
     monkeypatch.setattr(http1, "MAX_BUFFERED", 1)  # any body pauses reading
     server, url = await serve(ok)
-    connection = await pool.open(url, {}, b"{}")
-    assert [chunk async for chunk in connection.chunks()] == [ANSWER]
-    pool.release(connection)
+    exchange = await pool.open(url, {}, b"{}")
+    assert [chunk async for chunk in exchange.response.chunks()] == [ANSWER]
+    pool.release(exchange.connection)
     assert (await asyncio.wait_for(post(pool, url), 5))[2] == ANSWER  # the same connection
     assert server.connections == 1
 
@@ -361,17 +368,33 @@ async def test_https_is_verified_against_the_trust_store(tmp_path):
     assert server.requests[0].startswith(b"POST /v1/generate HTTP/1.1\r\n")
 
 
-async def test_a_request_on_a_connection_closed_while_idle_goes_out_again(serve, pool):
+async def test_a_request_the_provider_read_is_never_sent_again(serve, pool):
+    """A kept-alive connection closed by the provider after it read the next request: the
+    request may have been acted on, so it fails instead of going out a second time."""
     async def first_only(_r: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          server: Server) -> None:
-        if id(writer) in server.answered:  # a server whose keep-alive just ran out
+        if id(writer) in server.answered:  # reads the second request, then hangs up
             writer.close()
             return
         server.answered.add(id(writer))
         writer.write(answer())
 
     server, url = await serve(first_only)
+    assert (await post(pool, url, {"Idempotency-Key": "gen_1"}))[2] == ANSWER
+    with pytest.raises(Disconnected, match="without answering"):
+        await post(pool, url, {"Idempotency-Key": "gen_2"})
+    assert [r.count(b"Idempotency-Key: gen_2") for r in server.requests] == [0, 1]
+    assert server.connections == 1
+
+
+async def test_a_request_that_could_not_be_written_goes_out_on_another_connection(serve, pool):
+    """A pooled connection found closed before the request was written: the provider never
+    saw it, so it goes out on a new connection."""
+    server, url = await serve(ok)
+    exchange = await pool.open(url, {}, b"{}")
+    await exchange.response.read()
+    pool.release(exchange.connection)
+    exchange.connection._transport.close()  # closed from our side while idle, as a timer would
     assert (await post(pool, url))[2] == ANSWER
-    assert (await post(pool, url))[2] == ANSWER  # met the closing connection, then a new one
     assert server.connections == 2
-    assert len(server.requests) == 3
+    assert len(server.requests) == 2

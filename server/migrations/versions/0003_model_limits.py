@@ -15,7 +15,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-COLUMNS = {"max_response_bytes": 16 << 20, "max_event_bytes": 1 << 20, "max_concurrency": 100}
+COLUMNS = {"max_response_bytes": 16 << 20, "max_event_bytes": 1 << 20, "max_concurrency": 256}
 
 
 def upgrade() -> None:
