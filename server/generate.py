@@ -8,6 +8,7 @@ fails after its first chunk ends with the error and is billed for what was deliv
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -28,6 +29,7 @@ from ai1net.server.crypto import new_id
 from ai1net.server.errors import (
     GatewayError,
     Overloaded,
+    Unavailable,
     UpstreamError,
     UpstreamTimeout,
     UpstreamViolation,
@@ -111,8 +113,22 @@ class Generator:
     def plan(self, call: GenerateCall) -> Plan:
         check_call(call)
         if call.model:
-            return plan_explicit(call.model, call.fallbacks, self._registry.find)
+            return self._admitted(plan_explicit(call.model, call.fallbacks,
+                                                self._registry.find))
         return plan_routed(self._registry.all(), call.route, self._health.observe, self._rng)
+
+    def _admitted(self, plan: Plan) -> Plan:
+        """The named models whose breaker lets a call through; when none does, the call
+        fails fast instead of reaching a model that keeps failing."""
+        models = tuple(m for m in plan.models if self._health.admits(m.name))
+        if len(models) == len(plan.models):
+            return plan
+        if not models:
+            wait = min(self._health.ejected_for(m.name) for m in plan.models)
+            raise Unavailable(f"model {plan.models[0].name!r} is ejected after repeated "
+                              f"failures; try again in {math.ceil(wait)} s",
+                              retry_after_s=max(1.0, wait))
+        return Plan(models, plan.reason)
 
     async def generate(self, caller: Principal, call: GenerateCall) -> Outcome:
         with self._observer.call_span("Generate") as span:

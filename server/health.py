@@ -99,6 +99,13 @@ class HealthBoard:
             return True
         return not (self._clock() < model.ejected_until or model.probing)
 
+    def ejected_for(self, name: str) -> float:
+        """Seconds until ``name`` may take a call again (0 when it may now)."""
+        if self.admits(name):
+            return 0.0
+        model = self._models[name]
+        return max(0.0, model.ejected_until - self._clock())
+
     def begin(self, name: str) -> None:
         """A call is about to go to ``name``; past its cool-down this is the probe."""
         model = self._models.get(name)

@@ -17,6 +17,7 @@ from ai1net.server.errors import (
     ProviderRejected,
     UpstreamError,
     UpstreamRateLimited,
+    UpstreamTimeout,
     UpstreamViolation,
 )
 from ai1net.server.http1 import DEFAULT_LIMITS, Limits
@@ -133,8 +134,8 @@ def _limits(max_response_bytes: int) -> Limits:
 
 
 class _ProviderErrors:
-    """Provider messages are passed on, never with the model's credential in them; a broken
-    limit or rule names the model."""
+    """Provider messages are passed on, never with the model's credential in them; a
+    provider's failure names the model."""
 
     __slots__ = ("_model",)
 
@@ -148,7 +149,7 @@ class _ProviderErrors:
         if not isinstance(error, GatewayError):
             return
         message = error.message
-        if isinstance(error, UpstreamViolation):
+        if isinstance(error, UpstreamError | UpstreamTimeout):
             message = f"model {self._model.name!r}: {message}"
         for value in self._model.auth_headers.values():
             secret = value.removeprefix("Bearer ")
@@ -198,6 +199,9 @@ def provider_error(status: int, headers: Mapping[str, str], body: bytes) -> Gate
                                    retry_after_s=retry_after(headers.get("Retry-After")))
     if status in (401, 403):
         return UpstreamError(f"the provider refused the gateway's credentials (HTTP {status})")
+    if 300 <= status < 400:
+        return UpstreamViolation(f"the provider answered with a redirect (HTTP {status}), which "
+                                 f"the gateway does not follow", kind="redirect")
     return UpstreamError(f"the provider failed with HTTP {status}: {message}")
 
 

@@ -71,7 +71,9 @@ class Hostile:
             "/obs-fold": fixed(b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\n"
                                b"Content-Type: application/json\r\n"
                                + f"Content-Length: {len(OK_BODY)}\r\n\r\n".encode() + OK_BODY),
-            "/second-answer": fixed(ok_answer() + ok_answer(b'{"output": "smuggled"}')),
+            "/second-answer": fixed(head("200 OK", "Content-Type: application/json",
+                                         f"Content-Length: {len(OK_BODY)}") + OK_BODY
+                                    + ok_answer(b'{"output": "smuggled"}')),
             "/upgrade": fixed(head("101 Switching Protocols", "Upgrade: websocket",
                                    "Connection: Upgrade") + b"\x81\x05hello"),
             "/redirect": fixed(head("302 Found", "Location: http://169.254.169.254/latest/",
