@@ -284,6 +284,10 @@ class Response:
             if not data:
                 return
         self._decoded += len(data)
+        if self._decoded > self._limits.body_bytes:
+            raise LimitExceeded("response_bytes", f"the provider's answer is over "
+                                                  f"{self._limits.body_bytes} bytes "
+                                                  f"(max_response_bytes)")
         self._body.append(data)
         self._buffered += len(data)
         if self._buffered > self._max_buffered and not self._paused:

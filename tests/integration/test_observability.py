@@ -116,6 +116,10 @@ async def test_streaming_call_is_one_trace(traced: Harness, spans: InMemorySpanE
     mine = [s for s in spans.get_finished_spans() if f"{s.context.trace_id:032x}" == TRACE_ID]
     generate = next(s for s in mine if s.name == "ai1net.generate")
     assert generate.attributes["gen_ai.usage.output_tokens"] == 2
+    # The provider's stream said done: its CLIENT span ended well.
+    client_span = next(s for s in mine if s.kind.name == "CLIENT" and "POST" in s.name)
+    assert client_span.status.status_code.name == "UNSET", client_span.status
+    assert generate.status.status_code.name != "ERROR"
 
 
 async def test_failed_call_marks_the_span(traced: Harness, spans: InMemorySpanExporter,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gzip
 import ipaddress
+import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,9 @@ from ai1net.server.http1 import (
     ConnectError,
     ConnectionPool,
     Disconnected,
+    LimitExceeded,
+    Limits,
+    PoolTimeout,
     ProtocolError,
 )
 
@@ -398,3 +402,166 @@ async def test_a_request_that_could_not_be_written_goes_out_on_another_connectio
     assert (await post(pool, url))[2] == ANSWER
     assert server.connections == 2
     assert len(server.requests) == 2
+
+
+# -- RFC 9112 / 9110: what a provider's answer may and may not be ------------------------------
+
+
+def scripted(raw: bytes) -> Script:
+    async def script(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _s: Server) -> None:
+        writer.write(raw)
+    return script
+
+
+@pytest.mark.parametrize(("raw", "error", "message"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"5\r\nhello\r\n0\r\n\r\n", ProtocolError, "Transfer-Encoding can't be present"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+     ProtocolError, "Invalid character in chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nhi\r\n",
+     ProtocolError, "Chunk size overflow"),
+    (b"HTTP/1.1 200 OK\r\nX-A: a\r\n  folded\r\nContent-Length: 0\r\n\r\n",
+     ProtocolError, "not valid HTTP"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi",
+     ProtocolError, "Duplicate Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+     ProtocolError, "unsupported transfer coding"),
+    (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+     ProtocolError, r"upgrade \(HTTP 101\)"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nyo",
+     ProtocolError, "a second answer nobody asked for"),
+    (b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi", ProtocolError, "not valid HTTP"),
+])
+async def test_answers_the_rfc_refuses_are_refused(serve, pool, raw, error, message):
+    _, url = await serve(scripted(raw))
+    with pytest.raises(error, match=message):
+        await post(pool, url)
+
+
+async def test_interim_answers_are_skipped_however_many(serve, pool):
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    _, url = await serve(scripted(interim + answer()))
+    assert await post(pool, url) == (200, "application/json", ANSWER)
+
+
+async def test_endless_interim_answers_hit_the_header_limit(serve, pool):
+    _, url = await serve(scripted(b"HTTP/1.1 100 Continue\r\n\r\n" * 5000))
+    with pytest.raises(LimitExceeded, match="header block is over 65536 bytes") as caught:
+        await post(pool, url)
+    assert caught.value.kind == "header_bytes"
+
+
+async def test_trailers_are_never_merged_into_the_headers(serve, pool):
+    raw = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+           b"\r\n5\r\nhello\r\n0\r\nContent-Type: text/evil\r\nX-Trailer: t\r\n\r\n")
+    _, url = await serve(scripted(raw))
+    exchange = await pool.open(url, {}, b"{}")
+    assert await exchange.response.read() == b"hello"
+    assert dict(exchange.response.headers) == {"content-type": "application/json",
+                                               "transfer-encoding": "chunked"}
+    pool.release(exchange.connection)
+
+
+async def test_repeated_fields_are_joined_in_linear_time(serve, pool):
+    fields = b"".join(b"X-Many: %d\r\n" % i for i in range(100))
+    _, url = await serve(scripted(answer(ANSWER, fields)))
+    exchange = await pool.open(url, {}, b"{}")
+    assert exchange.response.headers["x-many"] == ", ".join(str(i) for i in range(100))
+    await exchange.response.read()
+    pool.release(exchange.connection)
+
+
+@pytest.mark.parametrize(("fields", "kind"), [
+    (b"".join(b"X-F-%d: v\r\n" % i for i in range(128)), "header_fields"),
+    (b"X-Big: " + b"a" * (64 * 1024) + b"\r\n", "header_bytes"),
+])
+async def test_the_header_block_is_capped(serve, pool, fields, kind):
+    _, url = await serve(scripted(answer(ANSWER, fields)))
+    with pytest.raises(LimitExceeded) as caught:
+        await post(pool, url)
+    assert caught.value.kind == kind
+
+
+async def test_a_header_block_just_under_the_caps_is_fine(serve, pool):
+    fields = b"".join(b"X-F-%d: v\r\n" % i for i in range(125))  # + 2 of answer()'s own
+    _, url = await serve(scripted(answer(ANSWER, fields)))
+    assert (await post(pool, url))[0] == 200
+
+
+@pytest.mark.parametrize("encoding", [b"gzip", b"deflate"])
+async def test_a_compression_bomb_stops_at_the_limit(serve, pool, encoding):
+    zeros = bytes(8 << 20)
+    body = gzip.compress(zeros) if encoding == b"gzip" else zlib.compress(zeros)
+    _, url = await serve(scripted(answer(body, b"Content-Encoding: " + encoding + b"\r\n")))
+    limits = Limits(body_bytes=1 << 20)
+    exchange = await pool.open(url, {}, b"{}", limits=limits)
+    with pytest.raises(LimitExceeded, match="decompresses to over 1048576 bytes"):
+        await exchange.response.read()
+    pool.release(exchange.connection)
+    exchange = await pool.open(url, {}, b"{}", limits=Limits(body_bytes=8 << 20))
+    assert await exchange.response.read() == zeros  # exactly at the limit: whole
+    pool.release(exchange.connection)
+
+
+async def test_the_body_is_capped_on_the_wire(serve, pool):
+    _, url = await serve(scripted(answer(b"x" * 4096)))
+    exchange = await pool.open(url, {}, b"{}", limits=Limits(body_bytes=4095))
+    with pytest.raises(LimitExceeded, match="answer is over 4095 bytes") as caught:
+        await exchange.response.read()
+    assert caught.value.kind == "response_bytes"
+    pool.release(exchange.connection)
+
+
+async def test_idle_connections_close_before_the_providers_keep_alive_runs_out(serve, pool,
+                                                                              monkeypatch):
+    monkeypatch.setattr(http1, "KEEP_ALIVE_MARGIN_S", 0.95)
+    server, url = await serve(scripted(answer(ANSWER, b"Keep-Alive: timeout=1\r\n")))
+    assert (await post(pool, url))[0] == 200
+    # The pool closes it ~50 ms after parking it, well before the provider's 1 s.
+    await asyncio.wait_for(server.closed.wait(), 0.9)
+    assert server.open_now == 0
+    assert (await post(pool, url))[0] == 200
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    (None, http1.IDLE_TIMEOUT_S), ("timeout=5, max=100", 4.0), ("max=3, timeout=120", 15.0),
+    ("timeout=1", 0.0), ("timeout=abc", http1.IDLE_TIMEOUT_S), ("timeout=-4", 0.0)])
+def test_keep_alive_timeout_is_honoured_with_a_margin(header, seconds):
+    assert http1._idle_timeout(header) == seconds
+
+
+async def test_a_keep_alive_timeout_too_short_to_use_is_not_kept(serve, pool):
+    server, url = await serve(scripted(answer(ANSWER, b"Keep-Alive: timeout=1\r\n")))
+    assert (await post(pool, url))[0] == 200
+    await asyncio.wait_for(server.closed.wait(), 5)  # closed at once, not parked
+    assert (await post(pool, url))[0] == 200
+    assert server.connections == 2
+
+
+async def test_waiting_for_a_connection_is_its_own_bounded_error(serve):
+    server, url = await serve(held)
+    async with pool_of(limit_per_host=1) as capped:
+        first = asyncio.create_task(post(capped, url))
+        await server.until_requests(1)
+        with pytest.raises(PoolTimeout, match="stayed busy for 50 ms"):
+            await capped.acquire(url, wait=0.05)
+        server.released.set()
+        assert (await first)[0] == 200
+
+
+async def test_every_resolved_address_is_tried(serve, pool, monkeypatch):
+    server, url = await serve(ok)
+    port = int(url.split(":")[2].split("/")[0])
+    closed = await asyncio.start_server(lambda r, w: None, "127.0.0.2", 0)
+    dead_port = closed.sockets[0].getsockname()[1]
+    closed.close()
+    await closed.wait_closed()
+
+    async def resolve(_host: str, _port: int) -> list[http1.AddrInfo]:
+        tcp = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+        return [(*tcp, ("127.0.0.2", dead_port)), (*tcp, ("127.0.0.1", port))]
+
+    monkeypatch.setattr(pool, "_resolve", resolve)
+    assert (await post(pool, url))[0] == 200
+    assert server.connections == 1
