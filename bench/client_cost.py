@@ -58,11 +58,11 @@ async def with_pool(url: str, calls: int) -> float:
 
     async def call() -> bytes:
         async with asyncio.timeout(30):
-            connection = await pool.open(url, HEADERS, BODY)
+            exchange = await pool.open(url, HEADERS, BODY)
         try:
-            return await connection.read()
+            return await exchange.response.read()
         finally:
-            pool.release(connection)
+            pool.release(exchange.connection)
 
     try:
         return await cpu_per_call(call, calls)
