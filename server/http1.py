@@ -15,8 +15,9 @@ less than a general client: aiohttp's took about three times the CPU per call of
   transfer coding other than chunked, and bytes that answer no request; 1xx answers are
   skipped; trailers are read, bounded and dropped, never merged into the headers;
 - one pool per origin (scheme, host, port), at most ``limit_per_host`` connections open, the
-  most recently used reused first; an idle connection is closed on a timer before the
-  provider would close it (``IDLE_TIMEOUT_S``, or a second under its ``Keep-Alive: timeout``);
+  most recently used reused first; idle connections are closed by a sweep on a timer before
+  the provider would close them (``IDLE_TIMEOUT_S``, or a second under its ``Keep-Alive:
+  timeout``), and never reused past that;
 - a request is sent once: only one that could not be written (its connection found closed
   first) goes out on another connection; every request carries the caller's headers, so an
   ``Idempotency-Key`` lets the provider recognise a call it has seen;
@@ -55,6 +56,7 @@ from ai1net.server.endpoints import forbidden_address, forbidden_name, literal_a
 
 IDLE_TIMEOUT_S = 15.0
 KEEP_ALIVE_MARGIN_S = 1.0  # closed this long before the provider's own keep-alive time-out
+SWEEP_S = 0.5  # how often idle connections are looked over (and closed up to this early)
 DNS_TTL_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 HAPPY_EYEBALLS_DELAY_S = 0.25
@@ -113,6 +115,9 @@ class Headers(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         return self._items[name.lower()]
 
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._items.get(name.lower(), default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 
@@ -125,14 +130,17 @@ class Response:
     read whole (``read``) or as it arrives (``chunks``), within its ``Limits``."""
 
     __slots__ = ("_body", "_buffered", "_complete", "_connection", "_decoded", "_decoder",
-                 "_error", "_fields", "_head", "_head_bytes", "_head_fields", "_in_head",
-                 "_interim", "_keep_alive", "_limits", "_max_buffered", "_paused",
-                 "_until_eof", "_waiter", "_wire", "headers", "received", "status")
+                 "_error", "_fields", "_head_bytes", "_head_fields", "_in_head", "_interim",
+                 "_keep_alive", "_limits", "_max_buffered", "_parser", "_paused", "_until_eof",
+                 "_waiter", "_wire", "head", "headers", "idle_timeout", "received", "status")
 
     def __init__(self, connection: Connection, limits: Limits) -> None:
         self._connection = connection
         self._limits = limits
-        self._head: asyncio.Future[None] = connection.loop.create_future()
+        # The answer's own parser (llhttp), whose callbacks are the on_* methods below.
+        self._parser = httptools.HttpResponseParser(self)
+        self.head: asyncio.Future[None] = connection.loop.create_future()  # head received
+        self.idle_timeout = IDLE_TIMEOUT_S
         self._waiter: asyncio.Future[None] | None = None
         self._error: OSError | None = None
         self.status = 0
@@ -198,17 +206,14 @@ class Response:
 
     # -- fed by the connection -------------------------------------------------------------
 
-    async def head(self) -> None:
-        await self._head
-
     def fail(self, error: OSError) -> None:
         """The exchange failed; a complete answer fails too when its reader has not seen the
         end yet (the error is what the connection carried after it)."""
         if self._error is None:
             self._error = error
-            if not self._head.done():
-                self._head.set_exception(error)
-                self._head.exception()  # retrieved: a caller gone since must not warn
+            if not self.head.done():
+                self.head.set_exception(error)
+                self.head.exception()  # retrieved: a caller gone since must not warn
             self._wake()
 
     def head_room(self) -> int:
@@ -221,6 +226,18 @@ class Response:
             raise LimitExceeded("header_bytes", f"the provider's header block is over "
                                                 f"{self._limits.head_bytes} bytes")
 
+    def feed(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            raise ProtocolError("the provider answered with an upgrade (HTTP 101), "
+                                "which no provider call asks for") from exc
+        except httptools.HttpParserError as exc:  # a callback's error comes wrapped
+            cause = exc.__context__
+            if isinstance(cause, OSError):
+                raise cause from None
+            raise ProtocolError(f"the provider's answer is not valid HTTP ({exc})") from exc
+
     def count_wire(self, size: int) -> None:
         self._wire += size
         if self._wire > self._limits.body_bytes:
@@ -228,7 +245,11 @@ class Response:
                                                   f"{self._limits.body_bytes} bytes "
                                                   f"(max_response_bytes)")
 
+    # -- httptools callbacks -----------------------------------------------------------------
+
     def on_message_begin(self) -> None:
+        if self._complete:
+            raise ProtocolError("the provider sent a second answer nobody asked for")
         self._fields = {}
         self._head_fields = 0
 
@@ -246,8 +267,9 @@ class Response:
         else:
             values.append(value.decode("latin-1"))
 
-    def on_headers_complete(self, status: int, upgrade: bool) -> None:
-        if status == 101 or upgrade:
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status == 101 or self._parser.should_upgrade():
             raise ProtocolError("the provider answered with an upgrade (HTTP 101), "
                                 "which no provider call asks for")
         if status < 200:  # 100 Continue and the like: the answer follows
@@ -264,11 +286,12 @@ class Response:
         elif encoding not in ("identity", ""):
             raise ProtocolError(f"the provider used an unsupported encoding ({encoding})")
         self.status, self.headers = status, Headers(fields)
+        self.idle_timeout = _idle_timeout(fields.get("keep-alive"))
         self._in_head = False
         self._until_eof = "content-length" not in fields and coding is None \
             and status not in (204, 304)
-        if not self._head.done():
-            self._head.set_result(None)
+        if not self.head.done():
+            self.head.set_result(None)
 
     def on_body(self, data: bytes) -> None:
         if self._decoder is not None:
@@ -295,11 +318,11 @@ class Response:
             self._connection.pause_reading()
         self._wake()
 
-    def on_message_complete(self, keep_alive: bool) -> None:
+    def on_message_complete(self) -> None:
         if self._interim:
             self._interim = False
             return
-        self._keep_alive = keep_alive
+        self._keep_alive = self._parser.should_keep_alive()
         self.finish()
 
     def finish(self) -> None:
@@ -321,7 +344,7 @@ class Response:
     def connection_lost(self, *, reused: bool) -> None:
         if self._complete or self._error is not None:
             return
-        if self._until_eof and self._head.done():
+        if self._until_eof and self.head.done():
             self.finish()
         elif reused and not self.received:
             self.fail(Disconnected("the provider closed the kept-alive connection without "
@@ -337,14 +360,11 @@ class Connection(asyncio.Protocol):
     def __init__(self, origin: _Origin) -> None:
         self.origin = origin
         self.loop = asyncio.get_running_loop()
-        self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._response: Response | None = None  # None while idle
         self.closed = False
-        self.idle_since = 0.0
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self.idle_until = 0.0
         self._exchanges = 0
-        self._idle_timeout = IDLE_TIMEOUT_S
 
     def writable(self) -> bool:
         return not self.closed and self._transport is not None \
@@ -352,9 +372,6 @@ class Connection(asyncio.Protocol):
 
     def send(self, request: bytes, limits: Limits) -> Response:
         assert self._transport is not None
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
         response = self._response = Response(self, limits)
         self._exchanges += 1
         self._transport.write(request)
@@ -363,19 +380,16 @@ class Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         response = self._response
         return response is not None and response.keep_alive and not self.closed \
-            and self._idle_timeout > 0
+            and response.idle_timeout > 0
 
-    def park(self) -> None:
-        """Between exchanges: idle until reused, or closed when its idle time is up."""
+    def park(self, now: float) -> None:
+        """Between exchanges: idle until reused, or until its idle time is up."""
+        assert self._response is not None
+        self.idle_until = now + self._response.idle_timeout
         self._response = None
-        self.idle_since = time.monotonic()
-        self._idle_timer = self.loop.call_later(self._idle_timeout, self.close)
 
     def close(self) -> None:
         self.closed = True
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
         if self._transport is not None:
             self._transport.close()
 
@@ -408,36 +422,24 @@ class Connection(asyncio.Protocol):
                 room = response.head_room()
                 if room < 0:  # past the head: everything counts on the wire
                     response.count_wire(len(data))
-                    self._feed(data)
+                    response.feed(data)
                     return
                 # The parser holds a header line until it ends: feed it no more of the
                 # head than the limit allows.
-                piece, data = data[:max(room, 1)], data[max(room, 1):]
+                if len(data) <= room:
+                    piece, data = data, b""
+                else:
+                    piece, data = data[:max(room, 1)], data[max(room, 1):]
                 response.count_head(len(piece))
-                self._feed(piece)
+                response.feed(piece)
         except OSError as exc:
             self._fail(exc)
-
-    def _feed(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            raise ProtocolError("the provider answered with an upgrade (HTTP 101), "
-                                "which no provider call asks for") from exc
-        except httptools.HttpParserError as exc:  # a callback's error comes wrapped
-            cause = exc.__context__
-            if isinstance(cause, OSError):
-                raise cause from None
-            raise ProtocolError(f"the provider's answer is not valid HTTP ({exc})") from exc
 
     def eof_received(self) -> bool | None:
         return None  # close: a half-closed provider connection is of no further use
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
         if self._response is None:
             self.origin.forget(self)
             return
@@ -445,34 +447,6 @@ class Connection(asyncio.Protocol):
             self._response.connection_lost(reused=self._exchanges > 1)
         except OSError as error:
             self._response.fail(error)
-
-    # -- httptools callbacks -----------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        response = self._response
-        assert response is not None
-        if response.complete:
-            raise ProtocolError("the provider sent a second answer nobody asked for")
-        response.on_message_begin()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        assert self._response is not None
-        self._response.on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        assert self._response is not None
-        parser = self._parser
-        self._response.on_headers_complete(parser.get_status_code(), parser.should_upgrade())
-        if self._response.status:
-            self._idle_timeout = _idle_timeout(self._response.headers.get("keep-alive"))
-
-    def on_body(self, data: bytes) -> None:
-        assert self._response is not None
-        self._response.on_body(data)
-
-    def on_message_complete(self) -> None:
-        assert self._response is not None
-        self._response.on_message_complete(self._parser.should_keep_alive())
 
 
 def _idle_timeout(keep_alive: str | None) -> float:
@@ -536,6 +510,7 @@ class ConnectionPool:
         self._targets: dict[str, _Target] = {}
         self._addresses: dict[tuple[str, int], tuple[float, list[AddrInfo]]] = {}
         self._closed = False
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def open(self, url: str, headers: Mapping[str, str], body: bytes, *,
                    limits: Limits = DEFAULT_LIMITS, wait: float = 60.0) -> Exchange:
@@ -582,7 +557,7 @@ class ConnectionPool:
                 raise
         response = connection.send(request, limits)
         try:
-            await response.head()
+            await response.head
         except BaseException:
             self.release(connection)
             raise
@@ -594,14 +569,32 @@ class ConnectionPool:
         origin = connection.origin
         origin.active -= 1
         if connection.reusable() and not self._closed:
-            connection.park()
+            connection.park(time.monotonic())
             origin.idle.append(connection)
+            if self._sweeper is None:
+                self._sweeper = connection.loop.call_later(SWEEP_S, self._sweep)
         else:
             connection.close()
         self._wake_next(origin)
 
+    def _sweep(self) -> None:
+        """Close the idle connections whose time is up before the next sweep."""
+        self._sweeper = None
+        soon = time.monotonic() + SWEEP_S
+        idle = False
+        for origin in self._origins.values():
+            for connection in [c for c in origin.idle if c.idle_until <= soon]:
+                origin.forget(connection)
+                connection.close()
+            idle = idle or bool(origin.idle)
+        if idle and not self._closed:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
+
     async def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for origin in self._origins.values():
             while origin.idle:
                 origin.idle.pop().close()
@@ -629,10 +622,12 @@ class ConnectionPool:
     async def _idle_or_new(self, origin: _Origin) -> Connection:
         if self._closed:
             raise ConnectError("the gateway is shutting down")
+        now = time.monotonic()
         while origin.idle:
             connection = origin.idle.pop()
-            if connection.writable():
+            if connection.writable() and connection.idle_until > now:
                 return connection
+            connection.close()
         return await self._connect(origin)
 
     async def _connect(self, origin: _Origin) -> Connection:

@@ -94,7 +94,7 @@ async def feed(data: bytes, cuts: list[int], *, valid: bool = False) -> None:
     await asyncio.sleep(0)  # connection_lost runs
     try:
         async with asyncio.timeout(1):  # nothing hangs once the connection is gone
-            await response.head()
+            await response.head
             body = await response.read()
     except DOCUMENTED:
         assert not valid
