@@ -4,6 +4,7 @@ and over TLS against a real gRPC server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,8 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 
 from ai1net.client import (
@@ -218,8 +221,12 @@ async def test_the_async_client_covers_the_api(gateway: Harness, provider_url: s
         assert [m.name for m in await client.list_models(type="text")] == ["async-model"]
         totals = (await client.usage()).usage
         assert (totals.requests, totals.cost_nanos) == (2, 2 * CALL_NANOS)
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound) as missing:
             await client.get_model("nope")
+        assert missing.value.reason == "NOT_FOUND"  # read from the status details trailer
+        with pytest.raises(InvalidArgument) as invalid:
+            await client.generate("hi", model="async-model", parameters={"max_tokens": -1})
+        assert invalid.value.field == "parameters.max_tokens"
         with pytest.raises(PermissionDenied):
             await client.delete_model("async-model")
     async with AsyncClient(target, api_key=ADMIN_KEY) as admin:
@@ -245,30 +252,73 @@ async def test_leaving_an_async_stream_early_cancels_the_provider_call(gateway: 
 # -- TLS ------------------------------------------------------------------------------------
 
 
-class OneModel(registry_pb2_grpc.RegistryServiceServicer):
-    """A registry that knows one model and remembers the key it was called with."""
+class ScriptedRegistry(registry_pb2_grpc.RegistryServiceServicer):
+    """A registry whose GetModel first fails as scripted, then answers; it remembers the
+    key of every call."""
 
-    def __init__(self) -> None:
+    def __init__(self, *failures: tuple[grpc.StatusCode, str, float]) -> None:
+        self.failures = list(failures)
         self.keys: list[str] = []
 
     async def GetModel(self, request: registry_pb2.GetModelRequest,
                        context: aio.ServicerContext[Any, Any]) -> registry_pb2.Model:
         self.keys.extend(v for k, v in context.invocation_metadata() or ()
                          if k == "authorization" and isinstance(v, str))
+        if self.failures:
+            code, message, retry_after = self.failures.pop(0)
+            await context.abort(code, message, trailing_metadata=status_trailer(
+                code, message, retry_after))
         return registry_pb2.Model(name=request.name, type="text")
+
+
+def status_trailer(code: grpc.StatusCode, message: str,
+                   retry_after: float) -> tuple[tuple[str, bytes], ...]:
+    status = status_pb2.Status(code=code.value[0], message=message)
+    delay = duration_pb2.Duration()
+    delay.FromTimedelta(timedelta(seconds=retry_after))
+    status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+@contextlib.asynccontextmanager
+async def scripted_server(registry: ScriptedRegistry,
+                          credentials: grpc.ServerCredentials | None = None,
+                          ) -> AsyncIterator[str]:
+    server = aio.server()
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry, server)
+    port = server.add_secure_port("127.0.0.1:0", credentials) if credentials \
+        else server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
+async def test_the_async_client_retries_a_read_after_retry_info():
+    registry = ScriptedRegistry((grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down", 0.01),
+                                (grpc.StatusCode.UNAVAILABLE, "draining", 0.01))
+    async with scripted_server(registry) as target, \
+            AsyncClient(target, api_key="ai1_retry") as client:
+        assert (await client.get_model("m")).name == "m"
+    assert registry.keys == ["Bearer ai1_retry"] * 3
+
+
+async def test_the_async_client_gives_up_after_its_attempts():
+    registry = ScriptedRegistry(*[(grpc.StatusCode.UNAVAILABLE, "draining", 0.01)] * 3)
+    async with scripted_server(registry) as target, \
+            AsyncClient(target, api_key="k", retry=RetryPolicy(max_attempts=2)) as client:
+        with pytest.raises(Unavailable, match="draining"):
+            await client.get_model("m")
+    assert len(registry.keys) == 2
 
 
 async def test_tls_verifies_the_gateway_against_the_ca_file(tmp_path: Path):
     cert, key = self_signed(tmp_path)
-    registry = OneModel()
-    server = aio.server()
-    registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry, server)
+    registry = ScriptedRegistry()
     credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
-    port = server.add_secure_port("127.0.0.1:0", credentials)
-    await server.start()
-    target = f"127.0.0.1:{port}"
     no_retry = RetryPolicy(max_attempts=1)
-    try:
+    async with scripted_server(registry, credentials) as target:
         async with AsyncClient(target, api_key="ai1_tls", ca_file=cert) as client:
             assert (await client.get_model("m")).name == "m"
 
@@ -286,5 +336,3 @@ async def test_tls_verifies_the_gateway_against_the_ca_file(tmp_path: Path):
             with pytest.raises(Unavailable):
                 await client.get_model("m")
         assert len(registry.keys) == 2
-    finally:
-        await server.stop(None)
