@@ -77,6 +77,8 @@ def sync_tour(target: str, provider_url: str) -> None:
         assert model.pricing.input_per_1k_nanos == 2_000_000
         assert model.created_at is not None
         assert model.created_at.tzinfo is not None
+        assert model.max_response_bytes == 16 << 20  # the default
+        assert model.extra == {}                     # nothing this client does not know
 
     with Client(target, api_key=consumer.key) as client:
         answer = client.generate("hello", model="sync-model", parameters={"max_tokens": 5})

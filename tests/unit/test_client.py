@@ -307,7 +307,8 @@ def test_a_model_converts_prices_times_and_stats(gateway):
                                                             output_per_1k_tokens=0.00001),
         capabilities=["chat"], owner="key_p", enabled=True, created_at=stamp(created),
         stats=registry_pb2.ModelStats(requests=2**40, error_rate=0.25, health="healthy"),
-        timeout_ms=60000, has_credentials=True))
+        timeout_ms=60000, has_credentials=True, max_response_bytes=16 << 20,
+        max_concurrency=256))
     model = future.result()
     assert model.pricing.input_per_1k_nanos == 2_000_000
     assert model.pricing.output_per_1k_nanos == 10_000
@@ -318,6 +319,8 @@ def test_a_model_converts_prices_times_and_stats(gateway):
     assert isinstance(model.stats.requests, int)
     assert model.capabilities == ("chat",)
     assert (model.timeout_ms, model.has_credentials, model.extra) == (60000, True, {})
+    assert (model.max_response_bytes, model.max_event_bytes, model.max_concurrency) == \
+        (16 << 20, 0, 256)
 
 
 def test_a_key_keeps_its_secret_only_when_created_and_its_budget_in_nanos(gateway):
@@ -539,3 +542,15 @@ def test_construction_refuses_contradictions(tmp_path):
         Client(api_key="k", cert_file=tmp_path / "client.pem")
     with pytest.raises(FileNotFoundError):
         Client(api_key="k", ca_file=tmp_path / "missing.pem")
+
+
+def test_fields_the_client_does_not_know_yet_land_in_extra():
+    from ai1net.client import results
+
+    created = datetime(2026, 3, 1, tzinfo=UTC)
+    message = registry_pb2.Model(name="m", capabilities=["chat"], max_concurrency=4,
+                                 stats=registry_pb2.ModelStats(requests=2**40),
+                                 created_at=stamp(created))
+    assert results._extra(message, frozenset({"name"})) == {
+        "capabilities": ["chat"], "max_concurrency": 4, "stats": {"requests": 2**40},
+        "created_at": created}

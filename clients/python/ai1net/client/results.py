@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from ai1net.client.convert import value_to_python
@@ -157,6 +157,10 @@ class Model:
     stats: ModelStats
     # Whether a credential is stored; its value is never returned.
     has_credentials: bool
+    # What the gateway accepts from the provider, and how many calls at once.
+    max_response_bytes: int = 0
+    max_event_bytes: int = 0
+    max_concurrency: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -179,7 +183,9 @@ def model(message: registry_pb2.Model) -> Model:
         created_at=_time(message, "created_at"), updated_at=_time(message, "updated_at"),
         stats=ModelStats(stats.requests, stats.error_rate, stats.p50_latency_ms,
                          stats.ttft_p50_ms, stats.health),
-        has_credentials=message.has_credentials, extra=_extra(message, _MODEL_FIELDS))
+        has_credentials=message.has_credentials,
+        max_response_bytes=message.max_response_bytes, max_event_bytes=message.max_event_bytes,
+        max_concurrency=message.max_concurrency, extra=_extra(message, _MODEL_FIELDS))
 
 
 # -- keys -----------------------------------------------------------------------------------
@@ -325,11 +331,17 @@ def _extra(message: Message, known: frozenset[str]) -> dict[str, Any]:
 
 
 def _plain(descriptor: Any, value: Any) -> Any:
+    """A field's value as plain Python: messages as dicts, 64-bit integers still ints."""
     if descriptor.message_type is None:
         return list(value) if descriptor.is_repeated else value
     if descriptor.message_type.GetOptions().map_entry:
-        return dict(value)
+        return {k: _message(v) if isinstance(v, Message) else v for k, v in value.items()}
     if descriptor.is_repeated:
-        return [json_format.MessageToDict(item, preserving_proto_field_name=True)
-                for item in value]
-    return json_format.MessageToDict(value, preserving_proto_field_name=True)
+        return [_message(item) for item in value]
+    return _message(value)
+
+
+def _message(message: Message) -> Any:
+    if isinstance(message, timestamp_pb2.Timestamp):
+        return message.ToDatetime(tzinfo=UTC)
+    return _extra(message, frozenset())
