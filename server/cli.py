@@ -140,13 +140,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
             _print_output(answer.output)
             _print_outcome(answer)
             return 0
+        text = False
         for event in client.generate_stream(args.text, model=args.model):
             if isinstance(event, Delta):
                 print(event.text, end="", flush=True)
+                text = True
             elif isinstance(event, Output):
                 _print_output(event.value)
             else:
-                print()
+                if text:
+                    print()  # end the streamed line
                 _print_outcome(event)
     return 0
 
