@@ -239,8 +239,8 @@ async def test_the_async_client_covers_the_api(gateway: Harness, provider_url: s
             await client.generate("hi", model="async-model")
 
 
-async def test_leaving_an_async_stream_early_cancels_the_provider_call(gateway: Harness,
-                                                                       provider_url: str):
+async def test_leaving_a_stream_early_cancels_the_provider_call(gateway: Harness,
+                                                                provider_url: str):
     path = "/stream/ndjson"
     before = len(await events(gateway, provider_url, path, "disconnect"))
     async with AsyncClient(gateway.grpc_target, api_key=ADMIN_KEY) as admin:
@@ -248,10 +248,17 @@ async def test_leaving_an_async_stream_early_cancels_the_provider_call(gateway: 
         stream = admin.generate_stream("hi", model="streamer")
         assert await anext(stream) == Delta("w0 ")
         await stream.aclose()
-        await next_event(gateway, provider_url, path, "disconnect", before)
+    await next_event(gateway, provider_url, path, "disconnect", before)
 
+    def first_event(client: Client) -> object:
+        stream = client.generate_stream("hi", model="streamer")
+        event = next(stream)
+        stream.close()
+        return event
 
-# -- TLS ------------------------------------------------------------------------------------
+    with Client(gateway.grpc_target, api_key=ADMIN_KEY) as client:  # open until the provider
+        assert await asyncio.to_thread(first_event, client) == Delta("w0 ")  # sees the cancel
+        await next_event(gateway, provider_url, path, "disconnect", before + 1)
 
 
 class ScriptedRegistry(registry_pb2_grpc.RegistryServiceServicer):
