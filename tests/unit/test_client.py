@@ -386,7 +386,11 @@ def test_usage_and_reconciliation_are_integers(gateway):
     (server_errors.BudgetExceeded("budget spent"), BudgetExceeded, "BUDGET_EXCEEDED"),
     (server_errors.UpstreamError("provider 500"), UpstreamError, "UPSTREAM_ERROR"),
     (server_errors.UpstreamTimeout("no answer"), DeadlineExceeded, "UPSTREAM_TIMEOUT"),
+    (server_errors.UpstreamViolation("answer over max_response_bytes", kind="body"),
+     UpstreamError, "UPSTREAM_ERROR"),
     (server_errors.Unavailable("draining"), Unavailable, "UNAVAILABLE"),
+    (server_errors.Overloaded("model at max_concurrency", scope="model"), Unavailable,
+     "OVERLOADED"),
     (server_errors.Cancelled("client left"), Cancelled, "CANCELLED"),
 ])
 def test_each_gateway_error_becomes_its_typed_exception(gateway, error, kind, reason):
@@ -457,6 +461,16 @@ def test_a_read_is_retried_after_the_delay_retry_info_asks_for(gateway, sleeps):
     gateway.answer("GetModel", registry_pb2.Model(name="m"))
     assert future.result().name == "m"
     assert sleeps == [3.0]
+
+
+def test_a_read_the_gateway_shed_is_retried_when_it_says(gateway, sleeps):
+    client = client_for(gateway)
+    future = gateway.call(lambda: client.usage())
+    gateway.answer("GetUsage", error=server_errors.Overloaded("at the in-flight limit",
+                                                              scope="process"))
+    gateway.answer("GetUsage", usage_pb2.GetUsageResponse())
+    assert future.result().usage.requests == 0
+    assert sleeps == [1.0]
 
 
 def test_an_unavailable_read_backs_off_exponentially_then_gives_up(gateway, sleeps):
