@@ -10,7 +10,8 @@
     ├── RateLimited                RESOURCE_EXHAUSTED, with ``retry_after`` seconds
     ├── BudgetExceeded             RESOURCE_EXHAUSTED, reason BUDGET_EXCEEDED
     ├── UpstreamError              UNAVAILABLE, reason UPSTREAM_ERROR: the provider failed
-    ├── Unavailable                UNAVAILABLE: the gateway could not be reached or is draining
+    ├── Unavailable                UNAVAILABLE: the gateway unreachable, draining, or shedding
+                                   load (reason OVERLOADED, with ``retry_after``)
     ├── DeadlineExceeded           DEADLINE_EXCEEDED: the call's timeout, or the provider's
     └── Cancelled                  CANCELLED
 
