@@ -11,7 +11,7 @@
     ├── BudgetExceeded             RESOURCE_EXHAUSTED, reason BUDGET_EXCEEDED
     ├── UpstreamError              UNAVAILABLE, reason UPSTREAM_ERROR: the provider failed
     ├── Unavailable                UNAVAILABLE: the gateway unreachable, draining, or shedding
-                                   load (reason OVERLOADED, with ``retry_after``)
+    │                              load (reason OVERLOADED, with ``retry_after``)
     ├── DeadlineExceeded           DEADLINE_EXCEEDED: the call's timeout, or the provider's
     └── Cancelled                  CANCELLED
 
