@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,17 @@ async def test_the_client_installs_alone_and_works_from_a_fresh_venv(tmp_path: P
                                       cwd=tmp_path))
     assert result == {"output": "ok: from a venv", "cost_nanos": 0, "missing": "NOT_FOUND",
                       "names": ["venv-model"], "server": False, "bridge": False}
+
+
+@pytest.mark.timeout(300)
+async def test_the_repository_distribution_still_carries_the_client(tmp_path: Path):
+    """``pip install .`` installs the server, the bridge and the client in one command."""
+    source = shutil.copytree(ROOT, tmp_path / "source", ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", "*.db"))
+    await run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
+              tmp_path / "wheels", source, cwd=tmp_path)
+    [wheel] = (tmp_path / "wheels").glob("ai1net-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert {"ai1net/client/sync.py", "ai1net/client/aio.py", "ai1net/client/py.typed",
+            "ai1net/v1/generate_pb2.py", "ai1net/server/cli.py", "ai1net/bridge/app.py"} <= names
