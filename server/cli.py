@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 import sys
 from collections.abc import Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc import aio
-
+from ai1net.client import Ai1netError, Client, Delta, Outcome, Output, UsageSummary
 from ai1net.server import demo_provider
 from ai1net.server.settings import Settings
 
@@ -95,88 +95,92 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return int(run(main()))
 
 
-# -- API commands (through gRPC) -----------------------------------------------------------
+# -- API commands (through gRPC, with the Python client) ------------------------------------
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from ai1net.client import Client
-
+def _client(args: argparse.Namespace) -> Client:
     key = args.key or os.environ.get("AI1NET_API_KEY") or os.environ.get("AI1NET_ADMIN_KEY")
     if not key:
         raise SystemExit("set AI1NET_API_KEY (or pass --key) to call the gateway")
-    target = args.target or os.environ.get("AI1NET_GRPC_ADDR") or "127.0.0.1:50051"
-    return Client(target, api_key=key)
+    target = args.target or os.environ.get("AI1NET_GRPC_TARGET") \
+        or os.environ.get("AI1NET_GRPC_ADDR") or "127.0.0.1:50051"
+    return Client(target, api_key=key, tls=args.tls, ca_file=args.ca_file)
 
 
 def _print(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=_iso))
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     spec = json.loads(Path(args.file).read_text()) if args.models_command == "register" else {}
-
-    async def main() -> None:
-        async with _client(args) as client:
-            if args.models_command == "register":
-                _print(await client.register_model(spec))
-            elif args.models_command == "list":
-                for model in await client.list_models():
-                    print(f"{model['name']:<24} {model.get('type', ''):<6} "
-                          f"{model.get('owner', '')}  {model.get('endpoint', '')}")
-            elif args.models_command == "get":
-                _print(await client.get_model(args.name))
-            else:
-                await client.delete_model(args.name)
-                print(f"deleted {args.name}")
-
-    run(main())
+    with _client(args) as client:
+        if args.models_command == "register":
+            _print(dataclasses.asdict(client.register_model(spec)))
+        elif args.models_command == "list":
+            for model in client.list_models():
+                print(f"{model.name:<24} {model.type:<6} {model.owner}  {model.endpoint}")
+        elif args.models_command == "get":
+            _print(dataclasses.asdict(client.get_model(args.name)))
+        else:
+            client.delete_model(args.name)
+            print(f"deleted {args.name}")
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    async def main() -> None:
-        async with _client(args) as client:
-            if not args.stream:
-                answer = await client.generate(args.text, model=args.model)
-                output = answer["output"]
-                print(output if isinstance(output, str) else json.dumps(output))
-                print(f"[{answer['model']}, {answer.get('usage', {})}, "
-                      f"${answer.get('cost_usd', 0):.6f}]", file=sys.stderr)
-                return
-            async for event in client.generate_stream(args.text, model=args.model):
-                if "delta" in event:
-                    print(event["delta"], end="", flush=True)
-                elif "output" in event:
-                    print(json.dumps(event["output"]))
-                elif event.get("done"):
-                    print(f"\n[{event['model']}, {event.get('usage', {})}]", file=sys.stderr)
-
-    run(main())
+    with _client(args) as client:
+        if not args.stream:
+            answer = client.generate(args.text, model=args.model)
+            _print_output(answer.output)
+            _print_outcome(answer)
+            return 0
+        text = False
+        for event in client.generate_stream(args.text, model=args.model):
+            if isinstance(event, Delta):
+                print(event.text, end="", flush=True)
+                text = True
+            elif isinstance(event, Output):
+                _print_output(event.value)
+            else:
+                if text:
+                    print()  # end the streamed line
+                _print_outcome(event)
     return 0
+
+
+def _print_output(output: Any) -> None:
+    print(output if isinstance(output, str) else json.dumps(output))
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    usage = outcome.usage
+    print(f"[{outcome.model}, {usage.input_tokens} in + {usage.output_tokens} out tokens, "
+          f"${outcome.cost_usd:.6f}]", file=sys.stderr)
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    async def main() -> None:
-        async with _client(args) as client:
-            report = await client.usage(model=args.model, group_by=args.group_by,
-                                        start=args.start, end=args.end)
-        print_usage(report)
-
-    run(main())
+    with _client(args) as client:
+        report = client.usage(model=args.model, group_by=args.group_by, start=args.start or None,
+                              end=args.end or None)
+    print_usage(report)
     return 0
 
 
-def print_usage(report: dict[str, Any]) -> None:
-    columns = ("requests", "errors", "input_tokens", "output_tokens", "tokens_processed",
-               "cost_usd")
-    rows = [(g.get("group", ""), g.get("usage", {})) for g in report.get("groups", [])]
-    rows.append(("TOTAL", report.get("usage", {})))
+def print_usage(report: UsageSummary) -> None:
+    columns = ("requests", "errors", "input_tokens", "output_tokens", "tokens_processed")
+    rows = [(g.group, g.usage) for g in report.groups]
+    rows.append(("TOTAL", report.usage))
     width = max(12, *(len(name) for name, _ in rows))
-    print(f"{'group':<{width}} " + " ".join(f"{c:>16}" for c in columns))
+    print(f"{'group':<{width}} " + " ".join(f"{c:>16}" for c in (*columns, "cost_usd")))
     for name, usage in rows:
-        cells = [f"{float(usage.get(c, 0)):>16.6f}" if c == "cost_usd"
-                 else f"{int(usage.get(c, 0)):>16}" for c in columns]
-        print(f"{name:<{width}} " + " ".join(cells))
+        cells = [f"{getattr(usage, c):>16}" for c in columns]
+        print(f"{name:<{width}} " + " ".join(cells) + f" {usage.cost_usd:>16.6f}")
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -220,8 +224,11 @@ def parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     def client_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--target", help="gRPC address (default AI1NET_GRPC_ADDR)")
+        sub.add_argument("--target", help="gRPC address (default AI1NET_GRPC_TARGET)")
         sub.add_argument("--key", help="API key (default AI1NET_API_KEY)")
+        sub.add_argument("--tls", action="store_true",
+                         help="connect over TLS, verified against the system's roots")
+        sub.add_argument("--ca-file", help="verify the gateway against this CA (implies --tls)")
 
     models = commands.add_parser("models", help="register and inspect models")
     client_options(models)
@@ -255,10 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         return int(args.func(args))
-    except aio.AioRpcError as error:
-        print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
+    except Ai1netError as error:
+        print(f"error: {error.code.name}: {error.message}", file=sys.stderr)
         return 1
-    except (ValueError, grpc.RpcError) as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

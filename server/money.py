@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 
-NANOS_PER_USD = 1_000_000_000
+# The conversions are the client's (the wire carries both forms); re-exported for the server.
+from ai1net.client.money import nanos_to_usd, usd_to_nanos
 
-
-def usd_to_nanos(value: float) -> int:
-    """Exact for any price written with up to nine decimals (0.002 → 2_000_000)."""
-    return int((Decimal(repr(value)) * NANOS_PER_USD).to_integral_value())
-
-
-def nanos_to_usd(nanos: int) -> float:
-    return nanos / NANOS_PER_USD
+__all__ = ["call_cost_nanos", "is_valid_usd", "nanos_to_usd", "usd_to_nanos"]
 
 
 def call_cost_nanos(*, input_tokens: int, output_tokens: int,

@@ -48,6 +48,16 @@ async def test_keys_models_and_generate_from_the_command_line(tmp_path: Path,
         code, out = await cli("models", "get", "nope", env=client_env)
         assert code == 1
         assert "NOT_FOUND" in out
+        code, out = await cli("usage", "--group-by", "model", env=client_env)
+        assert code == 0, out
+        row = next(line.split() for line in out.splitlines() if line.startswith("cli-model"))
+        assert row[1:3] == ["2", "0"]  # requests, errors: one unary call and one stream
+        code, out = await cli("models", "delete", "cli-model", env=client_env)
+        assert (code, out.strip()) == (0, "deleted cli-model")
+        code, out = await cli("generate", "hi", "--model", "m", "--ca-file",
+                              str(tmp_path / "missing.pem"), env=client_env)
+        assert code == 1
+        assert "missing.pem" in out
     code, out = await cli("keys", "--database-url", url, "list", env=env)
     assert "cli-provider" in out
     assert provider_key not in out

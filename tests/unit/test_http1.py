@@ -5,20 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import ipaddress
 import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ai1net.server import http1
 from ai1net.server.http1 import (
@@ -31,6 +24,7 @@ from ai1net.server.http1 import (
     PoolTimeout,
     ProtocolError,
 )
+from tests.support.certs import self_signed
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
 ANSWER = b'{"output": "ok"}'
@@ -331,26 +325,6 @@ async def test_an_answer_completed_while_reading_was_paused_leaves_it_resumed(se
     pool.release(exchange.connection)
     assert (await asyncio.wait_for(post(pool, url), 5))[2] == ANSWER  # the same connection
     assert server.connections == 1
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ai1net test provider")])
-    now = datetime.now(UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=1))
-                   .not_valid_after(now + timedelta(hours=1))
-                   .add_extension(x509.SubjectAlternativeName(
-                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-                   .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 async def test_https_is_verified_against_the_trust_store(tmp_path):
