@@ -39,8 +39,12 @@ ERROR_DESCRIPTIONS = {
     499: "The client closed the connection; the provider call was cancelled",
     500: "An unexpected failure in the gateway",
     501: "Not implemented by this gateway",
-    502: "The provider failed and no fallback succeeded",
-    503: "The gRPC backend or the database does not answer",
+    502: "The provider failed, broke a limit (`max_response_bytes`, `max_event_bytes`, the "
+         "header block) or sent malformed HTTP, and no fallback succeeded; the message names "
+         "the model and the limit or fault",
+    503: "The gRPC backend or the database does not answer, or the gateway shed the call "
+         "(a model at its `max_concurrency`, the process at its in-flight limit, a model "
+         "whose breaker is open); retry after `Retry-After` seconds when it is given",
     504: "No answer in time (`x-request-timeout-ms`, `grpc-timeout` or the model's timeout)",
 }
 
@@ -308,7 +312,7 @@ def _error_name(status: int) -> str:
 
 
 def _error_responses() -> Schema:
-    extra = {429: ("Retry-After", *RATE_HEADERS), 405: ("Allow",)}
+    extra = {429: ("Retry-After", *RATE_HEADERS), 503: ("Retry-After",), 405: ("Allow",)}
     return {_error_name(status): {
         "description": ERROR_DESCRIPTIONS[status],
         "headers": _header_refs(*extra.get(status, ())),
