@@ -172,6 +172,11 @@ def _model_fields() -> Schema:
         "max_concurrency": _t("integer", "Most calls in flight to the model on one gateway "
                               "process; more fall back or are refused (503)", minimum=1,
                               maximum=10_000, default=256),
+        "api": _enum(("ai1net", "openai"), "`openai`: `endpoint` is an OpenAI-compatible base "
+                     "URL (ending in `/v1`) called at `{endpoint}/chat/completions`",
+                     default="ai1net"),
+        "upstream_model": _t("string", "With `api: openai`, the model name to ask for",
+                             maxLength=200),
         "description": _t("string", maxLength=2000),
     }
 

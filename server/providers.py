@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ai1net.server import openai_wire
 from ai1net.server.errors import (
     GatewayError,
     ProviderRejected,
@@ -40,6 +41,8 @@ class TokenCount:
 class Answer:
     output: str | dict[str, Any]
     tokens: TokenCount
+    # Why the provider stopped ("stop", "length", …), when it said.
+    finish_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class Output:
 @dataclass(frozen=True, slots=True)
 class Done:
     usage: Mapping[str, Any] | None
+    finish_reason: str = ""
 
 
 StreamEvent = Delta | Output | Done
@@ -72,7 +76,7 @@ class ProviderClient:
         with _ProviderErrors(model):
             async with self._transport.open(request) as response:
                 body = await response.read()
-            return parse_answer(response.status, response.headers, body, input)
+            return parse_answer(response.status, response.headers, body, input, api=model.api)
 
     async def stream(self, model: ModelRecord, *, input: str, parameters: Mapping[str, Any],
                      first_byte_timeout: float, idempotency_key: str,
@@ -81,10 +85,10 @@ class ProviderClient:
         request = self._request(model, input, parameters, first_byte_timeout,
                                 idempotency_key, stream=True)
         with _ProviderErrors(model):
-            async for event in self._events(request, input, model.max_event_bytes):
+            async for event in self._events(request, input, model):
                 yield event
 
-    async def _events(self, request: ProviderRequest, input: str, max_event_bytes: int,
+    async def _events(self, request: ProviderRequest, input: str, model: ModelRecord,
                       ) -> AsyncGenerator[StreamEvent]:
         done: Done | None = None
         async with self._transport.open(request) as response:
@@ -92,15 +96,18 @@ class ProviderClient:
                 raise provider_error(response.status, response.headers, await response.read())
             if _media_type(response.headers) == "application/json":
                 answer = parse_answer(response.status, response.headers,
-                                      await response.read(), input)
+                                      await response.read(), input, api=model.api)
                 yield Delta(answer.output) if isinstance(answer.output, str) \
                     else Output(answer.output)
                 yield Done({"input_tokens": answer.tokens.input_tokens,
                             "output_tokens": answer.tokens.output_tokens}
-                           if not answer.tokens.estimated else None)
+                           if not answer.tokens.estimated else None, answer.finish_reason)
                 return
             sse = _media_type(response.headers) == "text/event-stream"
-            async with aclosing(_events(response, sse=sse, limit=max_event_bytes)) as events:
+            decoded = _openai_events(response, limit=model.max_event_bytes) \
+                if model.api == "openai" \
+                else _events(response, sse=sse, limit=model.max_event_bytes)
+            async with aclosing(decoded) as events:
                 async for event in events:
                     if isinstance(event, Done):
                         done = event
@@ -118,11 +125,16 @@ class ProviderClient:
         headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
                    **model.auth_headers}
         inject(headers)
-        document: dict[str, Any] = {"input": input, "parameters": parameters}
+        if model.api == "openai":
+            document = openai_wire.request_document(model.upstream_model or model.name, input,
+                                                    parameters, stream=stream)
+        else:
+            document = {"input": input, "parameters": parameters}
+            if stream:
+                document["stream"] = True
         if stream:
-            document["stream"] = True
             headers["Accept"] = "application/x-ndjson, text/event-stream, application/json"
-        return ProviderRequest(url=model.endpoint, headers=headers, body=orjson.dumps(document),
+        return ProviderRequest(url=model.call_url, headers=headers, body=orjson.dumps(document),
                                first_byte_timeout=first_byte_timeout,
                                limits=_limits(model.max_response_bytes))
 
@@ -163,10 +175,15 @@ class _ProviderErrors:
 # -- reading answers (pure) ----------------------------------------------------------------
 
 
-def parse_answer(status: int, headers: Mapping[str, str], body: bytes, input: str) -> Answer:
+def parse_answer(status: int, headers: Mapping[str, str], body: bytes, input: str, *,
+                 api: str = "ai1net") -> Answer:
     if status >= 300:
         raise provider_error(status, headers, body)
     document = _json_object(body)
+    if api == "openai":
+        text, usage, finish = openai_wire.answer_parts(document)
+        return Answer(output=text, tokens=count_tokens(usage, input, text),
+                      finish_reason=finish)
     if "output" not in document:
         raise UpstreamError("the provider's answer has no output")
     output = _checked_output(document["output"])
@@ -295,6 +312,24 @@ async def _lines(response: TransportResponse, limit: int) -> AsyncGenerator[byte
 def _event_too_large(limit: int) -> UpstreamViolation:
     return UpstreamViolation(f"the provider sent a stream line or event over {limit} bytes "
                              f"(max_event_bytes)", kind="event_bytes")
+
+
+async def _openai_events(response: TransportResponse, *,
+                         limit: int) -> AsyncGenerator[StreamEvent]:
+    """A chat-completions SSE stream: text deltas, then Done at ``data: [DONE]`` with the
+    usage and finish reason its last chunks carried."""
+    reader = openai_wire.StreamReader()
+    async for line in _lines(response, limit):
+        if not line.startswith(b"data:"):
+            continue
+        line = line[5:].strip()
+        if line == b"[DONE]":
+            usage = reader.usage
+            yield Done(usage if isinstance(usage, Mapping) else None, reader.finish_reason)
+            return
+        text = reader.read(_json_object(line))
+        if text:
+            yield Delta(text)
 
 
 def _stream_event(line: bytes) -> StreamEvent | None:

@@ -26,6 +26,7 @@ from ai1net.server.tables import ModelRow
 
 TYPES = ("text", "image", "audio")
 AUTH_TYPES = ("bearer", "api_key", "none")
+APIS = ("ai1net", "openai")
 COST_EFFICIENCIES = ("low", "medium", "high")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
 CREDENTIAL_NAMES = ("api_key", "token", "key", "secret")
@@ -62,6 +63,8 @@ class ModelRecord:
     max_response_bytes: int
     max_event_bytes: int
     max_concurrency: int
+    api: str
+    upstream_model: str
     description: str
     enabled: bool
     created_at: datetime
@@ -69,6 +72,13 @@ class ModelRecord:
     has_credentials: bool
     # The outbound auth header, ready to send.
     auth_headers: Mapping[str, str] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def call_url(self) -> str:
+        """Where calls go: the endpoint, or an OpenAI-compatible base URL's chat
+        completions."""
+        return f"{self.endpoint.rstrip('/')}/chat/completions" if self.api == "openai" \
+            else self.endpoint
 
     def offers(self, capability: str) -> bool:
         return capability.lower() in (c.lower() for c in self.capabilities)
@@ -95,6 +105,8 @@ class ModelChanges:
     max_response_bytes: int | None = None
     max_event_bytes: int | None = None
     max_concurrency: int | None = None
+    api: str | None = None
+    upstream_model: str | None = None
     enabled: bool | None = None
     description: str | None = None
 
@@ -258,7 +270,9 @@ class Registry:
             accuracy_score=row.accuracy_score, cost_efficiency=row.cost_efficiency,
             timeout_ms=row.timeout_ms, first_byte_timeout_ms=row.first_byte_timeout_ms,
             max_response_bytes=row.max_response_bytes, max_event_bytes=row.max_event_bytes,
-            max_concurrency=row.max_concurrency, description=row.description,
+            max_concurrency=row.max_concurrency, api=row.api,
+            upstream_model=row.upstream_model,
+            description=row.description,
             enabled=row.enabled and row.deleted_at is None,
             created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at),
             has_credentials=bool(creds), auth_headers=auth_headers(row.auth_type, creds))
@@ -376,6 +390,11 @@ def _check_description(name: str, value: object) -> None:
         raise InvalidArgument(name, "must be a string of at most 2000 characters")
 
 
+def _check_upstream_model(name: str, value: object) -> None:
+    if not isinstance(value, str) or len(value) > 200:
+        raise InvalidArgument(name, "must be a string of at most 200 characters")
+
+
 def _check_endpoint_shape(name: str, value: object) -> None:
     if not isinstance(value, str):
         raise InvalidArgument(name, "must be an absolute http(s) URL")
@@ -397,6 +416,8 @@ _CHECKS: dict[str, Check] = {
     "max_response_bytes": _check_count(MIN_LIMIT_BYTES, MAX_RESPONSE_BYTES),
     "max_event_bytes": _check_count(MIN_LIMIT_BYTES, MAX_EVENT_BYTES),
     "max_concurrency": _check_count(1, MAX_CONCURRENCY),
+    "api": _one_of(APIS),
+    "upstream_model": _check_upstream_model,
     "capabilities": _check_tags,
     "specialties": _check_tags,
     "description": _check_description,

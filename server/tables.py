@@ -54,6 +54,9 @@ class ModelRow(SQLModel, table=True):
     max_response_bytes: int = 16 << 20
     max_event_bytes: int = 1 << 20
     max_concurrency: int = 256
+    # The wire protocol: "ai1net" (CONTRACT §3's POST) or "openai" (chat completions).
+    api: str = Field(default="ai1net", max_length=16)
+    upstream_model: str = Field(default="", max_length=200)
     description: str = Field(default="", sa_type=Text)
     enabled: bool = True
     created_at: datetime

@@ -33,7 +33,8 @@ UPDATABLE = {
     "cost_efficiency": ("cost_efficiency",), "timeout_ms": ("timeout_ms",),
     "first_byte_timeout_ms": ("first_byte_timeout_ms",), "enabled": ("enabled",),
     "max_response_bytes": ("max_response_bytes",), "max_event_bytes": ("max_event_bytes",),
-    "max_concurrency": ("max_concurrency",),
+    "max_concurrency": ("max_concurrency",), "api": ("api",),
+    "upstream_model": ("upstream_model",),
     "description": ("description",),
 }
 
@@ -90,7 +91,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             cost_efficiency=model.cost_efficiency, specialties=model.specialties,
             timeout_ms=model.timeout_ms, first_byte_timeout_ms=model.first_byte_timeout_ms,
             max_response_bytes=model.max_response_bytes, max_event_bytes=model.max_event_bytes,
-            max_concurrency=model.max_concurrency, description=model.description,
+            max_concurrency=model.max_concurrency, api=model.api,
+            upstream_model=model.upstream_model, description=model.description,
             owner=model.owner, enabled=model.enabled,
             created_at=timestamp(model.created_at), updated_at=timestamp(model.updated_at),
             stats=registry_pb2.ModelStats(
@@ -119,6 +121,7 @@ def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> Mo
         max_concurrency=_optional(spec, "max_concurrency"),
         enabled=spec.enabled if spec.HasField("enabled") else None,
         description=spec.description or None,
+        api=spec.api or None, upstream_model=spec.upstream_model or None,
     )
     if paths is None:
         return changes
@@ -131,6 +134,8 @@ def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> Mo
         changes.credentials = {}
     if "description" in chosen and changes.description is None:
         changes.description = ""
+    if "upstream_model" in chosen and changes.upstream_model is None:
+        changes.upstream_model = ""
     return changes
 
 

@@ -26,6 +26,14 @@ recorded as a ``request`` event (with its headers and parsed body).
     POST /stream/nousage?n=3&gap_ms=0  deltas, then {"done": true} without usage
     POST /stream/cut?n=3&gap_ms=0      n deltas, then the connection is dropped without done
     POST /stream/image       one {"output": {"image_url": ...}}, then done
+    POST /openai/{mode}/v1/chat/completions   an OpenAI-compatible server (the "api": "openai"
+                             provider side): mode ok answers a chat completion echoing the
+                             model and the last message ("echo: <text>", finish_reason "stop",
+                             usage 4/6), streamed as SSE chunks (role, two content deltas,
+                             finish_reason, a usage chunk when stream_options.include_usage,
+                             [DONE]) when "stream" is true; mode bad answers 400 and mode busy
+                             429 (Retry-After: 7) in OpenAI's error shape; mode cut streams one
+                             chunk and drops the connection without [DONE]
     GET  /_events[?path=P]   {"events": [{"kind": "request"|"disconnect", "path", "t", ...}]}
     DELETE /_events          forget them
 
@@ -97,7 +105,7 @@ async def record_requests(request: web.Request, handler: Handler) -> web.StreamR
     body = _parse_body(await request.read())
     headers = {name.lower(): value for name, value in request.headers.items()}
     request.app[EVENTS].record("request", request.path, headers=headers, body=body)
-    if request.method != "POST":
+    if request.method != "POST" or request.path.startswith("/openai/"):
         return await handler(request)  # aiohttp answers 404/405 for us
     if not isinstance(body, dict) or not isinstance(body.get("input"), str):
         return _error(400, "scripted provider: body must be a JSON object with a string input")
@@ -241,6 +249,50 @@ async def stream_image(request: web.Request) -> web.StreamResponse:
     return await _stream(request, _negotiated(request), [output, _done(1)])
 
 
+# --- an OpenAI-compatible server ------------------------------------------------------------
+
+
+def _openai_error(status: int, message: str, headers: dict[str, str] | None = None,
+                  ) -> web.Response:
+    error = {"message": message, "type": "invalid_request_error" if status == 400
+             else "rate_limit_exceeded", "param": None, "code": None}
+    return _json({"error": error}, status=status, headers=headers)
+
+
+async def openai_chat(request: web.Request) -> web.StreamResponse:
+    mode = request.match_info["mode"]
+    body = _parse_body(await request.read())
+    if mode == "bad":
+        return _openai_error(400, "scripted OpenAI server: temperature is out of range")
+    if mode == "busy":
+        return _openai_error(429, "scripted OpenAI server: slow down",
+                             {"Retry-After": str(RETRY_AFTER_S)})
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str) \
+            or not isinstance(body.get("messages"), list) or not body["messages"]:
+        return _openai_error(400, "scripted OpenAI server: model and messages are required")
+    text = f"echo: {body['messages'][-1].get('content')}"
+    base = {"id": "chatcmpl-test", "created": 1, "model": body["model"]}
+    usage = {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}
+    if not body.get("stream"):
+        return _json({**base, "object": "chat.completion", "usage": usage, "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text},
+             "finish_reason": "stop"}]})
+    chunk = {**base, "object": "chat.completion.chunk"}
+
+    def delta(content: JSONObject, finish: str | None = None) -> JSONObject:
+        return {**chunk, "choices": [{"index": 0, "delta": content, "finish_reason": finish}]}
+
+    chunks = [delta({"role": "assistant"}), delta({"content": text[:5]}),
+              delta({"content": text[5:]}), delta({}, "stop")]
+    if mode == "cut":
+        return await _stream(request, _sse, chunks[:2], cut=True)
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append({**chunk, "choices": [], "usage": usage})
+    response = await _stream(request, _sse, chunks)
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
 # --- event log ------------------------------------------------------------------------------
 
 
@@ -272,6 +324,7 @@ def build_app() -> web.Application:
         ("/stream/nousage", stream_nousage),
         ("/stream/cut", stream_cut),
         ("/stream/image", stream_image),
+        ("/openai/{mode}/v1/chat/completions", openai_chat),
     ]:
         app.router.add_post(path, handler)
     app.router.add_get("/_events", get_events)

@@ -34,7 +34,8 @@ def model(name: str, price: int = 1_000_000) -> ModelRecord:
         output_price_nanos=price, capabilities=("chat",), specialties=(), avg_latency_ms=100,
         accuracy_score=0.8, cost_efficiency="medium", timeout_ms=5_000,
         first_byte_timeout_ms=5_000, max_response_bytes=16 << 20, max_event_bytes=1 << 20,
-        max_concurrency=100, description="", enabled=True, created_at=NOW,
+        max_concurrency=100, api="ai1net", upstream_model="", description="", enabled=True,
+        created_at=NOW,
         updated_at=NOW, has_credentials=False, auth_headers={})
 
 

@@ -35,7 +35,8 @@ def model(name: str, **fields: Any) -> ModelRecord:
         "capabilities": ("chat",), "specialties": (), "avg_latency_ms": 300.0,
         "accuracy_score": 0.8, "cost_efficiency": "medium", "timeout_ms": 60_000,
         "first_byte_timeout_ms": 30_000, "max_response_bytes": 16 << 20,
-        "max_event_bytes": 1 << 20, "max_concurrency": 100, "description": "", "enabled": True,
+        "max_event_bytes": 1 << 20, "max_concurrency": 100, "api": "ai1net",
+        "upstream_model": "", "description": "", "enabled": True,
         "created_at": NOW, "updated_at": NOW, "has_credentials": False, "auth_headers": {},
     }
     values.update(fields)

@@ -42,7 +42,7 @@ class ModelStats(_message.Message):
     def __init__(self, requests: _Optional[int] = ..., error_rate: _Optional[float] = ..., p50_latency_ms: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ..., health: _Optional[str] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
-    __slots__ = ("name", "type", "endpoint", "auth_type", "credentials", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "enabled", "description", "max_response_bytes", "max_event_bytes", "max_concurrency")
+    __slots__ = ("name", "type", "endpoint", "auth_type", "credentials", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "enabled", "description", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model")
     class CredentialsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,8 @@ class ModelSpec(_message.Message):
     MAX_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_EVENT_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    API_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     endpoint: str
@@ -84,10 +86,12 @@ class ModelSpec(_message.Message):
     max_response_bytes: int
     max_event_bytes: int
     max_concurrency: int
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., credentials: _Optional[_Mapping[str, str]] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    api: str
+    upstream_model: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., credentials: _Optional[_Mapping[str, str]] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "type", "endpoint", "auth_type", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "description", "owner", "enabled", "created_at", "updated_at", "stats", "has_credentials", "max_response_bytes", "max_event_bytes", "max_concurrency")
+    __slots__ = ("name", "type", "endpoint", "auth_type", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "description", "owner", "enabled", "created_at", "updated_at", "stats", "has_credentials", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +113,8 @@ class Model(_message.Message):
     MAX_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_EVENT_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    API_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     endpoint: str
@@ -130,7 +136,9 @@ class Model(_message.Message):
     max_response_bytes: int
     max_event_bytes: int
     max_concurrency: int
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., has_credentials: _Optional[bool] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    api: str
+    upstream_model: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., has_credentials: _Optional[bool] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ...) -> None: ...
 
 class RegisterModelRequest(_message.Message):
     __slots__ = ("model",)
