@@ -216,7 +216,7 @@ class Generator:
     async def _relay(self, state: _Call, call: GenerateCall, events: AsyncGenerator[StreamEvent],
                      event: StreamEvent, emit: Emit) -> Mapping[str, Any] | None:
         assert state.model is not None
-        progress = Progress(state.model, state.attempts, state.plan.reason)
+        progress = Progress(state.model, state.attempts, state.plan.reason, state.id)
         try:
             async with _deadline(state.model, _budget(state.model, call, state)):
                 while not isinstance(event, Done):
