@@ -1,7 +1,7 @@
 """OpenAI's bodies ↔ AI1NET's generate messages (CONTRACT §6).
 
 Requests become a ``GenerateRequest``: ``input`` is the conversation as text (a lone user
-message: its text; otherwise one ``role: text`` line per message), ``parameters`` the
+message: its text, if any; otherwise one ``role: text`` line per message), ``parameters`` the
 sampling fields plus the original ``messages``. As in ``translate.py``, type errors are 400s
 naming the body's field and the server checks meaning (``max_tokens``, ``temperature``,
 routing) under the same names. Answers and stream chunks are OpenAI's objects, with
@@ -56,7 +56,7 @@ class Asked:
 
 def chat_request(body: JSON) -> Asked:
     turns = _turns(body.get("messages"))
-    if len(turns) == 1 and turns[0][0] == "user":
+    if len(turns) == 1 and turns[0][0] == "user" and turns[0][1]:
         text = turns[0][1]
     else:
         text = "\n".join(f"{role}: {content}" for role, content in turns)
@@ -78,10 +78,14 @@ def image_request(body: JSON) -> tuple[Asked, bool]:
     """The call and whether the caller wants ``b64_json`` rather than a URL."""
     prompt = _required_string(body, "prompt")
     _only_one(body)
+    if _take(body, "stream", _boolean):
+        raise invalid("stream", "is not supported for images: the answer comes whole")
     parameters = {name: value for name in ("size", "quality", "style", "user")
                   if (value := _take(body, name, _string)) is not None}
-    answer = _take(body, "response_format", _string) or "url"
-    if answer not in IMAGE_FORMATS:
+    answer = _take(body, "response_format", _string)
+    if answer is None:
+        answer = "url"
+    elif answer not in IMAGE_FORMATS:
         raise invalid("response_format", f"must be one of {', '.join(IMAGE_FORMATS)}")
     return _asked(body, prompt, parameters, text_field="prompt", kind="image"), \
         answer == "b64_json"
@@ -89,6 +93,8 @@ def image_request(body: JSON) -> tuple[Asked, bool]:
 
 def speech_request(body: JSON) -> Asked:
     text = _required_string(body, "input")
+    if _take(body, "stream_format", _string) not in (None, "audio"):
+        raise invalid("stream_format", 'only "audio" is supported: the answer comes whole')
     parameters: JSON = {}
     voice = _take(body, "voice", _string)
     if voice is not None:
@@ -163,8 +169,10 @@ def _sampling(body: JSON) -> JSON:
         parameters["stop"] = stop
     seed = body.get("seed")
     if seed is not None:
+        if isinstance(seed, float) and seed.is_integer():
+            seed = int(seed)
         if isinstance(seed, bool) or not isinstance(seed, int) or abs(seed) >= 2**53:
-            raise invalid("seed", "must be an integer")
+            raise invalid("seed", "must be an integer of at most 53 bits")
         parameters["seed"] = seed
     for name, check in (("user", _string), ("response_format", _object)):
         value = _take(body, name, check)
