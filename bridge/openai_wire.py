@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -41,7 +42,7 @@ SPEED_RANGE = (0.25, 4.0)
 IMAGE_FORMATS = ("url", "b64_json")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Asked:
     """One OpenAI request as the generate call it becomes, and how to answer it."""
 
@@ -146,43 +147,53 @@ def _content(content: Any, field: str, *, optional: bool) -> str:
 
 
 def _sampling(body: JSON) -> JSON:
-    """The sampling fields present, checked for type, under the provider's names."""
-    parameters: JSON = {}
+    """The sampling fields present, checked for type, under the provider's names.
+
+    One pass over the body's own fields: a usual body has two or three.
+    """
     _only_one(body)
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = _take(body, name, _positive)
-        if value is not None:
-            parameters["max_tokens"] = value
-            break
-    for name in ("temperature", "top_p"):
-        value = _take(body, name, _number)
-        if value is not None:
-            parameters[name] = value
-    if not 0 <= parameters.get("top_p", 0) <= 1:
-        raise invalid("top_p", "must be a number in [0, 1]")
-    stop = body.get("stop")
-    if stop is not None:
-        if isinstance(stop, str):
-            stop = [stop]
-        if len(_strings(stop, "stop")) > MAX_STOPS:
-            raise invalid("stop", f"must be a string or a list of at most {MAX_STOPS}")
-        parameters["stop"] = stop
-    seed = body.get("seed")
-    if seed is not None:
-        if isinstance(seed, float) and seed.is_integer():
-            seed = int(seed)
-        if isinstance(seed, bool) or not isinstance(seed, int) or abs(seed) >= 2**53:
-            raise invalid("seed", "must be an integer of at most 53 bits")
-        parameters["seed"] = seed
-    for name, check in (("user", _string), ("response_format", _object)):
-        value = _take(body, name, check)
-        if value is not None:
-            parameters[name] = value
+    parameters: JSON = {}
+    for name, value in body.items():
+        check = SAMPLING.get(name)
+        if check is not None and value is not None:
+            parameters[name] = check(value, name)
+    if "max_completion_tokens" in parameters:  # OpenAI's newer name wins
+        parameters["max_tokens"] = parameters.pop("max_completion_tokens")
     return parameters
 
 
 def _positive(value: Any, field: str) -> int:
     return _integer(value, field, minimum=1)
+
+
+def _top_p(value: Any, field: str) -> float:
+    number = _number(value, field)
+    if not 0 <= number <= 1:
+        raise invalid(field, "must be a number in [0, 1]")
+    return number
+
+
+def _stop(value: Any, field: str) -> list[str]:
+    stops = [value] if isinstance(value, str) else _strings(value, field)
+    if len(stops) > MAX_STOPS:
+        raise invalid(field, f"must be a string or a list of at most {MAX_STOPS}")
+    return stops
+
+
+def _seed(value: Any, field: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**53:
+        raise invalid(field, "must be an integer of at most 53 bits")
+    return value
+
+
+# The sampling fields passed on as parameters; the server checks max_tokens and temperature
+# for meaning, as for /v1/generate.
+SAMPLING: dict[str, Callable[[Any, str], Any]] = {
+    "max_tokens": _positive, "max_completion_tokens": _positive, "temperature": _number,
+    "top_p": _top_p, "stop": _stop, "seed": _seed, "user": _string, "response_format": _object,
+}
 
 
 def _only_one(body: JSON) -> None:
@@ -208,7 +219,9 @@ def _asked(body: JSON, text: str, parameters: JSON, *, text_field: str,
         message.model = model
     if parameters:
         message.parameters.update(parameters)
-    _fill_hints(message, _take(body, "ai1net", _object) or {}, kind)
+    hints = _take(body, "ai1net", _object)
+    if hints or kind:
+        _fill_hints(message, hints or {}, kind)
     stream = bool(_take(body, "stream", _boolean))
     options = _take(body, "stream_options", _object) or {}
     include_usage = _take(options, "include_usage", _boolean, "stream_options.")
