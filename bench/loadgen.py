@@ -200,7 +200,10 @@ async def http_stream_worker(session: Any, url: str, body: bytes, headers: dict[
             first = await response.content.readline()
             first_at = perf()
             rest = await response.read()
-            if response.status != 200 or first.startswith(b'{"error"') or not rest:
+            # An error object ends a stream that failed: NDJSON, or SSE (AI1NET's, OpenAI's).
+            failed = first.startswith((b'{"error"', b'data: {"error"')) \
+                or b'{"error"' in rest[-4096:]
+            if response.status != 200 or failed or not rest:
                 record.error(f"HTTP {response.status}: {(first + rest)[:300]!r}")
                 continue
         record.ttfc.append(first_at - started)

@@ -98,21 +98,24 @@ class Bench:
         self.progress.done(describe(result) if "summary" in result else "FAILED")
         return result
 
-    def together(self, label: str, targets: dict[str, Target]) -> dict[str, dict[str, Any]]:
+    def together(self, label: str, targets: dict[str, Target], *,
+                 concurrency: int | None = None) -> dict[str, dict[str, Any]]:
         """Throughput passes of several targets at the same time: systems under test that
         share a core split it, so the ratio of their costs per call is measured under the
-        same conditions, whatever else the machine is doing meanwhile."""
+        same conditions, whatever else the machine is doing meanwhile. (With
+        ``concurrency=1``: latencies, and times to first chunk, side by side.)"""
         options = self.options
+        concurrency = concurrency or options.concurrency
         self.progress.start(label, options.warmup_s + options.duration_s)
         # Each pass also watches the others' systems, so their share of the core is not
         # reported as interference.
         targets = {name: dataclasses.replace(target, watch={**target.watch, **{
             f"partner-{other}": partner.watch["sut"] for other, partner in targets.items()
             if other != name and "sut" in partner.watch}}) for name, target in targets.items()}
-        started = {name: self._start(target, target.kind, options.concurrency,
+        started = {name: self._start(target, target.kind, concurrency,
                                      options.duration_s, options.warmup_s)
                    for name, target in targets.items()}
-        results = {name: self._result(targets[name], options.concurrency, *self._wait(
+        results = {name: self._result(targets[name], concurrency, *self._wait(
                        process, options.warmup_s + options.duration_s + 60))
                    for name, process in started.items()}
         self.progress.done("; ".join(

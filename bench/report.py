@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from bench.costs import describe as describe_costs
+from bench.openai_surface import describe as describe_surfaces
 
 Results = dict[str, Any]
 
@@ -24,6 +25,8 @@ LABELS = {
     "direct-stream": "direct stream → mock",
     "ai1net-http-stream": "AI1NET HTTP stream",
     "ai1net-grpc-stream": "AI1NET gRPC stream",
+    "ai1net-openai": "AI1NET OpenAI surface",
+    "ai1net-openai-stream": "AI1NET OpenAI stream",
     "cost-default": "AI1NET HTTP, costs: default",
     "cost-no-accounting": "AI1NET HTTP, accounting off",
     "cost-no-tracing": "AI1NET HTTP, tracing off",
@@ -83,6 +86,13 @@ def divide(top: float | None, bottom: float | None) -> float | None:
     return None if top is None or not bottom else top / bottom
 
 
+def ttfc_gap(results: Results) -> float | None:
+    """How much later the OpenAI stream's first chunk comes than the native stream's."""
+    mine = metric(results, "ai1net-openai-stream", "latency", "p50_ms", "ttfc")
+    native = metric(results, "ai1net-http-stream", "latency", "p50_ms", "ttfc")
+    return None if mine is None or native is None else mine - native
+
+
 def peak_rss(results: Results, prefix: str) -> float | None:
     peaks = [data["rss_mib"] for name, data in results["scenarios"].items()
              if name.startswith(prefix) and data.get("rss_mib") is not None]
@@ -91,10 +101,11 @@ def peak_rss(results: Results, prefix: str) -> float | None:
 
 def checks(results: Results) -> list[Check]:
     rps = {name: metric(results, name, "throughput", "rps") for name in
-           ("bare-http", "bare-grpc", "ai1net-http", "ai1net-grpc", "litellm")}
+           ("bare-http", "bare-grpc", "ai1net-http", "ai1net-grpc", "ai1net-openai", "litellm")}
     startup = results.get("startup", {}).get("median_s")
     cost = results.get("costs") or {}
     paired = results.get("paired") or {}
+    surfaces = results.get("openai_surface") or {}
     return [
         Check("AI1NET HTTP req/s / bare aiohttp proxy", divide(rps["ai1net-http"],
               rps["bare-http"]), "≥ 40%", lambda v: v >= 0.40, "%"),
@@ -120,6 +131,15 @@ def checks(results: Results) -> list[Check]:
               "ttfc"), "≤ 2 ms", lambda v: v <= 2, " ms"),
         Check("added TTFC gRPC stream p50 (vs direct HTTP)", added(
             results, "ai1net-grpc-stream", "p50_ms", "ttfc"), "≤ 2 ms", lambda v: v <= 2, " ms"),
+        Check("OpenAI surface req/s / AI1NET HTTP (issue 14)",
+              divide(rps["ai1net-openai"], rps["ai1net-http"]), "≥ 90%", lambda v: v >= 0.90,
+              "%"),
+        Check("  same, paired (CPU per call, loaded at once)", surfaces.get("cpu_ratio"), "≥ 90%",
+              lambda v: v >= 0.90, "%"),
+        Check("OpenAI stream TTFC p50 over AI1NET HTTP stream's (issue 14)",
+              ttfc_gap(results), "≤ 0.5 ms", lambda v: v <= 0.5, " ms"),
+        Check("  same, paired (c=1, side by side)", surfaces.get("ttfc_gap_ms"), "≤ 0.5 ms",
+              lambda v: v <= 0.5, " ms"),
         Check("AI1NET peak RSS under load", peak_rss(results, "ai1net"),
               "≤ 150 MiB", lambda v: v <= 150, " MiB"),
         Check("AI1NET start-up to ready (median)", startup, "≤ 1.5 s", lambda v: v <= 1.5,
@@ -224,6 +244,8 @@ def table(results: Results) -> str:
                      f"(runs: {runs}; fresh SQLite each)")
     if results.get("paired"):
         lines += ["", *describe_paired(results["paired"])]
+    if results.get("openai_surface"):
+        lines += ["", *describe_surfaces(results["openai_surface"])]
     if results.get("costs"):
         lines += ["", *describe_costs(results["costs"])]
     lines += ["", render(ratio_rows), "", *results.get("notes", [])]

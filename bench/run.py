@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from bench import costs, gateway, report
+from bench import costs, gateway, openai_surface, report
 from bench.passes import (
     MOCK_CORE,
     ROOT,
@@ -57,8 +57,9 @@ LOG_DIR = RESULTS / "logs"
 UNARY = '{"input": "hello"}'
 STREAM = '{"input": "hello", "stream": true}'
 GATEWAY_STREAM = f'{{"model": "{gateway.MODEL}", "input": "hello", "stream": true}}'
-THROUGHPUT = ("direct", "bare-http", "bare-grpc", "ai1net-http", "ai1net-grpc")
-LATENCY = (*THROUGHPUT, "direct-stream", "ai1net-http-stream", "ai1net-grpc-stream")
+THROUGHPUT = ("direct", "bare-http", "bare-grpc", "ai1net-http", "ai1net-grpc", "ai1net-openai")
+LATENCY = (*THROUGHPUT, "direct-stream", "ai1net-http-stream", "ai1net-grpc-stream",
+           "ai1net-openai-stream")
 
 
 def python_module(module: str, *args: str) -> list[str]:
@@ -112,9 +113,11 @@ def start_systems(stack: ExitStack, bench: Bench, mock: Service, mock_url: str) 
                                      watch=watch),
         "ai1net-grpc-stream": Target("grpc-stream", ai1net.grpc_target, key=key, watch=watch),
     })
+    systems.targets.update(openai_surface.targets(ai1net.http_url, gateway.MODEL,
+                                                  systems.targets["ai1net-http"]))
     systems.memory.update(dict.fromkeys(
-        ("ai1net-http", "ai1net-grpc", "ai1net-http-stream", "ai1net-grpc-stream"),
-        ai1net.service))
+        ("ai1net-http", "ai1net-grpc", "ai1net-http-stream", "ai1net-grpc-stream",
+         "ai1net-openai", "ai1net-openai-stream"), ai1net.service))
     return systems
 
 
@@ -257,7 +260,7 @@ def run(options: Options) -> dict[str, Any]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     idle = wait_until_idle(options.wait_idle_s)
     steps = 1 + len(THROUGHPUT) * options.rounds + len(LATENCY) + options.startup_runs - 1 \
-        + 2 * options.pair_rounds
+        + 2 * options.pair_rounds + openai_surface.steps(options.pair_rounds)
     if options.costs:
         steps += costs.steps(options.costs_rounds)
     bench = Bench(options, Progress(total=steps))
@@ -272,6 +275,9 @@ def run(options: Options) -> dict[str, Any]:
         systems = start_systems(stack, bench, mock, mock_url)
         scenarios = measure(bench, systems)
         paired = paired_with_bare(bench, systems) if options.pair_rounds else None
+        surfaces = openai_surface.measure(
+            bench, {name: systems.targets[name] for name in openai_surface.PAIRED},
+            mock, mock_url, LOG_DIR) if options.pair_rounds else None
         cost_summary = None
         if options.costs:
             added, cost_summary = costs.measure(
@@ -286,6 +292,8 @@ def run(options: Options) -> dict[str, Any]:
     }
     if paired is not None:
         results["paired"] = paired
+    if surfaces is not None:
+        results["openai_surface"] = surfaces
     if cost_summary is not None:
         results["costs"] = cost_summary
     results["notes"] = notes(results)

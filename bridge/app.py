@@ -12,7 +12,16 @@ from grpc_health.v1 import health_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ai1net.bridge.backend import BACKEND, REQUEST_ID, Backend
-from ai1net.bridge.errors import HttpError, error_response, from_rpc_error, new_request_id
+from ai1net.bridge.errors import (
+    HttpError,
+    Render,
+    envelope,
+    error_response,
+    from_rpc_error,
+    new_request_id,
+    openai_envelope,
+)
+from ai1net.bridge.openai import OPENAI_PREFIX, add_openai_routes
 from ai1net.bridge.openapi import openapi_document
 from ai1net.bridge.routes import add_routes, json_response
 from ai1net.server.telemetry import continued_trace
@@ -42,19 +51,24 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
         else:
             response = await handler(request)
     except HttpError as error:
-        return error_response(error, request_id)
+        return error_response(error, request_id, _shape(request))
     except aio.AioRpcError as error:
-        return error_response(from_rpc_error(error), request_id)
+        return error_response(from_rpc_error(error), request_id, _shape(request))
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return error_response(_http_exception(error, request), request_id)
+        return error_response(_http_exception(error, request), request_id, _shape(request))
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
-        return error_response(HttpError(500, "internal error"), request_id)
+        return error_response(HttpError(500, "internal error"), request_id, _shape(request))
     if not response.prepared:
         response.headers["x-request-id"] = request_id
     return response
+
+
+def _shape(request: web.Request) -> Render:
+    """OpenAI's error shape under its prefix (its SDKs parse it), AI1NET's elsewhere."""
+    return openai_envelope if request.path.startswith(OPENAI_PREFIX) else envelope
 
 
 def _http_exception(error: web.HTTPException, request: web.Request) -> HttpError:
@@ -116,4 +130,5 @@ def build_app(*, target: str | None = None, backend: Backend | None = None,
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     add_routes(app)
+    add_openai_routes(app)
     return app

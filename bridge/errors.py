@@ -1,12 +1,14 @@
-"""HTTP errors: the JSON envelope, and the one table from gRPC status to HTTP status.
+"""HTTP errors: the JSON envelopes, and the one table from gRPC status to HTTP status.
 
 The table is grpc-gateway's, with two exceptions read from google.rpc.ErrorInfo:
-reason BUDGET_EXCEEDED → 402 and reason UPSTREAM_ERROR → 502 (CONTRACT §2).
+reason BUDGET_EXCEEDED → 402 and reason UPSTREAM_ERROR → 502 (CONTRACT §2). The same
+error renders in AI1NET's envelope or, under ``/openai/v1``, in OpenAI's (CONTRACT §6).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -76,11 +78,30 @@ def envelope(error: HttpError, request_id: str) -> dict[str, Any]:
     return {"error": body}
 
 
-def error_response(error: HttpError, request_id: str) -> web.Response:
+def openai_envelope(error: HttpError, _request_id: str) -> dict[str, Any]:
+    """OpenAI's shape, so its SDKs raise their typed errors; the request id is a header.
+
+    A server-side field names the body's field: ``parameters.max_tokens`` is ``max_tokens``,
+    ``routing.type`` is ``ai1net.routing.type``.
+    """
+    kind = ERROR_TYPES.get(error.status, "error")
+    param = error.field
+    if param is not None:
+        if param.startswith("parameters."):
+            param = param.removeprefix("parameters.")
+        elif param.startswith(("routing.", "fallbacks")):
+            param = "ai1net." + param
+    return {"error": {"message": error.message, "type": kind, "param": param, "code": kind}}
+
+
+Render = Callable[[HttpError, str], dict[str, Any]]
+
+
+def error_response(error: HttpError, request_id: str, render: Render = envelope) -> web.Response:
     headers = {"x-request-id": request_id, **error.headers}
     if error.status == 429 or error.retry_after:  # 503s say when to come back too
         headers["Retry-After"] = str(error.retry_after or 1)
-    return web.Response(status=error.status, body=orjson.dumps(envelope(error, request_id)),
+    return web.Response(status=error.status, body=orjson.dumps(render(error, request_id)),
                         content_type="application/json", headers=headers)
 
 

@@ -262,9 +262,117 @@ def _other_schemas() -> Schema:
             "Status": _obj({"status": _t("string")}, "status")}
 
 
+def _openai_request_schemas() -> Schema:
+    parts = _t("array", items=_obj({"type": {"const": "text"}, "text": _t("string")},
+                                   "type", "text"), doc="Only `text` parts are understood")
+    content = {"anyOf": [_t("string"), parts]}
+    sampling = {
+        "model": _t("string", "A registered model; `auto` or absent: routed by `ai1net`"),
+        "max_tokens": _t("integer", minimum=1, maximum=2**32 - 1),
+        "temperature": _t("number", minimum=0, maximum=2),
+        "top_p": _t("number", minimum=0, maximum=1),
+        "stop": {"anyOf": [_t("string"), _t("array", items=_t("string"), maxItems=4)]},
+        "seed": _t("integer", minimum=-(2**53) + 1, maximum=2**53 - 1),
+        "user": _t("string"), "response_format": _t("object"),
+        "n": {"const": 1, "description": "Only 1"},
+        "stream": _t("boolean", "Answer as SSE chunks, ending with `data: [DONE]`",
+                     default=False),
+        "stream_options": _obj({"include_usage": _t("boolean", "A last chunk with `usage`")}),
+        "ai1net": _ref("OpenAIHints"),
+    }
+    return {
+        "OpenAIHints": _obj({"routing": _ref("Routing"), "fallbacks": _strings(
+            "Models to try, in order, when `model` fails retryably")},
+            doc="AI1NET's routing hints (as in /v1/generate)"),
+        "ChatMessage": {"anyOf": [
+            _obj({"role": _enum(("system", "developer", "user")), "content": content},
+                 "role", "content"),
+            _obj({"role": {"const": "assistant"},
+                  "content": {"anyOf": [_t("string"), parts, _t("null")]}}, "role")]},
+        "ChatCompletionRequest": _obj({
+            **sampling, "messages": _t("array", minItems=1, items=_ref("ChatMessage")),
+            "max_completion_tokens": _t("integer", "Wins over `max_tokens`", minimum=1,
+                                        maximum=2**32 - 1)}, "messages",
+            doc="The provider gets the conversation as text and these fields as parameters"),
+        "CompletionRequest": _obj({**sampling, "prompt": {"anyOf": [
+            _t("string", minLength=1),
+            _t("array", items=_t("string", minLength=1), minItems=1, maxItems=1)]}},
+            "prompt"),
+        "ImageRequest": _obj({
+            "model": sampling["model"], "prompt": _t("string", minLength=1),
+            "n": sampling["n"], "size": _t("string"), "quality": _t("string"),
+            "style": _t("string"), "user": _t("string"),
+            "response_format": _enum(("url", "b64_json"), default="url"),
+            "stream": {"const": False}, "ai1net": _typed_hints("image")}, "prompt"),
+        "SpeechRequest": _obj({
+            "model": sampling["model"], "input": _t("string", minLength=1),
+            "voice": _t("string"), "response_format": _t("string", "Passed on as `format`"),
+            "speed": _t("number", minimum=0.25, maximum=4), "instructions": _t("string"),
+            "stream_format": {"const": "audio"}, "ai1net": _typed_hints("audio")}, "input"),
+    }
+
+
+def _typed_hints(kind: str) -> Schema:
+    """Hints on an endpoint of one model type: routing asks for that type or none."""
+    return {"allOf": [_ref("OpenAIHints"), {"properties": {"routing": {
+        "properties": {"type": {"const": kind}}}}}]}
+
+
+def _openai_answer_schemas() -> Schema:
+    finish = _t(["string", "null"], enum=["stop", "length", None],
+                doc="`length` when the answer used every token allowed")
+    usage = _obj({"prompt_tokens": _count(), "completion_tokens": _count(),
+                  "total_tokens": _count()}, "prompt_tokens", "completion_tokens",
+                 "total_tokens")
+    extras = _obj({"generation_id": _t("string"), "cost_usd": _usd(),
+                   "latency_ms": _count(), "ttft_ms": _count(),
+                   "usage_estimated": {"const": True}}, "generation_id", "cost_usd",
+                  "latency_ms", doc="AI1NET's figures for the call")
+    head = {"id": _t("string", examples=["chatcmpl-gen_8f3a"]), "created": _count(),
+            "model": _t("string", "The model that answered")}
+
+    def answer(kind: str, choice: Schema, *, chunk: bool = False) -> Schema:
+        body = {**head, "object": {"const": kind},
+                "choices": _t("array", items=_obj({"index": {"const": 0}, **choice,
+                                                   "logprobs": _t("null"),
+                                                   "finish_reason": finish},
+                                                  "index", *choice, "finish_reason"),
+                              maxItems=1),
+                "usage": usage, "ai1net": extras}
+        return _obj(body, "id", "object", "created", "model", "choices",
+                    *(() if chunk else ("usage",)))
+    model = {"id": _t("string"), "object": {"const": "model"}, "created": _count(),
+             "owned_by": _t("string", "Key id of the provider"), "type": _enum(MODEL_TYPES),
+             "pricing": _obj({"input_per_1k_tokens": _usd(), "output_per_1k_tokens": _usd()}),
+             "capabilities": _strings(), "specialties": _strings(),
+             "description": _t("string")}
+    detail = _obj({"message": _t("string"), "type": _enum(tuple(ERROR_TYPES.values())),
+                   "param": _t(["string", "null"], "The body's offending field"),
+                   "code": _t("string", "Equals `type`")}, "message", "type", "param", "code")
+    return {
+        "ChatCompletion": answer("chat.completion", {"message": _obj(
+            {"role": {"const": "assistant"}, "content": _t("string")}, "role", "content")}),
+        "ChatCompletionChunk": answer("chat.completion.chunk", {"delta": _obj(
+            {"role": {"const": "assistant"}, "content": _t("string")})}, chunk=True),
+        "Completion": answer("text_completion", {"text": _t("string")}),
+        "CompletionChunk": answer("text_completion", {"text": _t("string")}, chunk=True),
+        "OpenAIModel": _obj(model, *model),
+        "OpenAIModelList": _obj({"object": {"const": "list"},
+                                 "data": _t("array", items=_ref("OpenAIModel"))},
+                                "object", "data"),
+        "ImagesResponse": _obj({"created": _count(), "output_format": _t("string"),
+                                "data": _t("array", minItems=1, maxItems=1, items={"anyOf": [
+                                    _obj({"url": _t("string", format="uri")}, "url"),
+                                    _obj({"b64_json": _t("string")}, "b64_json")]})},
+                               "created", "data"),
+        "OpenAIError": _obj({"error": detail}, "error",
+                            doc="OpenAI's error shape; the status codes are those of `Error`"),
+    }
+
+
 def _schemas() -> Schema:
     return {**_generate_schemas(), **_model_schemas(), **_key_schemas(), **_usage_schemas(),
-            **_other_schemas()}
+            **_other_schemas(), **_openai_request_schemas(), **_openai_answer_schemas()}
 
 
 # -- headers, parameters and shared responses -----------------------------------------------
@@ -276,6 +384,8 @@ def _headers() -> Schema:
         "x-ai1net-model": ("string", "The model that answered"),
         "x-ai1net-attempts": ("integer", "How many candidates were tried"),
         "x-ai1net-route": ("string", "Why the answering model was chosen"),
+        "x-ai1net-generation-id": ("string", "Streams: the generation's id, as the last "
+                                   "event will carry it"),
         "Retry-After": ("integer", "Seconds to wait before retrying"),
         "Allow": ("string", "The methods the path takes"),
     }
@@ -287,6 +397,7 @@ def _headers() -> Schema:
             for name, (kind, doc) in headers.items()}
 
 
+OPENAI_ERRORS = "OpenAI"  # prefix of the OpenAI-shaped twins of the error responses
 RATE_HEADERS = tuple(f"x-ratelimit-{what}-{kind}" for kind in ("requests", "tokens")
                      for what in ("limit", "remaining", "reset"))
 
@@ -316,12 +427,12 @@ def _error_name(status: int) -> str:
     return kind.title().replace("_", "")
 
 
-def _error_responses() -> Schema:
+def _error_responses(prefix: str = "", schema: str = "Error") -> Schema:
     extra = {429: ("Retry-After", *RATE_HEADERS), 503: ("Retry-After",), 405: ("Allow",)}
-    return {_error_name(status): {
+    return {prefix + _error_name(status): {
         "description": ERROR_DESCRIPTIONS[status],
         "headers": _header_refs(*extra.get(status, ())),
-        "content": {"application/json": {"schema": _ref("Error")}},
+        "content": {"application/json": {"schema": _ref(schema)}},
     } for status in ERROR_TYPES}
 
 
@@ -333,7 +444,8 @@ def _components() -> Schema:
             "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "x-api-key"},
         },
         "schemas": _schemas(), "headers": _headers(), "parameters": _parameters(),
-        "responses": _error_responses(),
+        "responses": {**_error_responses(),
+                      **_error_responses(OPENAI_ERRORS, "OpenAIError")},
     }
 
 
@@ -377,10 +489,14 @@ def _operation(op_id: str, tag: str, summary: str, ok: Schema, *, errors: tuple[
     return operation
 
 
+ANSWER_HEADERS = ("x-ai1net-model", "x-ai1net-attempts", "x-ai1net-route",
+                  "x-ai1net-generation-id", *RATE_HEADERS)
+TIMEOUTS = (_ref("x-request-timeout-ms", "parameters"), _ref("grpc-timeout", "parameters"))
+
+
 def _generate_paths() -> Schema:
-    headers = ("x-ai1net-model", "x-ai1net-attempts", "x-ai1net-route", *RATE_HEADERS)
     ok = _response("The answer; with `stream: true`, a stream of StreamEvent objects",
-                   _ref("GenerateResponse"), *headers)
+                   _ref("GenerateResponse"), *ANSWER_HEADERS)
     # OpenAPI 3.1 has no item schema for sequential media (3.2's itemSchema): the extension
     # carries it; the NDJSON schema is that of one line.
     ok["content"] |= {
@@ -389,10 +505,9 @@ def _generate_paths() -> Schema:
         "text/event-stream": {"schema": _t("string", "SSE events `data: <StreamEvent>`"),
                               "x-item-schema": _ref("StreamEvent")},
     }
-    timeouts = (_ref("x-request-timeout-ms", "parameters"), _ref("grpc-timeout", "parameters"))
     return {"/v1/generate": {"post": _operation(
         "generate", "generate", "Call a model, by name or by routing", {"200": ok},
-        errors=(402, 403, 404, 499, 502, 504), body="GenerateRequest", params=timeouts)}}
+        errors=(402, 403, 404, 499, 502, 504), body="GenerateRequest", params=TIMEOUTS)}}
 
 
 def _model_paths() -> Schema:
@@ -490,6 +605,55 @@ def _operations_paths() -> Schema:
     }
 
 
+def _openai_operation(op_id: str, summary: str, ok: Schema, **options: Any) -> Schema:
+    """An operation under /openai/v1: its errors in OpenAI's shape, same statuses."""
+    operation = _operation(op_id, "openai", summary, ok, **options)
+    for status in operation["responses"]:
+        if int(status) >= 400:
+            operation["responses"][status] = _ref(
+                OPENAI_ERRORS + _error_name(int(status)), "responses")
+    return operation
+
+
+def _openai_paths() -> Schema:
+    generating = (402, 403, 404, 499, 502, 504)
+
+    def text(op_id: str, summary: str, answer: str, body: str) -> Schema:
+        ok = _response(f"The answer; with `stream: true`, SSE `{answer}Chunk` events, then "
+                       "`data: [DONE]` (a failure after the first event: an `OpenAIError` "
+                       "event, no `[DONE]`)", _ref(answer), *ANSWER_HEADERS)
+        ok["content"]["text/event-stream"] = {
+            "schema": _t("string", f"SSE events `data: <{answer}Chunk>`"),
+            "x-item-schema": _ref(f"{answer}Chunk")}
+        return {"post": _openai_operation(op_id, summary, {"200": ok}, errors=generating,
+                                          body=body, params=TIMEOUTS)}
+    audio = _response("The audio bytes of the answer's `data:` URL", _t(
+        "string", format="binary"), *ANSWER_HEADERS, media="audio/*")
+    return {
+        "/openai/v1/chat/completions": text(
+            "openaiChatCompletions", "OpenAI chat completions over any text model",
+            "ChatCompletion", "ChatCompletionRequest"),
+        "/openai/v1/completions": text("openaiCompletions", "OpenAI legacy completions",
+                                       "Completion", "CompletionRequest"),
+        "/openai/v1/models": {"get": _openai_operation(
+            "openaiListModels", "Every enabled model, as OpenAI lists them",
+            {"200": _response("The models", _ref("OpenAIModelList"))})},
+        "/openai/v1/models/{id}": {"get": _openai_operation(
+            "openaiGetModel", "One model, as OpenAI shows it",
+            {"200": _response("The model", _ref("OpenAIModel"))}, errors=(404,),
+            params=(_in_path("id"),))},
+        "/openai/v1/images/generations": {"post": _openai_operation(
+            "openaiImages", "OpenAI image generation over any image model",
+            {"200": _response("The image, as a URL or base64", _ref("ImagesResponse"),
+                              *ANSWER_HEADERS)},
+            errors=(*generating, 501), body="ImageRequest", params=TIMEOUTS)},
+        "/openai/v1/audio/speech": {"post": _openai_operation(
+            "openaiSpeech", "OpenAI text to speech over any audio model (501 when the "
+            "model answers with a link rather than a data: URL)", {"200": audio},
+            errors=(*generating, 501), body="SpeechRequest", params=TIMEOUTS)},
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     return {
@@ -499,8 +663,8 @@ def openapi_document() -> dict[str, Any]:
                                 "usage and keys. Every non-2xx answer is an `Error`."},
         "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],  # either header
         "tags": [{"name": name} for name in ("generate", "models", "keys", "usage",
-                                              "operations")],
+                                              "operations", "openai")],
         "paths": {**_generate_paths(), **_model_paths(), **_key_paths(), **_usage_paths(),
-                  **_operations_paths()},
+                  **_operations_paths(), **_openai_paths()},
         "components": _components(),
     }

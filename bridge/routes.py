@@ -12,8 +12,8 @@ from aiohttp import web
 from ai1net.bridge import translate
 from ai1net.bridge.backend import BACKEND, Backend, call_metadata, call_timeout
 from ai1net.bridge.errors import HttpError, invalid
-from ai1net.bridge.streaming import relay
-from ai1net.v1 import keys_pb2, registry_pb2, usage_pb2
+from ai1net.bridge.streaming import native_framing, relay
+from ai1net.v1 import generate_pb2, keys_pb2, registry_pb2, usage_pb2
 
 JSON_TYPES = ("application/json",)
 # gRPC metadata the bridge passes on as HTTP response headers.
@@ -50,14 +50,18 @@ def _backend(request: web.Request) -> Backend:
 
 
 async def generate(request: web.Request) -> web.StreamResponse:
-    body = await read_json(request)
-    message, stream = translate.generate_request(body)
-    stub = _backend(request).generate
-    metadata, timeout = call_metadata(request), call_timeout(request)
+    message, stream = translate.generate_request(await read_json(request))
     if stream:
-        return await relay(request, stub.GenerateStream(message, metadata=metadata,
-                                                        timeout=timeout))
-    call = stub.Generate(message, metadata=metadata, timeout=timeout)
+        return await relay(request, open_stream(request, message), native_framing(request))
+    response, headers = await call_generate(request, message)
+    return json_response(translate.generate_json(response), headers=headers)
+
+
+async def call_generate(request: web.Request, message: generate_pb2.GenerateRequest,
+                        ) -> tuple[generate_pb2.GenerateResponse, dict[str, str]]:
+    """One unary Generate with the caller's key and deadline; the headers to pass on."""
+    call = _backend(request).generate.Generate(message, metadata=call_metadata(request),
+                                               timeout=call_timeout(request))
     try:
         response = await call
     except asyncio.CancelledError:
@@ -65,7 +69,13 @@ async def generate(request: web.Request) -> web.StreamResponse:
         raise
     headers = {k: v for k, v in (await call.trailing_metadata() or ())
                if k.startswith(FORWARDED_HEADERS) and isinstance(v, str)}
-    return json_response(translate.generate_json(response), headers=headers)
+    return response, headers
+
+
+def open_stream(request: web.Request, message: generate_pb2.GenerateRequest) -> Any:
+    """A GenerateStream call with the caller's key and deadline, for ``relay``."""
+    return _backend(request).generate.GenerateStream(
+        message, metadata=call_metadata(request), timeout=call_timeout(request))
 
 
 # -- models --------------------------------------------------------------------------------

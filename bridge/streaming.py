@@ -1,4 +1,5 @@
-"""Streaming generate over HTTP: NDJSON by default, SSE on ``Accept: text/event-stream``.
+"""Streaming generate over HTTP: NDJSON by default, SSE on ``Accept: text/event-stream``
+(or OpenAI's chunks, ``bridge/openai.py``: one relay, a framing per wire format).
 
 The first message is awaited before any byte is sent, so a failure before it is a real
 HTTP status with the envelope; a failure after it ends the body with ``{"error": ...}``
@@ -8,7 +9,8 @@ cancels the gRPC call, which cancels the provider call.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -41,39 +43,79 @@ def frame(data: dict[str, Any], *, sse: bool) -> bytes:
     return b"data: " + body + b"\n\n" if sse else body + b"\n"
 
 
-async def relay(request: web.Request, call: Any) -> web.StreamResponse:
+class Framing(Protocol):
+    """How a stream's messages go on the wire: AI1NET's events, or OpenAI's chunks."""
+
+    @property
+    def content_type(self) -> str: ...
+
+    def opening(self, metadata: dict[str, str]) -> bytes:
+        """Bytes before the first message, given the call's ``x-ai1net-*`` metadata."""
+
+    def message(self, message: generate_pb2.GenerateStreamResponse) -> bytes: ...
+
+    def failure(self, error: HttpError, request_id: str) -> bytes: ...
+
+    def closing(self) -> bytes:
+        """Bytes after the last message of a stream that succeeded."""
+
+
+@dataclass(frozen=True, slots=True)
+class NativeFraming:
+    """CONTRACT §2.1: NDJSON lines, or the same objects as SSE ``data:`` events."""
+
+    sse: bool
+
+    @property
+    def content_type(self) -> str:
+        return SSE if self.sse else NDJSON
+
+    def opening(self, metadata: dict[str, str]) -> bytes:
+        return b""
+
+    def message(self, message: generate_pb2.GenerateStreamResponse) -> bytes:
+        return frame(event_json(message), sse=self.sse)
+
+    def failure(self, error: HttpError, request_id: str) -> bytes:
+        return frame(envelope(error, request_id), sse=self.sse)
+
+    def closing(self) -> bytes:
+        return b""
+
+
+def native_framing(request: web.Request) -> NativeFraming:
+    return NativeFraming(sse=SSE in request.headers.get("Accept", ""))
+
+
+async def relay(request: web.Request, call: Any, framing: Framing) -> web.StreamResponse:
     """Answer ``request`` with the messages of a GenerateStream ``call``."""
-    sse = SSE in request.headers.get("Accept", "")
     finished = False
     try:
         first = await call.read()
         if first is EOF:
             raise HttpError(502, "the stream ended before it started")
-        response = await _start(request, call, sse=sse)
-        message = first
+        response, metadata = await _start(request, call, framing.content_type)
         try:
-            while message is not EOF:
-                await response.write(frame(event_json(message), sse=sse))
-                message = await call.read()
+            await response.write(framing.opening(metadata) + framing.message(first))
+            while (message := await call.read()) is not EOF:
+                await response.write(framing.message(message))
+            tail = framing.closing()
         except aio.AioRpcError as error:
-            failure = envelope(from_rpc_error(error), request[REQUEST_ID])
-            await response.write(frame(failure, sse=sse))
+            tail = framing.failure(from_rpc_error(error), request[REQUEST_ID])
         finished = True
-        await response.write_eof()
+        await response.write_eof(tail)
         return response
     finally:
         if not finished:
             call.cancel()
 
 
-async def _start(request: web.Request, call: Any, *, sse: bool) -> web.StreamResponse:
-    headers = {"Content-Type": SSE if sse else NDJSON, "Cache-Control": "no-cache",
-               "X-Accel-Buffering": "no", "x-request-id": request[REQUEST_ID]}
-    for key, value in await call.initial_metadata() or ():
-        if key.startswith("x-ai1net-") and isinstance(value, str):
-            headers[key] = value
+async def _start(request: web.Request, call: Any,
+                 content_type: str) -> tuple[web.StreamResponse, dict[str, str]]:
+    metadata = {key: value for key, value in await call.initial_metadata() or ()
+                if key.startswith("x-ai1net-") and isinstance(value, str)}
+    headers = {"Content-Type": content_type, "Cache-Control": "no-cache",
+               "X-Accel-Buffering": "no", "x-request-id": request[REQUEST_ID], **metadata}
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
-    return response
-
-
+    return response, metadata

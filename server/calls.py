@@ -57,6 +57,7 @@ class Progress:
     model: ModelRecord
     attempts: int
     route: str
+    id: str = ""  # the generation's id, as its final summary will carry it
 
 
 # What a streaming call hands its caller with each piece of the answer.

@@ -303,7 +303,7 @@ class Generator:
                      event: StreamEvent, emit: Emit) -> Mapping[str, Any] | None:
         model = state.model
         assert model is not None
-        progress = Progress(model, state.attempts, state.plan.reason)
+        progress = Progress(model, state.attempts, state.plan.reason, state.id)
         try:
             async with _deadline(model, _budget(model, call, state)):
                 while not isinstance(event, Done):

@@ -43,7 +43,8 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                 await context.send_initial_metadata(
                     (("x-ai1net-model", progress.model.name),
                      ("x-ai1net-attempts", str(progress.attempts)),
-                     ("x-ai1net-route", progress.route)))
+                     ("x-ai1net-route", progress.route),
+                     ("x-ai1net-generation-id", progress.id)))
             message = generate_pb2.GenerateStreamResponse()
             if isinstance(event, Delta):
                 message.delta = event.text
