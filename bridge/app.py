@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ai1net.bridge.backend import BACKEND, REQUEST_ID, Backend
+from ai1net.bridge.console import add_console
 from ai1net.bridge.errors import HttpError, error_response, from_rpc_error, new_request_id
 from ai1net.bridge.openapi import openapi_document
 from ai1net.bridge.routes import add_routes, json_response
@@ -116,4 +117,5 @@ def build_app(*, target: str | None = None, backend: Backend | None = None,
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     add_routes(app)
+    add_console(app)
     return app

@@ -470,7 +470,19 @@ def _operations_paths() -> Schema:
                                   media="text/plain")),
         "/openapi.json": get("openapi", "This document",
                              _response("OpenAPI 3.1", _t("object"))),
+        "/console": get("console", "The web console (a page that calls this API)",
+                        _response("The console page", _t("string"), media="text/html")),
+        "/console/{path}": {"get": _operation(
+            "consoleFile", "operations", "A script, style sheet or image of the web console",
+            {"200": _console_file()}, errors=(404,), params=(_in_path("path"),),
+            public=True)},
     }
+
+
+def _console_file() -> Schema:
+    return {"description": "The file", "headers": _header_refs(),
+            "content": {media: {"schema": _t("string")}
+                        for media in ("text/javascript", "text/css", "image/svg+xml")}}
 
 
 @cache

@@ -1,0 +1,119 @@
+// Spend (consumers), earnings (providers) and usage (admins): the same /v1/usage, scoped by
+// the server to the key, drawn by model and by day.
+
+import { get, query } from "../api.js";
+import { barChart } from "../chart.js";
+import { empty, failure, field, fmt, h, loading, replace, select } from "../dom.js";
+import { lastLimits, recentCalls } from "../history.js";
+import { renderReconciliation } from "./reconcile.js";
+
+const PERIODS = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"]];
+const MONEY = { consumer: "Spend", provider: "Earnings", admin: "Paid by consumers" };
+
+export function periodStart(days) {
+  const start = new Date();
+  start.setUTCHours(0, 0, 0, 0);
+  start.setUTCDate(start.getUTCDate() - Number(days) + 1);
+  return start.toISOString().replace(".000Z", "Z");
+}
+
+export async function renderUsage(body, ctx) {
+  const period = select(PERIODS, { name: "period" });
+  period.value = "30";
+  const totals = h("div", { class: "totals" });
+  const charts = h("div", { class: "charts" });
+  const extra = h("div", {});
+  replace(body, h("form", { class: "filters", "aria-label": "Period" }, field("Period", period)),
+    totals, charts, extra);
+
+  async function load() {
+    replace(totals, loading("usage"));
+    replace(charts);
+    const from = periodStart(period.value);
+    try {
+      const [byModel, byDay] = await Promise.all(["model", "day"].map((group_by) =>
+        get(`/v1/usage${query({ group_by, from })}`, { signal: ctx.signal })));
+      showTotals(totals, byModel.usage, ctx.role);
+      if (!byModel.usage.requests) {
+        replace(charts, empty("No calls in this period yet.",
+          h("p", {}, "Make one in the ", h("a", { href: "#playground", text: "playground" }),
+            ", then come back.")));
+        return;
+      }
+      const money = MONEY[ctx.role];
+      replace(charts,
+        barChart({ id: "chart-cost-model", title: `${money} by model (USD)`, format: fmt.usd,
+          points: byModel.groups.map((g) => ({ label: g.group, value: g.usage.cost_usd })) }),
+        barChart({ id: "chart-tokens-model", title: "Tokens by model", format: fmt.int,
+          points: byModel.groups.map((g) => ({ label: g.group, value: g.usage.tokens_processed })) }),
+        barChart({ id: "chart-cost-day", title: `${money} by day (USD)`, format: fmt.usd,
+          points: days(byDay.groups, from, "cost_usd") }),
+        barChart({ id: "chart-tokens-day", title: "Tokens by day", format: fmt.int,
+          points: days(byDay.groups, from, "tokens_processed") }));
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      replace(totals, failure(error, load));
+    }
+  }
+  period.addEventListener("change", load);
+  await load();
+  if (ctx.role === "consumer") replace(extra, limitsPanel(), recentPanel());
+  if (ctx.role === "provider") await renderReconciliation(extra, ctx);
+}
+
+// Every day of the period, zero where nothing happened.
+function days(groups, from, metric) {
+  const seen = new Map(groups.map((g) => [g.group.slice(0, 10), g.usage[metric]]));
+  const points = [];
+  for (let day = new Date(from); day <= new Date(); day.setUTCDate(day.getUTCDate() + 1)) {
+    const label = day.toISOString().slice(0, 10);
+    points.push({ label: label.slice(5), value: seen.get(label) || 0 });
+  }
+  return points;
+}
+
+function showTotals(node, usage, role) {
+  const items = [[MONEY[role], fmt.usd(usage.cost_usd)], ["Requests", fmt.int(usage.requests)],
+    ["Tokens", fmt.int(usage.tokens_processed)], ["Errors", fmt.int(usage.errors)]];
+  replace(node, items.map(([label, value]) => h("div", { class: "card total" },
+    h("p", { class: "total-label", text: label }), h("p", { class: "total-value", text: value }))));
+}
+
+function limitsPanel() {
+  const seen = lastLimits();
+  const section = h("section", { class: "card", "aria-labelledby": "limits-h" },
+    h("h2", { id: "limits-h", text: "Limits and budget" }));
+  if (!seen) {
+    section.append(empty("No limits seen yet in this session.",
+      h("p", { class: "hint", text: "The gateway reports your rate limits with each call; " +
+        "make one in the playground. A budget, when your admin set one, shows as a 402 " +
+        "answer naming what is left once it is used up." })));
+    return section;
+  }
+  const rows = ["requests", "tokens"].map((what) => h("tr", {},
+    h("th", { scope: "row", text: `${what} per minute` }),
+    h("td", { text: seen.limits[`limit-${what}`] || "no limit" }),
+    h("td", { text: seen.limits[`remaining-${what}`] || "—" })));
+  section.append(h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Limit" }),
+    h("th", { scope: "col", text: "Allowed" }), h("th", { scope: "col", text: "Remaining" }))),
+  h("tbody", {}, rows)), h("p", { class: "hint", text: `As reported at ${fmt.date(seen.at)}.` }));
+  return section;
+}
+
+function recentPanel() {
+  const calls = recentCalls();
+  const section = h("section", { class: "card", "aria-labelledby": "recent-h" },
+    h("h2", { id: "recent-h", text: "Recent calls from this console" }));
+  if (!calls.length) {
+    section.append(empty("No calls made from this tab yet."));
+    return section;
+  }
+  section.append(h("div", { class: "scroll" }, h("table", {},
+    h("thead", {}, h("tr", {}, ["When", "Model", "Tokens", "Cost", "Latency"].map((t) =>
+      h("th", { scope: "col", text: t })))),
+    h("tbody", {}, calls.map((c) => h("tr", {}, h("td", { text: fmt.date(c.at) }),
+      h("td", { text: c.model || "—" }),
+      h("td", { text: fmt.int((c.input_tokens || 0) + (c.output_tokens || 0)) }),
+      h("td", { text: fmt.usd(c.cost_usd) }), h("td", { text: fmt.ms(c.latency_ms) })))))));
+  return section;
+}
