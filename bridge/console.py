@@ -30,7 +30,7 @@ CONSOLE_FILES = web.AppKey("console_files", dict)
 def _load_files() -> dict[str, tuple[bytes, str]]:
     """Every console file by its path below /console/, with its media type."""
     files: dict[str, tuple[bytes, str]] = {}
-    root = resources.files("ai1net.bridge") / "console"
+    root = resources.files("ai1net.bridge") / "console_files"
 
     def walk(folder: resources.abc.Traversable, prefix: str) -> None:
         for entry in folder.iterdir():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tests.conftest import Harness
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
        "media-src 'self' https: data:; connect-src 'self'; frame-ancestors 'none'; "
        "base-uri 'none'; form-action 'self'")
-FOLDER = Path(__file__).resolve().parents[2] / "bridge" / "console"
+FOLDER = Path(__file__).resolve().parents[2] / "bridge" / "console_files"
 
 
 def assert_secured(headers) -> None:
@@ -66,3 +67,14 @@ def test_the_page_uses_no_inline_script_and_no_html_sinks():
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
                      "new Function", "localStorage", "document.cookie"):
             assert sink not in source, f"{script.name} uses {sink}"
+
+
+def test_every_console_file_is_package_data():
+    """`pip install .` ships the console: each file matches a package-data pattern."""
+    pyproject = tomllib.loads((FOLDER.parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["ai1net.bridge"]
+    for path in FOLDER.rglob("*"):
+        if path.is_file():
+            relative = path.relative_to(FOLDER.parent)
+            assert any(relative.match(p) and len(relative.parts) == len(Path(p).parts)
+                       for p in patterns), relative
