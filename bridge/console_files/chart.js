@@ -9,19 +9,21 @@ const LEFT = 64;
 const BOTTOM = 56;
 const TOP = 12;
 
-export function barChart({ title, points, format, id }) {
+export function barChart({ title, points, format, tick = format, id }) {
   const max = Math.max(...points.map((p) => p.value), 0) || 1;
   const step = (WIDTH - LEFT - 8) / Math.max(points.length, 1);
   const barWidth = Math.max(Math.min(step * 0.7, 48), 2);
   const y = (value) => TOP + BAR_AREA - (value / max) * BAR_AREA;
   const ticks = [0, max / 2, max];
+  // Label every bar when there is room, else every n-th one (the table has them all).
+  const every = Math.ceil(44 / step);
   const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${TOP + BAR_AREA + BOTTOM}`, role: "img",
     "aria-labelledby": `${id}-title`, class: "chart", "data-points": points.length },
   svg("title", { id: `${id}-title`, text: title }),
-  ticks.map((tick) => [
-    svg("line", { x1: LEFT, x2: WIDTH, y1: y(tick), y2: y(tick), class: "grid" }),
-    svg("text", { x: LEFT - 6, y: y(tick) + 4, "text-anchor": "end", class: "axis",
-      text: format(tick) }),
+  ticks.map((value) => [
+    svg("line", { x1: LEFT, x2: WIDTH, y1: y(value), y2: y(value), class: "grid" }),
+    svg("text", { x: LEFT - 6, y: y(value) + 4, "text-anchor": "end", class: "axis",
+      text: tick(value) }),
   ]),
   points.map((point, i) => {
     const x = LEFT + i * step + (step - barWidth) / 2;
@@ -29,12 +31,12 @@ export function barChart({ title, points, format, id }) {
     return svg("g", { class: "bar", "data-label": point.label, "data-value": point.value },
       svg("rect", { x, y: top, width: barWidth, height: TOP + BAR_AREA - top, rx: 2 },
         svg("title", { text: `${point.label}: ${format(point.value)}` })),
-      svg("text", { x: x + barWidth / 2, y: TOP + BAR_AREA + 16, "text-anchor": "middle",
-        class: "label", text: shorten(point.label, step) }));
+      i % every ? null : svg("text", { x: x + barWidth / 2, y: TOP + BAR_AREA + 16,
+        "text-anchor": "middle", class: "label", text: shorten(point.label, step * every) }));
   }));
   const table = h("details", { class: "chart-data" }, h("summary", { text: "Show the figures" }),
     h("table", {}, h("caption", { class: "visually-hidden", text: title }),
-      h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "" }),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Group" }),
         h("th", { scope: "col", text: "Value" }))),
       h("tbody", {}, points.map((p) => h("tr", {}, h("th", { scope: "row", text: p.label }),
         h("td", { text: format(p.value) }))))));

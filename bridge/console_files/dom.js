@@ -74,7 +74,11 @@ const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD",
   minimumFractionDigits: 2, maximumFractionDigits: 6 });
 const count = new Intl.NumberFormat("en-US");
 
+const compact = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 3 });
+
 export const fmt = {
+  usdTick: (n) => `$${compact.format(n)}`,
+  intTick: (n) => compact.format(n),
   usd: (n) => (typeof n === "number" ? usd.format(n) : "—"),
   int: (n) => (typeof n === "number" ? count.format(n) : "—"),
   ms: (n) => (typeof n === "number" && n > 0 ? `${count.format(Math.round(n))} ms` : "—"),

@@ -101,12 +101,13 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[webdriver.Chrome]
 class Console:
     """The console as a person uses it: sign in, open pages, fill forms."""
 
-    def __init__(self, driver: webdriver.Chrome, base_url: str) -> None:
+    def __init__(self, driver: webdriver.Chrome, base_url: str, *, wait_s: float = WAIT_S) -> None:
         self.driver = driver
         self.url = f"{base_url}/console"
+        self.wait_s = wait_s
 
-    def wait(self, condition: Callable[[webdriver.Chrome], Any], timeout: float = WAIT_S) -> Any:
-        return WebDriverWait(self.driver, timeout).until(condition)
+    def wait(self, condition: Callable[[webdriver.Chrome], Any]) -> Any:
+        return WebDriverWait(self.driver, self.wait_s).until(condition)
 
     def ready_page(self) -> str | None:
         return self.driver.execute_script(  # type: ignore[no-any-return]
@@ -127,6 +128,10 @@ class Console:
         self.find("#signin-key").send_keys(key)
         self.find("form.signin button[type=submit]").click()
         self.wait_page(landing)
+
+    def signed_in(self, key: str) -> Console:
+        self.sign_in(key)
+        return self
 
     def open(self, page: str) -> None:
         self.driver.execute_script("location.hash = arguments[0]", page)

@@ -53,7 +53,9 @@ export async function renderModels(body, ctx) {
           "aria-label": `Edit ${model.name}` }, "Edit"),
         h("button", { type: "button", "aria-label": `${model.enabled ? "Disable" : "Enable"} ${model.name}`,
           onclick: (event) => toggle(model, event.target) },
-        model.enabled ? "Disable" : "Enable"))));
+        model.enabled ? "Disable" : "Enable"),
+        h("button", { type: "button", "aria-label": `Run the conformance check of ${model.name}`,
+          onclick: (event) => check(model, event.target) }, "Check"))));
     const heads = ["Name", "Type", ctx.role === "admin" ? "Owner" : null, "State", "Price",
       "Requests", "Error rate", "Actions"].filter(Boolean);
     replace(list, list.firstChild, h("div", { class: "scroll" }, h("table", {},
@@ -72,6 +74,22 @@ export async function renderModels(body, ctx) {
     }
   }
 
+  async function check(model, button) {
+    button.disabled = true;
+    replace(report, h("section", { class: "card", "aria-label": "Conformance check" },
+      loading(`the conformance check of ${model.name}`)));
+    try {
+      const result = await api("POST", `/v1/models/${encodeURIComponent(model.name)}/check`);
+      replace(report, checkReport(model.name, result));
+    } catch (error) {
+      replace(report, h("section", { class: "card" }, failure(error)));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  const report = h("div", { "aria-live": "polite" });
+  body.append(report);
   replace(formSlot, registerButton());
   await refresh();
 }
@@ -178,4 +196,14 @@ function bodyOf(controls, model) {
     }
   }
   return body;
+}
+
+// POST /v1/models/{name}/check's report (CONTRACT §3.1): one line a check.
+function checkReport(name, result) {
+  const checks = result.checks || [];
+  return h("section", { class: "card", "aria-labelledby": "check-h" },
+    h("h2", { id: "check-h", text: `Conformance of ${name}: ${result.passed ? "passed" : "failed"}` }),
+    checks.length ? h("ul", { class: "checks" }, checks.map((c) => h("li", {},
+      h("span", { class: `badge check-${c.result}`, text: c.result }), ` ${c.name}`,
+      c.detail ? h("span", { class: "hint", text: ` — ${c.detail}` }) : null))) : null);
 }

@@ -42,13 +42,13 @@ export async function renderUsage(body, ctx) {
       }
       const money = MONEY[ctx.role];
       replace(charts,
-        barChart({ id: "chart-cost-model", title: `${money} by model (USD)`, format: fmt.usd,
+        barChart({ id: "chart-cost-model", title: `${money} by model (USD)`, format: fmt.usd, tick: fmt.usdTick,
           points: byModel.groups.map((g) => ({ label: g.group, value: g.usage.cost_usd })) }),
-        barChart({ id: "chart-tokens-model", title: "Tokens by model", format: fmt.int,
+        barChart({ id: "chart-tokens-model", title: "Tokens by model", format: fmt.int, tick: fmt.intTick,
           points: byModel.groups.map((g) => ({ label: g.group, value: g.usage.tokens_processed })) }),
-        barChart({ id: "chart-cost-day", title: `${money} by day (USD)`, format: fmt.usd,
+        barChart({ id: "chart-cost-day", title: `${money} by day (USD)`, format: fmt.usd, tick: fmt.usdTick,
           points: days(byDay.groups, from, "cost_usd") }),
-        barChart({ id: "chart-tokens-day", title: "Tokens by day", format: fmt.int,
+        barChart({ id: "chart-tokens-day", title: "Tokens by day", format: fmt.int, tick: fmt.intTick,
           points: days(byDay.groups, from, "tokens_processed") }));
     } catch (error) {
       if (error.name === "AbortError") return;
@@ -85,7 +85,7 @@ function limitsPanel() {
     h("h2", { id: "limits-h", text: "Limits and budget" }));
   if (!seen) {
     section.append(empty("No limits seen yet in this session.",
-      h("p", { class: "hint", text: "The gateway reports your rate limits with each call; " +
+      h("p", { class: "hint", text: "The gateway reports your rate limits with each call made without streaming; " +
         "make one in the playground. A budget, when your admin set one, shows as a 402 " +
         "answer naming what is left once it is used up." })));
     return section;
