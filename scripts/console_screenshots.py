@@ -13,13 +13,18 @@ page, the median time from navigation start to the page being interactive (the c
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -28,6 +33,7 @@ from tests.conftest import (  # noqa: E402
     ADMIN_KEY,
     bearer,
     gateway_settings,
+    postgres_database,
     start_process,
     stop_process,
 )
@@ -35,7 +41,7 @@ from tests.support.browser import Console, ThreadedGateway, chromium  # noqa: E4
 
 PAGES = {"consumer": ["catalog", "playground", "spend"],
          "provider": ["mine", "earnings"],
-         "admin": ["keys", "manage", "usage", "health"]}
+         "admin": ["keys", "manage", "usage", "health", "audit"]}
 MODELS = (("demo-text", "text", "/v1/generate", 0.002, 0.004, "General chat and coding"),
           ("demo-text-premium", "text", "/v1/generate?delay_ms=120", 0.01, 0.03,
            "Slower, careful answers"),
@@ -66,14 +72,23 @@ def set_up(gateway: ThreadedGateway, provider_url: str) -> dict[str, str]:
     return keys
 
 
-def seed_ledger(database: Path, gateway: ThreadedGateway, count: int) -> None:
-    """``count`` past calls of the consumer, written straight into the ledger's table."""
+def seed_ledger(database_url: str, gateway: ThreadedGateway, count: int) -> None:
+    """``count`` past calls of the consumer over the last 29 days, written straight into the
+    ledger's table (SQLite from Python, PostgreSQL by generate_series)."""
     async def key_ids() -> dict[str, str]:
         harness = gateway.harness
         async with harness.http.get(f"{harness.http_url}/v1/keys",
                                     headers=bearer(ADMIN_KEY)) as resp:
             return {k["name"]: k["id"] for k in (await resp.json())["keys"]}
     ids = gateway.call(key_ids())
+    consumer, owner = ids["alice"], ids["acme-models"]
+    if database_url.startswith("sqlite:///"):
+        seed_sqlite(Path(database_url.removeprefix("sqlite:///")), consumer, owner, count)
+    else:
+        gateway.call(seed_postgres(database_url, consumer, owner, count))
+
+
+def seed_sqlite(database: Path, consumer: str, owner: str, count: int) -> None:
     rng = random.Random(7)
     now = int(time.time() * 1000)
     rows = []
@@ -82,9 +97,9 @@ def seed_ledger(database: Path, gateway: ThreadedGateway, count: int) -> None:
         name, *_rest, price_in, price_out, _desc = MODELS[rng.randrange(len(MODELS))]
         tokens_in, tokens_out = rng.randint(5, 400), rng.randint(20, 900)
         cost = round((tokens_in * price_in + tokens_out * price_out) / 1000 * 1e9)
-        rows.append((f"gen_seed{n:012d}", now - rng.randrange(29 * DAY_MS), ids["alice"], name,
-                     ids["acme-models"], tokens_in, tokens_out, cost,
-                     rng.randint(40, 400), "ok" if rng.random() > 0.01 else "error"))
+        rows.append((f"gen_seed{n:012d}", now - rng.randrange(29 * DAY_MS), consumer, name,
+                     owner, tokens_in, tokens_out, cost, rng.randint(40, 400),
+                     "ok" if rng.random() > 0.01 else "error"))
         if len(rows) == 50_000 or n == count - 1:
             db.executemany(
                 "INSERT INTO usage_events (id, ts_ms, key_id, model, model_owner, input_tokens,"
@@ -93,6 +108,27 @@ def seed_ledger(database: Path, gateway: ThreadedGateway, count: int) -> None:
             db.commit()
             rows.clear()
     db.close()
+
+
+async def seed_postgres(url: str, consumer: str, owner: str, count: int) -> None:
+    names = [m[0] for m in MODELS]
+    connection = await asyncpg.connect(url)
+    try:
+        for start in range(0, count, 1_000_000):
+            await connection.execute(
+                "INSERT INTO usage_events (id, ts_ms, key_id, model, model_owner, input_tokens,"
+                " output_tokens, estimated, cost_nanos, latency_ms, ttft_ms, outcome, error_type)"
+                " SELECT 'gen_seed' || lpad(g::text, 12, '0'),"
+                " $1::bigint - (random() * $2)::bigint, $3, ($4::text[])[1 + g % 4], $5,"
+                " 5 + g * 7 % 396, 20 + g * 13 % 881, false, (5 + g * 7 % 396) * 2000"
+                " + (20 + g * 13 % 881) * 4000, 40 + g % 360, 0,"
+                " CASE WHEN g % 100 = 0 THEN 'error' ELSE 'ok' END, ''"
+                " FROM generate_series($6::bigint, $7::bigint) AS g",
+                int(time.time() * 1000), 29 * DAY_MS, consumer, names, owner,
+                start + 1, min(start + 1_000_000, count))
+        await connection.execute("ANALYZE usage_events")
+    finally:
+        await connection.close()
 
 
 def report_usage(gateway: ThreadedGateway, key: str) -> None:
@@ -124,6 +160,21 @@ def time_queries(gateway: ThreadedGateway) -> None:
         print(f"GET {path}: {gateway.call(timed(path)):.0f} ms (admin, whole ledger)")
 
 
+@contextmanager
+def database_url(args: argparse.Namespace, scratch: Path) -> Iterator[str]:
+    if not args.postgres:
+        folder = args.keep or scratch
+        folder.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{folder / 'gateway.db'}"
+        return
+    database = postgres_database()
+    url = asyncio.run(database.__aenter__())
+    try:
+        yield url
+    finally:
+        asyncio.run(database.__aexit__())
+
+
 def shoot(console: Console, path: Path) -> None:
     driver = console.driver
     width = driver.get_window_size()["width"]
@@ -145,22 +196,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--events", type=int, default=400)
-    parser.add_argument("--keep", type=Path, help="keep the gateway's database in this folder")
+    parser.add_argument("--keep", type=Path, help="keep the SQLite database in this folder")
+    parser.add_argument("--postgres", action="store_true",
+                        help="a fresh database on AI1NET_TEST_POSTGRES_URL instead of SQLite")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     provider, line = start_process("-m", "ai1net.server.demo_provider", "--port", "0")
     provider_url = line.rsplit(" ", 1)[1]
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = args.keep or Path(scratch)
-        folder.mkdir(parents=True, exist_ok=True)
-        database = folder / "gateway.db"
+    with tempfile.TemporaryDirectory() as scratch, database_url(args, Path(scratch)) as url:
         try:
-            with ThreadedGateway(gateway_settings(f"sqlite:///{database}")) as gateway, \
-                    chromium() as driver:
+            with ThreadedGateway(gateway_settings(url)) as gateway, chromium() as driver:
                 keys = set_up(gateway, provider_url)
                 report_usage(gateway, keys["provider"])
                 started = time.perf_counter()
-                seed_ledger(database, gateway, args.events)
+                seed_ledger(url, gateway, args.events)
                 print(f"ledger: {args.events} synthetic events written in "
                       f"{time.perf_counter() - started:.1f} s")
                 console = Console(driver, gateway.url, wait_s=300)

@@ -8,6 +8,7 @@ import { renderUsage } from "./pages/usage.js";
 import { renderModels } from "./pages/models.js";
 import { renderKeys } from "./pages/keys.js";
 import { renderHealth } from "./pages/health.js";
+import { renderAudit } from "./pages/audit.js";
 import { renderSignIn } from "./pages/signin.js";
 
 const EVERYONE = ["consumer", "provider", "admin"];
@@ -21,6 +22,7 @@ const PAGES = {
   manage: { title: "All models", roles: ["admin"], render: renderModels },
   usage: { title: "Usage", roles: ["admin"], render: renderUsage },
   health: { title: "Health", roles: ["admin"], render: renderHealth },
+  audit: { title: "Audit", roles: ["admin"], render: renderAudit },
 };
 
 const main = document.getElementById("main");

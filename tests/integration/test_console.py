@@ -23,7 +23,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 ROLE_PAGES = {
     "consumer": ["Models", "Playground", "Spend"],
     "provider": ["Models", "Playground", "My models", "Earnings"],
-    "admin": ["Models", "Playground", "Keys", "All models", "Usage", "Health"],
+    "admin": ["Models", "Playground", "Keys", "All models", "Usage", "Health", "Audit"],
 }
 
 
@@ -263,3 +263,16 @@ def test_the_console_works_from_the_keyboard(gateway: ThreadedGateway, console: 
     assert reached[-1] == "Playground", reached
     console.driver.switch_to.active_element.send_keys(Keys.ENTER)
     console.wait_page("playground")
+
+
+def test_the_audit_page_shows_the_trail_or_says_there_is_none(gateway: ThreadedGateway,
+                                                               console: Console):
+    console.sign_in(ADMIN_KEY)
+    console.open("audit")
+    status, _body = api(gateway, "GET", "/v1/audit", ADMIN_KEY)
+    if status == 404:
+        assert console.text(".page .state.empty").startswith("This gateway keeps no audit trail")
+    else:
+        assert status == 200
+        assert console.find_all(".page table")
+    assert console.find_all(".state.error") == []

@@ -19,7 +19,7 @@ export function periodStart(days) {
 
 export async function renderUsage(body, ctx) {
   const period = select(PERIODS, { name: "period" });
-  period.value = "30";
+  period.value = "7"; // bounded by default: the ledger may hold millions of calls
   const totals = h("div", { class: "totals" });
   const charts = h("div", { class: "charts" });
   const extra = h("div", {});
@@ -41,14 +41,18 @@ export async function renderUsage(body, ctx) {
         return;
       }
       const money = MONEY[ctx.role];
+      const usd = { format: fmt.usd, tick: fmt.usdTick };
+      const count = { format: fmt.int, tick: fmt.intTick };
+      const perModel = (metric) => byModel.groups.map((g) => ({ label: g.group,
+        value: g.usage[metric] }));
       replace(charts,
-        barChart({ id: "chart-cost-model", title: `${money} by model (USD)`, format: fmt.usd, tick: fmt.usdTick,
-          points: byModel.groups.map((g) => ({ label: g.group, value: g.usage.cost_usd })) }),
-        barChart({ id: "chart-tokens-model", title: "Tokens by model", format: fmt.int, tick: fmt.intTick,
-          points: byModel.groups.map((g) => ({ label: g.group, value: g.usage.tokens_processed })) }),
-        barChart({ id: "chart-cost-day", title: `${money} by day (USD)`, format: fmt.usd, tick: fmt.usdTick,
+        barChart({ id: "chart-cost-model", title: `${money} by model (USD)`, ...usd,
+          points: perModel("cost_usd") }),
+        barChart({ id: "chart-tokens-model", title: "Tokens by model", ...count,
+          points: perModel("tokens_processed") }),
+        barChart({ id: "chart-cost-day", title: `${money} by day (USD)`, ...usd,
           points: days(byDay.groups, from, "cost_usd") }),
-        barChart({ id: "chart-tokens-day", title: "Tokens by day", format: fmt.int, tick: fmt.intTick,
+        barChart({ id: "chart-tokens-day", title: "Tokens by day", ...count,
           points: days(byDay.groups, from, "tokens_processed") }));
     } catch (error) {
       if (error.name === "AbortError") return;
@@ -85,9 +89,9 @@ function limitsPanel() {
     h("h2", { id: "limits-h", text: "Limits and budget" }));
   if (!seen) {
     section.append(empty("No limits seen yet in this session.",
-      h("p", { class: "hint", text: "The gateway reports your rate limits with each call made without streaming; " +
-        "make one in the playground. A budget, when your admin set one, shows as a 402 " +
-        "answer naming what is left once it is used up." })));
+      h("p", { class: "hint", text: "The gateway reports your rate limits with each call " +
+        "made without streaming: make one in the playground. A budget, when your admin set " +
+        "one, shows as a 402 answer naming what is left once it is used up." })));
     return section;
   }
   const rows = ["requests", "tokens"].map((what) => h("tr", {},
