@@ -205,6 +205,9 @@ def _key_schemas() -> Schema:
         "CreatedKey": {"allOf": [_ref("Key"), _obj(
             {"key": _t("string", "The secret, shown this once only")}, "key")]},
         "KeyList": _obj({"keys": _t("array", items=_ref("Key"))}, "keys"),
+        "CurrentKey": {"allOf": [_ref("Key"), _obj(
+            {"spent_usd": _t("number", "What the key has spent so far", minimum=0)},
+            "spent_usd")]},
     }
 
 
@@ -423,6 +426,9 @@ def _key_paths() -> Schema:
                               {"200": _response("The keys", _ref("KeyList"))},
                               errors=(403,), params=(revoked,)),
         },
+        "/v1/keys/me": {"get": _operation(
+            "getCurrentKey", "keys", "The key this call is made with (any role): its limits, "
+            "budget and spend", {"200": _response("The caller's key", _ref("CurrentKey"))})},
         "/v1/keys/{id}": {
             "patch": _operation("updateKey", "keys",
                                 "Change a key's name, rate limit or budget (admin)",

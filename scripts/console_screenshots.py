@@ -85,7 +85,7 @@ def seed_ledger(database_url: str, gateway: ThreadedGateway, count: int) -> None
     if database_url.startswith("sqlite:///"):
         seed_sqlite(Path(database_url.removeprefix("sqlite:///")), consumer, owner, count)
     else:
-        gateway.call(seed_postgres(database_url, consumer, owner, count))
+        asyncio.run(seed_postgres(database_url, consumer, owner, count))
 
 
 def seed_sqlite(database: Path, consumer: str, owner: str, count: int) -> None:

@@ -90,22 +90,7 @@ export async function generateOnce(body, { signal }) {
   return { headers: response.headers, body: await response.json() };
 }
 
-// The key's role, from what the API lets it do: only an admin lists keys; a provider may ask
-// for a reconciliation (400: no model named), a consumer may not (403).
-export async function detectRole() {
-  try {
-    await get("/v1/keys");
-    return "admin";
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 403) throw error;
-  }
-  try {
-    await get("/v1/usage/reconciliation");
-    return "provider";
-  } catch (error) {
-    if (!(error instanceof ApiError)) throw error;
-    if (error.status === 403) return "consumer";
-    if (error.status === 400 || error.status === 404) return "provider";
-    throw error;
-  }
+// The signed-in key as the API describes it to its holder: role, limits, budget, spend.
+export function currentKey(options) {
+  return get("/v1/keys/me", options);
 }

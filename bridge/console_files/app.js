@@ -1,6 +1,6 @@
 // The console's shell: sign-in, the role's pages, and hash navigation between them.
 
-import { ApiError, detectRole, session } from "./api.js";
+import { ApiError, currentKey, session } from "./api.js";
 import { failure, h, loading, replace } from "./dom.js";
 import { renderCatalog } from "./pages/catalog.js";
 import { renderPlayground } from "./pages/playground.js";
@@ -28,6 +28,7 @@ const PAGES = {
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const who = document.getElementById("who");
+let me = null; // the signed-in key (GET /v1/keys/me)
 let role = null;
 let current = null; // the AbortController of the page on screen
 
@@ -46,6 +47,7 @@ function markReady(name) {
 
 function signOut() {
   session.clear();
+  me = null;
   role = null;
   location.hash = "";
   show();
@@ -66,14 +68,15 @@ async function show() {
     role = null;
     drawChrome();
     document.title = "Sign in · AI1NET console";
-    renderSignIn(main, { onSignedIn: (found) => { role = found; drawChrome(); show(); } });
+    renderSignIn(main, { onSignedIn: (key) => { me = key; role = key.role; drawChrome(); show(); } });
     markReady("signin");
     return;
   }
   if (!role) {
-    replace(main, loading("your key's role"));
+    replace(main, loading("your key"));
     try {
-      role = await detectRole();
+      me = await currentKey();
+      role = me.role;
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
         session.clear();
@@ -95,7 +98,7 @@ async function show() {
   const heading = h("h1", { text: page.title });
   const body = h("div", { class: "page" });
   replace(main, heading, body);
-  const ctx = { role, page: name, signal: current.signal, signOut };
+  const ctx = { role, me, page: name, signal: current.signal, signOut };
   try {
     await page.render(body, ctx);
   } catch (error) {

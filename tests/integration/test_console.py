@@ -154,7 +154,7 @@ def test_provider_registers_a_model_and_sees_the_field_error(gateway: ThreadedGa
 
 def test_consumer_spend_chart_shows_the_calls_just_made(gateway: ThreadedGateway,
                                                        console: Console):
-    key = new_key(gateway, "consumer", "spender")
+    key = str(gateway.call(gateway.harness.key("consumer", "spender", budget_usd=5.0)))
     console.sign_in(key, landing="catalog")
     console.open("spend")
     console.find(".state.empty")  # nothing spent yet
@@ -171,6 +171,10 @@ def test_consumer_spend_chart_shows_the_calls_just_made(gateway: ThreadedGateway
     assert console.text(".totals .card:nth-child(2) .total-value") == "3"
     days = console.find_all("#chart-tokens-day g.bar")
     assert sum(int(d.get_attribute("data-value")) for d in days) == usage["usage"]["tokens_processed"]
+    _status, me = api(gateway, "GET", "/v1/keys/me", key)
+    assert me["spent_usd"] == pytest.approx(usage["usage"]["cost_usd"])
+    left = f"${5.0 - me['spent_usd']:.6f}".rstrip("0")
+    assert console.text("#budget-text").startswith(f"{left} left of a $5.00 budget"), left
 
 
 def test_admin_creates_a_key_sees_it_once_and_revokes_it(gateway: ThreadedGateway,

@@ -1,6 +1,6 @@
-// Sign-in: the key goes to sessionStorage only, and the API says what it may do.
+// Sign-in: the key goes to sessionStorage only, and the API says whose it is.
 
-import { ApiError, detectRole, session } from "../api.js";
+import { ApiError, currentKey, session } from "../api.js";
 import { field, h, replace, showFieldError, clearFieldErrors } from "../dom.js";
 
 export function renderSignIn(main, { onSignedIn }) {
@@ -19,9 +19,9 @@ export function renderSignIn(main, { onSignedIn }) {
     button.textContent = "Signing in…";
     session.key = key;
     try {
-      const role = await detectRole();
+      const key = await currentKey();
       input.value = "";
-      onSignedIn(role);
+      onSignedIn(key);
     } catch (error) {
       session.clear();
       showFieldError(input, error instanceof ApiError && error.status === 401

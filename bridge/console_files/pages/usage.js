@@ -1,7 +1,7 @@
 // Spend (consumers), earnings (providers) and usage (admins): the same /v1/usage, scoped by
 // the server to the key, drawn by model and by day.
 
-import { get, query } from "../api.js";
+import { currentKey, get, query } from "../api.js";
 import { barChart } from "../chart.js";
 import { empty, failure, field, fmt, h, loading, replace, select } from "../dom.js";
 import { lastLimits, recentCalls } from "../history.js";
@@ -61,7 +61,10 @@ export async function renderUsage(body, ctx) {
   }
   period.addEventListener("change", load);
   await load();
-  if (ctx.role === "consumer") replace(extra, limitsPanel(), recentPanel());
+  if (ctx.role === "consumer") {
+    const key = await currentKey({ signal: ctx.signal });
+    replace(extra, limitsPanel(key), recentPanel());
+  }
   if (ctx.role === "provider") await renderReconciliation(extra, ctx);
 }
 
@@ -83,24 +86,30 @@ function showTotals(node, usage, role) {
     h("p", { class: "total-label", text: label }), h("p", { class: "total-value", text: value }))));
 }
 
-function limitsPanel() {
+function limitsPanel(key) {
   const seen = lastLimits();
+  const remaining = (what) => (seen && seen.limits[`remaining-${what}`]) || "—";
   const section = h("section", { class: "card", "aria-labelledby": "limits-h" },
     h("h2", { id: "limits-h", text: "Limits and budget" }));
-  if (!seen) {
-    section.append(empty("No limits seen yet in this session.",
-      h("p", { class: "hint", text: "The gateway reports your rate limits with each call " +
-        "made without streaming: make one in the playground. A budget, when your admin set " +
-        "one, shows as a 402 answer naming what is left once it is used up." })));
+  const rows = [["requests", key.rate_limit.requests_per_minute],
+    ["tokens", key.rate_limit.tokens_per_minute]].map(([what, limit]) => h("tr", {},
+    h("th", { scope: "row", text: `${what} per minute` }),
+    h("td", { text: limit ? fmt.int(limit) : "no limit" }),
+    h("td", { text: limit ? remaining(what) : "—" })));
+  section.append(h("table", {}, h("thead", {}, h("tr", {},
+    ["Limit", "Allowed", "Left now"].map((t) => h("th", { scope: "col", text: t })))),
+  h("tbody", {}, rows)), h("p", { class: "hint", text: seen
+    ? `"Left now" as the gateway reported it at ${fmt.date(seen.at)}.`
+    : "\"Left now\" shows once you make a call without streaming in the playground." }));
+  if (key.budget_usd === null) {
+    section.append(h("p", { text: `No budget: ${fmt.usd(key.spent_usd)} spent so far.` }));
     return section;
   }
-  const rows = ["requests", "tokens"].map((what) => h("tr", {},
-    h("th", { scope: "row", text: `${what} per minute` }),
-    h("td", { text: seen.limits[`limit-${what}`] || "no limit" }),
-    h("td", { text: seen.limits[`remaining-${what}`] || "—" })));
-  section.append(h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Limit" }),
-    h("th", { scope: "col", text: "Allowed" }), h("th", { scope: "col", text: "Remaining" }))),
-  h("tbody", {}, rows)), h("p", { class: "hint", text: `As reported at ${fmt.date(seen.at)}.` }));
+  const left = Math.max(key.budget_usd - key.spent_usd, 0);
+  section.append(h("div", { class: "budget" },
+    h("p", { id: "budget-text", text: `${fmt.usd(left)} left of a ${fmt.usd(key.budget_usd)} ` +
+      `budget (${fmt.usd(key.spent_usd)} spent).` }),
+    h("progress", { max: key.budget_usd, value: key.spent_usd, "aria-labelledby": "budget-text" })));
   return section;
 }
 
