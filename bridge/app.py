@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ai1net.bridge.backend import BACKEND, REQUEST_ID, Backend
+from ai1net.bridge.console import add_console
 from ai1net.bridge.errors import (
     HttpError,
     Render,
@@ -131,4 +132,5 @@ def build_app(*, target: str | None = None, backend: Backend | None = None,
     app.router.add_get("/openapi.json", openapi)
     add_routes(app)
     add_openai_routes(app)
+    add_console(app)
     return app

@@ -222,6 +222,9 @@ def _key_schemas() -> Schema:
         "CreatedKey": {"allOf": [_ref("Key"), _obj(
             {"key": _t("string", "The secret, shown this once only")}, "key")]},
         "KeyList": _obj({"keys": _t("array", items=_ref("Key"))}, "keys"),
+        "CurrentKey": {"allOf": [_ref("Key"), _obj(
+            {"spent_usd": _t("number", "What the key has spent so far", minimum=0)},
+            "spent_usd")]},
     }
 
 
@@ -555,6 +558,9 @@ def _key_paths() -> Schema:
                               {"200": _response("The keys", _ref("KeyList"))},
                               errors=(403,), params=(revoked,)),
         },
+        "/v1/keys/me": {"get": _operation(
+            "getCurrentKey", "keys", "The key this call is made with (any role): its limits, "
+            "budget and spend", {"200": _response("The caller's key", _ref("CurrentKey"))})},
         "/v1/keys/{id}": {
             "patch": _operation("updateKey", "keys",
                                 "Change a key's name, rate limit or budget (admin)",
@@ -602,6 +608,12 @@ def _operations_paths() -> Schema:
                                   media="text/plain")),
         "/openapi.json": get("openapi", "This document",
                              _response("OpenAPI 3.1", _t("object"))),
+        "/console": get("console", "The web console (a page that calls this API)",
+                        _response("The console page", _t("string"), media="text/html")),
+        "/console/{path}": {"get": _operation(
+            "consoleFile", "operations", "A script, style sheet or image of the web console",
+            {"200": _console_file()}, errors=(404,), params=(_in_path("path"),),
+            public=True)},
     }
 
 
@@ -652,6 +664,12 @@ def _openai_paths() -> Schema:
             "model answers with a link rather than a data: URL)", {"200": audio},
             errors=(*generating, 501), body="SpeechRequest", params=TIMEOUTS)},
     }
+
+
+def _console_file() -> Schema:
+    return {"description": "The file", "headers": _header_refs(),
+            "content": {media: {"schema": _t("string")}
+                        for media in ("text/javascript", "text/css", "image/svg+xml")}}
 
 
 @cache

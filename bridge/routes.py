@@ -151,6 +151,12 @@ async def update_key(request: web.Request) -> web.Response:
     return json_response(translate.key_json(key))
 
 
+async def current_key(request: web.Request) -> web.Response:
+    key = await _backend(request).keys.GetCurrentKey(keys_pb2.GetCurrentKeyRequest(),
+                                                     metadata=call_metadata(request))
+    return json_response({**translate.key_json(key), "spent_usd": key.spent_usd})
+
+
 async def revoke_key(request: web.Request) -> web.Response:
     await _backend(request).keys.RevokeKey(keys_pb2.RevokeKeyRequest(id=request.match_info["id"]),
                                            metadata=call_metadata(request))
@@ -197,6 +203,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/v1/models/{name}", delete_model)
     app.router.add_post("/v1/keys", create_key)
     app.router.add_get("/v1/keys", list_keys)
+    app.router.add_get("/v1/keys/me", current_key)
     app.router.add_patch("/v1/keys/{id}", update_key)
     app.router.add_delete("/v1/keys/{id}", revoke_key)
     app.router.add_get("/v1/usage", get_usage)

@@ -43,6 +43,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "/ai1net.v1.KeyService/ListKeys": ADMIN,
     "/ai1net.v1.KeyService/UpdateKey": ADMIN,
     "/ai1net.v1.KeyService/RevokeKey": ADMIN,
+    "/ai1net.v1.KeyService/GetCurrentKey": ANY,
 }
 GUARDED_PACKAGE = "/ai1net."  # every method of these services must be in METHOD_ROLES
 

@@ -190,7 +190,8 @@ async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunn
         f"\nAI1NET demo is up: HTTP http://{http}  gRPC {settings.grpc_addr}\n"
         f"demo provider on http://127.0.0.1:{port} with models "
         f"{', '.join(m.name for m in DEMO_MODELS)}\n"
-        f"consumer key (shown once): {secret}\n\n"
+        f"consumer key (shown once): {secret}\n"
+        f"web console: http://{http}/console (sign in with that key)\n\n"
         f"curl -s http://{http}/v1/generate -H 'Authorization: Bearer {secret}' "
         f"-H 'Content-Type: application/json' "
         f"-d '{body}'\n")

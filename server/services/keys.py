@@ -1,4 +1,4 @@
-"""KeyService: create, list, update and revoke API keys (admin only)."""
+"""KeyService: create, list, update and revoke API keys (admin only); any key reads its own."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from google.protobuf import empty_pb2
 from grpc import aio
 
 from ai1net.client.convert import timestamp
+from ai1net.server.auth import current_principal
 from ai1net.server.errors import InvalidArgument
 from ai1net.server.keys import KEEP, KeyLimits, KeyStore, Principal, usd_to_nanos
 from ai1net.server.money import nanos_to_usd
@@ -55,6 +56,13 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
                         context: Context) -> empty_pb2.Empty:
         await self._keys.revoke(request.id)
         return empty_pb2.Empty()
+
+    async def GetCurrentKey(self, request: keys_pb2.GetCurrentKeyRequest,
+                            context: Context) -> keys_pb2.Key:
+        principal = current_principal()
+        answer = to_proto(principal)
+        answer.spent_usd = nanos_to_usd(await self._quota.spent_nanos(principal.id))
+        return answer
 
 
 def limits_from(request: keys_pb2.CreateKeyRequest | keys_pb2.UpdateKeyRequest) -> KeyLimits:

@@ -11,7 +11,7 @@ from ai1net.bridge.errors import ERROR_TYPES
 from ai1net.bridge.openapi import openapi_document
 from tests.conftest import Harness
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/console", "/console/{path}"}
 
 
 def served_routes() -> set[tuple[str, str]]:

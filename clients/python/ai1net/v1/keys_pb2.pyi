@@ -92,3 +92,7 @@ class RevokeKeyRequest(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetCurrentKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

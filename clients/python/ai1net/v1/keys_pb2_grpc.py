@@ -27,7 +27,7 @@ if _version_not_supported:
 
 
 class KeyServiceStub:
-    """KeyService manages API keys (admin only).
+    """KeyService manages API keys (admin only, except GetCurrentKey).
     """
 
     def __init__(self, channel):
@@ -56,10 +56,15 @@ class KeyServiceStub:
                 request_serializer=ai1net_dot_v1_dot_keys__pb2.RevokeKeyRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.GetCurrentKey = channel.unary_unary(
+                '/ai1net.v1.KeyService/GetCurrentKey',
+                request_serializer=ai1net_dot_v1_dot_keys__pb2.GetCurrentKeyRequest.SerializeToString,
+                response_deserializer=ai1net_dot_v1_dot_keys__pb2.Key.FromString,
+                _registered_method=True)
 
 
 class KeyServiceServicer:
-    """KeyService manages API keys (admin only).
+    """KeyService manages API keys (admin only, except GetCurrentKey).
     """
 
     def CreateKey(self, request, context):
@@ -88,6 +93,13 @@ class KeyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCurrentKey(self, request, context):
+        """The key this call was made with, for any role: its limits, budget and spend.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +123,11 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     request_deserializer=ai1net_dot_v1_dot_keys__pb2.RevokeKeyRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
+            'GetCurrentKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCurrentKey,
+                    request_deserializer=ai1net_dot_v1_dot_keys__pb2.GetCurrentKeyRequest.FromString,
+                    response_serializer=ai1net_dot_v1_dot_keys__pb2.Key.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'ai1net.v1.KeyService', rpc_method_handlers)
@@ -120,7 +137,7 @@ def add_KeyServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class KeyService:
-    """KeyService manages API keys (admin only).
+    """KeyService manages API keys (admin only, except GetCurrentKey).
     """
 
     @staticmethod
@@ -221,6 +238,33 @@ class KeyService:
             '/ai1net.v1.KeyService/RevokeKey',
             ai1net_dot_v1_dot_keys__pb2.RevokeKeyRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCurrentKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ai1net.v1.KeyService/GetCurrentKey',
+            ai1net_dot_v1_dot_keys__pb2.GetCurrentKeyRequest.SerializeToString,
+            ai1net_dot_v1_dot_keys__pb2.Key.FromString,
             options,
             channel_credentials,
             insecure,

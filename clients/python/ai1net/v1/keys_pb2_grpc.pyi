@@ -28,7 +28,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class KeyServiceStub:
-    """KeyService manages API keys (admin only)."""
+    """KeyService manages API keys (admin only, except GetCurrentKey)."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -40,10 +40,12 @@ class KeyServiceStub:
     UpdateKey: _grpc.UnaryUnaryMultiCallable[_keys_pb2.UpdateKeyRequest, _keys_pb2.Key]
     RevokeKey: _grpc.UnaryUnaryMultiCallable[_keys_pb2.RevokeKeyRequest, _empty_pb2.Empty]
     """Revocation is effective at once."""
+    GetCurrentKey: _grpc.UnaryUnaryMultiCallable[_keys_pb2.GetCurrentKeyRequest, _keys_pb2.Key]
+    """The key this call was made with, for any role: its limits, budget and spend."""
 
 @_typing.type_check_only
 class KeyServiceAsyncStub(KeyServiceStub):
-    """KeyService manages API keys (admin only)."""
+    """KeyService manages API keys (admin only, except GetCurrentKey)."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateKey: _aio.UnaryUnaryMultiCallable[_keys_pb2.CreateKeyRequest, _keys_pb2.Key]  # type: ignore[assignment]
@@ -52,9 +54,11 @@ class KeyServiceAsyncStub(KeyServiceStub):
     UpdateKey: _aio.UnaryUnaryMultiCallable[_keys_pb2.UpdateKeyRequest, _keys_pb2.Key]  # type: ignore[assignment]
     RevokeKey: _aio.UnaryUnaryMultiCallable[_keys_pb2.RevokeKeyRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Revocation is effective at once."""
+    GetCurrentKey: _aio.UnaryUnaryMultiCallable[_keys_pb2.GetCurrentKeyRequest, _keys_pb2.Key]  # type: ignore[assignment]
+    """The key this call was made with, for any role: its limits, budget and spend."""
 
 class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
-    """KeyService manages API keys (admin only)."""
+    """KeyService manages API keys (admin only, except GetCurrentKey)."""
 
     @_abc_1.abstractmethod
     def CreateKey(
@@ -85,5 +89,13 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
         """Revocation is effective at once."""
+
+    @_abc_1.abstractmethod
+    def GetCurrentKey(
+        self,
+        request: _keys_pb2.GetCurrentKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_keys_pb2.Key, _abc.Awaitable[_keys_pb2.Key]]:
+        """The key this call was made with, for any role: its limits, budget and spend."""
 
 def add_KeyServiceServicer_to_server(servicer: KeyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

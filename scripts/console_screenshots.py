@@ -1,0 +1,265 @@
+"""Screenshots of every console page, and how long each takes to become interactive.
+
+    .venv/bin/python scripts/console_screenshots.py [--out docs/screenshots] [--events N]
+
+Starts the demo provider and a gateway on a fresh SQLite file, makes a provider, a consumer
+and some real calls, writes ``--events`` synthetic past calls straight into the ledger (spread
+over the last 30 days, to see the charts and to time the pages on a large ledger), then opens
+each page in headless Chromium at 1280 px (and a few at 390 px and in dark mode). Prints, per
+page, the median time from navigation start to the page being interactive (the console marks
+``data-state="ready"`` once its data is drawn) over five fresh loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import (  # noqa: E402
+    ADMIN_KEY,
+    bearer,
+    gateway_settings,
+    postgres_database,
+    start_process,
+    stop_process,
+)
+from tests.support.browser import Console, ThreadedGateway, chromium  # noqa: E402
+
+PAGES = {"consumer": ["catalog", "playground", "spend"],
+         "provider": ["mine", "earnings"],
+         "admin": ["keys", "manage", "usage", "health", "audit"]}
+MODELS = (("demo-text", "text", "/v1/generate", 0.002, 0.004, "General chat and coding"),
+          ("demo-text-premium", "text", "/v1/generate?delay_ms=120", 0.01, 0.03,
+           "Slower, careful answers"),
+          ("demo-image", "image", "/image/v1/generate", 0.01, 0.02, "Draws a picture"),
+          ("demo-audio", "audio", "/audio/v1/generate", 0.005, 0.01, "Speaks a short clip"))
+DAY_MS = 86_400_000
+
+
+def set_up(gateway: ThreadedGateway, provider_url: str) -> dict[str, str]:
+    harness = gateway.harness
+    keys = {"admin": ADMIN_KEY,
+            "provider": gateway.call(harness.key("provider", "acme-models")),
+            "consumer": gateway.call(harness.key("consumer", "alice", budget_usd=25.0,
+                                                 rate_limit={"requests_per_minute": 600,
+                                                             "tokens_per_minute": 200_000}))}
+    for name, kind, path, price_in, price_out, description in MODELS:
+        gateway.call(harness.register(
+            keys["provider"], name=name, type=kind, endpoint=provider_url + path,
+            auth_type="none", description=description,
+            capabilities=["chat", "coding"] if kind == "text" else [f"{kind}-generation"],
+            specialties=["demos"], cost_efficiency="medium",
+            performance={"avg_latency_ms": 80, "accuracy_score": 0.8},
+            pricing={"input_per_1k_tokens": price_in, "output_per_1k_tokens": price_out}))
+    for i in range(12):
+        model = MODELS[i % len(MODELS)][0]
+        gateway.call(harness.generate(keys["consumer"], model=model, input=f"question {i}",
+                                      parameters={"max_tokens": 40}))
+    return keys
+
+
+def seed_ledger(database_url: str, gateway: ThreadedGateway, count: int) -> None:
+    """``count`` past calls of the consumer over the last 29 days, written straight into the
+    ledger's table (SQLite from Python, PostgreSQL by generate_series)."""
+    async def key_ids() -> dict[str, str]:
+        harness = gateway.harness
+        async with harness.http.get(f"{harness.http_url}/v1/keys",
+                                    headers=bearer(ADMIN_KEY)) as resp:
+            return {k["name"]: k["id"] for k in (await resp.json())["keys"]}
+    ids = gateway.call(key_ids())
+    consumer, owner = ids["alice"], ids["acme-models"]
+    if database_url.startswith("sqlite:///"):
+        seed_sqlite(Path(database_url.removeprefix("sqlite:///")), consumer, owner, count)
+    else:
+        asyncio.run(seed_postgres(database_url, consumer, owner, count))
+
+
+def seed_sqlite(database: Path, consumer: str, owner: str, count: int) -> None:
+    rng = random.Random(7)
+    now = int(time.time() * 1000)
+    rows = []
+    db = sqlite3.connect(database)
+    for n in range(count):
+        name, *_rest, price_in, price_out, _desc = MODELS[rng.randrange(len(MODELS))]
+        tokens_in, tokens_out = rng.randint(5, 400), rng.randint(20, 900)
+        cost = round((tokens_in * price_in + tokens_out * price_out) / 1000 * 1e9)
+        rows.append((f"gen_seed{n:012d}", now - rng.randrange(29 * DAY_MS), consumer, name,
+                     owner, tokens_in, tokens_out, cost, rng.randint(40, 400),
+                     "ok" if rng.random() > 0.01 else "error"))
+        if len(rows) == 50_000 or n == count - 1:
+            db.executemany(
+                "INSERT INTO usage_events (id, ts_ms, key_id, model, model_owner, input_tokens,"
+                " output_tokens, estimated, cost_nanos, latency_ms, ttft_ms, outcome, error_type)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, '')", rows)
+            db.commit()
+            rows.clear()
+    db.close()
+
+
+async def seed_postgres(url: str, consumer: str, owner: str, count: int) -> None:
+    names = [m[0] for m in MODELS]
+    connection = await asyncpg.connect(url)
+    try:
+        for start in range(0, count, 1_000_000):
+            await connection.execute(
+                "INSERT INTO usage_events (id, ts_ms, key_id, model, model_owner, input_tokens,"
+                " output_tokens, estimated, cost_nanos, latency_ms, ttft_ms, outcome, error_type)"
+                " SELECT 'gen_seed' || lpad(g::text, 12, '0'),"
+                " $1::bigint - (random() * $2)::bigint, $3, ($4::text[])[1 + g % 4], $5,"
+                " 5 + g * 7 % 396, 20 + g * 13 % 881, false, (5 + g * 7 % 396) * 2000"
+                " + (20 + g * 13 % 881) * 4000, 40 + g % 360, 0,"
+                " CASE WHEN g % 100 = 0 THEN 'error' ELSE 'ok' END, ''"
+                " FROM generate_series($6::bigint, $7::bigint) AS g",
+                int(time.time() * 1000), 29 * DAY_MS, consumer, names, owner,
+                start + 1, min(start + 1_000_000, count))
+        await connection.execute("ANALYZE usage_events")
+    finally:
+        await connection.close()
+
+
+def report_usage(gateway: ThreadedGateway, key: str) -> None:
+    """The provider's own count of one model, a little off the gateway's."""
+    async def send() -> None:
+        harness = gateway.harness
+        month = time.strftime("%Y-%m-01T00:00:00Z", time.gmtime())
+        body = {"model": "demo-text", "from": month,
+                "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "usage": {"requests": 2, "tokens_processed": 120}}
+        async with harness.http.post(f"{harness.http_url}/v1/usage/reports", json=body,
+                                     headers=bearer(key)) as resp:
+            assert resp.status == 202, await resp.text()
+    gateway.call(send())
+
+
+def time_queries(gateway: ThreadedGateway) -> None:
+    """How long the API takes for what the usage pages ask (30 days, by model and by day)."""
+    async def timed(path: str) -> float:
+        harness = gateway.harness
+        started = time.perf_counter()
+        async with harness.http.get(f"{harness.http_url}{path}",
+                                    headers=bearer(ADMIN_KEY)) as resp:
+            assert resp.status == 200, await resp.text()
+        return (time.perf_counter() - started) * 1000
+    start = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() - 29 * 86400))
+    for group in ("model", "day"):
+        path = f"/v1/usage?group_by={group}&from={start}"
+        print(f"GET {path}: {gateway.call(timed(path)):.0f} ms (admin, whole ledger)")
+
+
+@contextmanager
+def database_url(args: argparse.Namespace, scratch: Path) -> Iterator[str]:
+    if not args.postgres:
+        folder = args.keep or scratch
+        folder.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{folder / 'gateway.db'}"
+        return
+    database = postgres_database()
+    url = asyncio.run(database.__aenter__())
+    try:
+        yield url
+    finally:
+        asyncio.run(database.__aexit__())
+
+
+def shoot(console: Console, path: Path) -> None:
+    driver = console.driver
+    width = driver.get_window_size()["width"]
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(max(height + 160, 700), 2400))
+    driver.save_screenshot(str(path))
+    driver.set_window_size(width, 900)
+
+
+def load_ms(console: Console, page: str, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        console.reload(page)
+        times.append(console.ready_ms())
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--events", type=int, default=400)
+    parser.add_argument("--keep", type=Path, help="keep the SQLite database in this folder")
+    parser.add_argument("--postgres", action="store_true",
+                        help="a fresh database on AI1NET_TEST_POSTGRES_URL instead of SQLite")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    provider, line = start_process("-m", "ai1net.server.demo_provider", "--port", "0")
+    provider_url = line.rsplit(" ", 1)[1]
+    with tempfile.TemporaryDirectory() as scratch, database_url(args, Path(scratch)) as url:
+        try:
+            with ThreadedGateway(gateway_settings(url)) as gateway, chromium() as driver:
+                keys = set_up(gateway, provider_url)
+                report_usage(gateway, keys["provider"])
+                started = time.perf_counter()
+                seed_ledger(url, gateway, args.events)
+                print(f"ledger: {args.events} synthetic events written in "
+                      f"{time.perf_counter() - started:.1f} s")
+                console = Console(driver, gateway.url, wait_s=300)
+                time_queries(gateway)
+                capture(console, keys, args.out)
+                timings = {f"{role}:{page}": load_ms(console.signed_in(keys[role]), page)
+                           for role, pages in PAGES.items() for page in pages}
+                timings["signin"] = signin_ms(console)
+        finally:
+            stop_process(provider)
+    print("page                   ready after navigation start (median of 5, ms)")
+    for page, ms in timings.items():
+        print(f"{page:<22} {ms:8.0f}")
+
+
+def capture(console: Console, keys: dict[str, str], out: Path) -> None:
+    console.sign_out()
+    shoot(console, out / "signin.png")
+    for role, pages in PAGES.items():
+        console.sign_in(keys[role])
+        for page in pages:
+            console.open(page)
+            if page == "playground":
+                console.choose("select[name=model]", "demo-text")
+                console.find("form.playground button[type=submit]").click()
+                console.wait(lambda _d: console.text('[data-fact="Cost"]') != "—")
+            if page == "keys":
+                console.fill('[data-field="name"]', "bob")
+                console.find("form[aria-labelledby=create-h] button[type=submit]").click()
+                console.find("#new-key")
+            shoot(console, out / f"{role}-{page}.png")
+    console.sign_in(keys["consumer"])
+    console.color_scheme("dark")
+    console.reload("spend")
+    shoot(console, out / "consumer-spend-dark.png")
+    console.color_scheme("light")
+    console.driver.set_window_size(390, 844)
+    for page in ("catalog", "playground"):
+        console.reload(page)
+        console.driver.save_screenshot(str(out / f"phone-{page}.png"))
+    console.driver.set_window_size(1280, 900)
+
+
+def signin_ms(console: Console) -> float:
+    times = []
+    for _ in range(5):
+        console.sign_out()
+        times.append(console.ready_ms())
+    return statistics.median(times)
+
+
+if __name__ == "__main__":
+    main()
