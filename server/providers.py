@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ai1net.server import openai_wire
+from ai1net.server import openai_upstream
 from ai1net.server.errors import (
     GatewayError,
     ProviderRejected,
@@ -126,7 +126,7 @@ class ProviderClient:
                    **model.auth_headers}
         inject(headers)
         if model.api == "openai":
-            document = openai_wire.request_document(model.upstream_model or model.name, input,
+            document = openai_upstream.request_document(model.upstream_model or model.name, input,
                                                     parameters, stream=stream)
         else:
             document = {"input": input, "parameters": parameters}
@@ -181,7 +181,7 @@ def parse_answer(status: int, headers: Mapping[str, str], body: bytes, input: st
         raise provider_error(status, headers, body)
     document = _json_object(body)
     if api == "openai":
-        text, usage, finish = openai_wire.answer_parts(document)
+        text, usage, finish = openai_upstream.answer_parts(document)
         return Answer(output=text, tokens=count_tokens(usage, input, text),
                       finish_reason=finish)
     if "output" not in document:
@@ -318,7 +318,7 @@ async def _openai_events(response: TransportResponse, *,
                          limit: int) -> AsyncGenerator[StreamEvent]:
     """A chat-completions SSE stream: text deltas, then Done at ``data: [DONE]`` with the
     usage and finish reason its last chunks carried."""
-    reader = openai_wire.StreamReader()
+    reader = openai_upstream.StreamReader()
     async for line in _lines(response, limit):
         if not line.startswith(b"data:"):
             continue
