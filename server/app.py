@@ -169,16 +169,16 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
                     metrics: Metrics, trace_rpcs: bool) -> Gateway:
     await db.migrate()
     box = CredentialBox(load_passphrase(settings.secret_key, beside=secret_file(settings)))
-    feed = ChangeFeed(redis_url=settings.redis_url)
-    keys = KeyStore(db=db, notify=feed.publish)
+    feed = ChangeFeed(db=db, redis_url=settings.redis_url)
+    keys = KeyStore(db=db, notify=feed.publish, catch_up=feed.catch_up)
     await keys.load()
     if settings.admin_key:
         await keys.ensure(settings.admin_key, role="admin", name="AI1NET_ADMIN_KEY")
     registry = Registry(db=db, box=box, allow_private=settings.allow_private_endpoints,
                         notify=feed.publish)
     await registry.load()
-    feed.on("key", keys.reload_one)
-    feed.on("model", registry.reload_one)
+    feed.on("key", keys.reload_one, keys.load)
+    feed.on("model", registry.reload_one, registry.load)
     health = HealthBoard()
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
