@@ -169,7 +169,8 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
                     metrics: Metrics, trace_rpcs: bool) -> Gateway:
     await db.migrate()
     box = CredentialBox(load_passphrase(settings.secret_key, beside=secret_file(settings)))
-    feed = ChangeFeed(db=db, redis_url=settings.redis_url)
+    feed = ChangeFeed(db=db, redis_url=settings.redis_url,
+                      poll_interval_s=settings.change_poll_interval_s)
     keys = KeyStore(db=db, notify=feed.publish, catch_up=feed.catch_up)
     await keys.load()
     if settings.admin_key:

@@ -165,18 +165,23 @@ class ChangeFeed:
 
     async def _listen_loop(self) -> None:
         failures = 0
+        subscribed = False
         while True:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
-                if failures:  # what was rung while we were away is lost: reload everything
-                    log.info("listening on Redis for changes again")
-                    self._reset_wanted = True
-                    self._wake.set()
-                failures = 0
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         self._wake.set()
+                    elif message.get("type") == "subscribe":
+                        # redis-py also reconnects and subscribes again on its own: either
+                        # way, what was rung meanwhile is lost, so reload everything.
+                        if subscribed:
+                            log.info("listening on Redis for changes again")
+                            self._reset_wanted = True
+                            self._wake.set()
+                        subscribed = True
+                        failures = 0
             except Exception:
                 if not failures:
                     log.warning("lost the Redis change channel; reconnecting", exc_info=True)

@@ -57,21 +57,26 @@ def cmd_demo_provider(args: argparse.Namespace) -> int:
 
 
 async def _key_store(args: argparse.Namespace) -> Any:
+    """The key store on the configured database; its changes ring running servers through
+    Redis when one is configured (they see them at their next poll of the database anyway)."""
+    from ai1net.server.changes import ChangeFeed
     from ai1net.server.keys import KeyStore
     from ai1net.server.storage import Database
 
-    db = Database(settings_from(args).database_url)
+    settings = settings_from(args)
+    db = Database(settings.database_url)
     await db.migrate()
-    store = KeyStore(db=db)
+    feed = ChangeFeed(db=db, redis_url=settings.redis_url)
+    store = KeyStore(db=db, notify=feed.publish)
     await store.load()
-    return db, store
+    return db, feed, store
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from ai1net.server.keys import KeyLimits, usd_to_nanos
 
     async def main() -> int:
-        db, store = await _key_store(args)
+        db, feed, store = await _key_store(args)
         try:
             if args.keys_command == "create":
                 budget = usd_to_nanos(args.budget_usd, "budget_usd") \
@@ -89,6 +94,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 await store.revoke(args.id)
                 print(f"revoked {args.id}")
         finally:
+            await feed.close()
             await db.close()
         return 0
 

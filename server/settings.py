@@ -25,6 +25,8 @@ class Settings:
     log_level: str = "INFO"
     # Where the bridge finds the gRPC server when they run apart.
     grpc_target: str | None = None
+    # How often each process looks for key and model changes in the database.
+    change_poll_interval_s: float = 0.25
     usage_flush_interval_s: float = 0.1
     usage_batch_size: int = 500
     usage_buffer_limit: int = 100_000
