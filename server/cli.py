@@ -101,6 +101,27 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return int(run(main()))
 
 
+def cmd_secrets(args: argparse.Namespace) -> int:
+    from ai1net.server.crypto import CredentialBox, passphrases
+    from ai1net.server.rotation import rotate_credentials
+    from ai1net.server.storage import Database
+
+    async def main() -> int:
+        settings = settings_from(args)
+        box = CredentialBox(passphrases(settings))
+        db = Database(settings.database_url)
+        try:
+            await db.migrate()
+            count = await rotate_credentials(db=db, box=box)
+        finally:
+            await db.close()
+        print(f"re-encrypted {count} stored credentials with the first passphrase of "
+              f"AI1NET_SECRET_KEY")
+        return 0
+
+    return int(run(main()))
+
+
 # -- API commands (through gRPC, with the Python client) ------------------------------------
 
 
@@ -228,6 +249,15 @@ def parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke")
     revoke.add_argument("id")
     keys.set_defaults(func=cmd_keys)
+
+    secrets = commands.add_parser("secrets", help="manage the secret that encrypts provider "
+                                                  "credentials")
+    secrets.add_argument("--database-url", help="default AI1NET_DATABASE_URL")
+    secret_commands = secrets.add_subparsers(dest="secrets_command", required=True)
+    secret_commands.add_parser(
+        "rotate", help="re-encrypt every stored credential with the first passphrase of "
+                       "AI1NET_SECRET_KEY (give it NEW,OLD)")
+    secrets.set_defaults(func=cmd_secrets)
 
     def client_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--target", help="gRPC address (default AI1NET_GRPC_TARGET)")

@@ -18,6 +18,7 @@ class Settings:
     redis_url: str | None = None
     admin_key: str | None = dataclasses.field(default=None, repr=False)
     secret_key: str | None = dataclasses.field(default=None, repr=False)
+    secret_key_file: str | None = None
     allow_private_endpoints: bool = False
     workers: int = 1
     grace_period_s: float = 10.0
