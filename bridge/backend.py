@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from aiohttp import web
 from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
@@ -38,11 +39,14 @@ class Backend:
     health: health_pb2_grpc.HealthStub
 
     @classmethod
-    def connect(cls, target: str) -> Backend:
+    def connect(cls, target: str,
+                credentials: grpc.ChannelCredentials | None = None) -> Backend:
+        """Over a channel to ``target``: TLS with ``credentials``, else clear text."""
         # No OpenTelemetry client interceptor: it awaits unary calls inside its own task,
         # so cancelling the call (a client hanging up) would not reach the server and the
         # provider call would run on. call_metadata() carries the trace context instead.
-        channel = aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        channel = aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS) \
+            if credentials is not None else aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         return cls(channel=channel,
                    generate=generate_pb2_grpc.GenerateServiceStub(channel),
                    registry=registry_pb2_grpc.RegistryServiceStub(channel),

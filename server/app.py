@@ -35,6 +35,7 @@ from ai1net.server.services.usage import UsageServicer
 from ai1net.server.settings import Settings
 from ai1net.server.storage import Database
 from ai1net.server.telemetry import grpc_server_interceptor, instrument_engine
+from ai1net.server.tls import server_credentials
 from ai1net.server.transport import HttpTransport, Transport
 from ai1net.server.usage import Ledger
 from ai1net.v1 import (
@@ -206,7 +207,9 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.grpc_addr)
+    port = server.add_secure_port(settings.grpc_addr, server_credentials(
+        cert=settings.tls_cert, key=settings.tls_key, client_ca=settings.tls_client_ca)) \
+        if settings.tls_cert and settings.tls_key else server.add_insecure_port(settings.grpc_addr)
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
                    health_servicer=health_servicer, feed=feed, quota=quota, port=port,

@@ -136,9 +136,10 @@ class ChangeFeed:
                     log.info("reading changes from the database again")
                 failures = 0
 
-    async def _wait(self, timeout: float) -> None:
+    async def _wait(self, seconds: float) -> None:
+        """Until a ring, or ``seconds``."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._wake.wait()
         self._wake.clear()
 

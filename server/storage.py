@@ -207,9 +207,9 @@ async def changes_after(*, session: AsyncSession, seq: int, limit: int = 1000,
 
 
 async def last_change(*, session: AsyncSession) -> int:
-    return int((await session.exec(select(func.coalesce(func.max(ChangeRow.seq), 0)))).one())
+    return (await session.exec(select(func.coalesce(func.max(ChangeRow.seq), 0)))).one() or 0
 
 
 async def prune_changes(*, session: AsyncSession, before: datetime) -> None:
-    await session.exec(delete(ChangeRow).where(ChangeRow.at < before))  # type: ignore[call-overload, arg-type]
+    await session.exec(delete(ChangeRow).where(ChangeRow.at < before))  # type: ignore[arg-type]
     await session.commit()

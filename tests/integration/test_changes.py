@@ -51,7 +51,7 @@ async def test_a_key_revoked_by_the_cli_is_refused_within_a_second(database_url:
                               await key_id(harness, "consumer"), env=SECRET_ENV)
         assert code == 0, out
         # Only the revoked key calls: nothing else may make the gateway look again.
-        await eventually(lambda: _is(status(), 401))
+        await eventually(lambda status=status: _is(status(), 401))
 
 
 async def test_a_change_on_one_replica_reaches_the_other_without_redis():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from sqlalchemy import event
 from ai1net.server.changes import ChangeFeed
 from ai1net.server.errors import Unauthenticated
 from ai1net.server.keys import KeyLimits, KeyStore
-from ai1net.server.storage import Database
+from ai1net.server import storage
+from ai1net.server.storage import Database, utcnow
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ async def test_a_key_written_elsewhere_is_applied_by_catching_up(db: Database):
 
 
 async def test_unknown_keys_look_for_changes_once_per_interval(db: Database):
-    feed, keys = await follower(db)
+    _feed, keys = await follower(db)
     queries: list[str] = []
 
     def count(_conn, _cursor, statement: str, *_args) -> None:
@@ -56,3 +58,23 @@ async def test_unknown_keys_look_for_changes_once_per_interval(db: Database):
         with pytest.raises(Unauthenticated):
             await keys.authenticate_fresh(f"ai1_unknown{n}")
     assert len(queries) == 1, queries
+
+
+async def test_old_changes_are_pruned(database_url: str):
+    database = Database(database_url)
+    try:
+        await database.migrate()
+        writer = KeyStore(db=database)
+        await writer.create(role="consumer", name="old", limits=KeyLimits())
+        async with database.session() as session:
+            last = await storage.last_change(session=session)
+            assert last >= 1
+            await storage.prune_changes(session=session, before=utcnow() - timedelta(hours=1))
+            assert len(await storage.changes_after(session=session, seq=0)) == 1
+            await storage.prune_changes(session=session, before=utcnow() + timedelta(hours=1))
+            assert await storage.changes_after(session=session, seq=0) == []
+        await writer.create(role="consumer", name="new", limits=KeyLimits())
+        async with database.session() as session:
+            assert await storage.last_change(session=session) == last + 1  # never reused
+    finally:
+        await database.close()
