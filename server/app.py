@@ -155,7 +155,8 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
     if trace_rpcs:
         instrument_engine(db.engine)
     try:
-        return await _assemble(settings, db, box, transport, metrics or Metrics(), trace_rpcs)
+        metrics = metrics or Metrics(shared_dir=settings.metrics_dir)
+        return await _assemble(settings, db, box, transport, metrics, trace_rpcs)
     except BaseException:
         await db.close()
         raise

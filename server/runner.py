@@ -10,8 +10,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -105,6 +107,9 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
         loop.add_signal_handler(sig, stop.set)
     if demo:
         settings = dataclasses.replace(settings, allow_private_endpoints=True)
+    metrics_dir = shared_metrics_dir(settings)
+    if metrics_dir is not None:
+        settings = dataclasses.replace(settings, metrics_dir=metrics_dir.name)
     gateway: Gateway | None = None
     workers: list[subprocess.Popen[bytes]] = []
     runner: web.AppRunner | None = None
@@ -136,6 +141,24 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
             await gateway.stop()
         if provider is not None:
             await provider.cleanup()
+        if metrics_dir is not None:
+            metrics_dir.cleanup()
+
+
+def shared_metrics_dir(settings: Settings) -> tempfile.TemporaryDirectory[str] | None:
+    """For the first of several workers, a fresh directory where they all write their
+    metrics (each scrape sums them); None for one process, a worker, or a directory set in
+    AI1NET_METRICS_DIR (emptied here, so that counts start from zero)."""
+    if os.environ.get(WORKER_ENV):
+        return None
+    if settings.metrics_dir is not None:
+        Path(settings.metrics_dir).mkdir(parents=True, exist_ok=True)
+        for stale in Path(settings.metrics_dir).glob("*.db"):
+            stale.unlink()
+        return None
+    if settings.workers <= 1:
+        return None
+    return tempfile.TemporaryDirectory(prefix="ai1net-metrics-")
 
 
 def start_workers(settings: Settings) -> list[subprocess.Popen[bytes]]:

@@ -42,6 +42,9 @@ class Settings:
     ca_file: str | None = None
     client_cert: str | None = None
     client_key: str | None = dataclasses.field(default=None, repr=False)
+    # Where the workers of `serve --workers N` share their metrics (made and emptied by
+    # the first process when unset).
+    metrics_dir: str | None = None
     # How often each process looks for key and model changes in the database.
     change_poll_interval_s: float = 0.25
     usage_flush_interval_s: float = 0.1

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
+from ai1net.server import storage
 from ai1net.server.changes import ChangeFeed
 from ai1net.server.errors import Unauthenticated
 from ai1net.server.keys import KeyLimits, KeyStore
-from ai1net.server import storage
 from ai1net.server.storage import Database, utcnow
 
 
