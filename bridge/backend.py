@@ -17,7 +17,7 @@ from ai1net.bridge.local import LocalStub
 from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
 
 REQUEST_ID = web.RequestKey("request_id", str)
-GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
+GRPC_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")  # ASCII digits, as gRPC writes them
 GRPC_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
@@ -93,7 +93,7 @@ def call_timeout(request: web.Request) -> float | None:
     raw = request.headers.get("x-request-timeout-ms")
     if raw is not None:
         try:
-            millis = float(raw)
+            millis = float(raw) if raw.isascii() else -1.0
         except ValueError:
             millis = -1.0
         if not 0 < millis <= 3_600_000:
