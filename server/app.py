@@ -169,6 +169,7 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     feed = ChangeFeed(db=db, redis_url=settings.redis_url,
                       poll_interval_s=settings.change_poll_interval_s)
     keys = KeyStore(db=db, notify=feed.publish, catch_up=feed.catch_up)
+    await feed.note_position()
     await keys.load()
     if settings.admin_key:
         await keys.ensure(settings.admin_key, role="admin", name="AI1NET_ADMIN_KEY")

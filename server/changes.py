@@ -66,9 +66,13 @@ class ChangeFeed:
         self._reload_one[kind] = reload_one
         self._reload_all.append(reload_all)
 
-    async def start(self) -> None:
-        """Start following changes made after the caches were loaded."""
+    async def note_position(self) -> None:
+        """Remember where the change sequence stands; call it before loading the caches, so
+        that a change made while they load is applied after."""
         self._seen = await self._last_seq()
+
+    async def start(self) -> None:
+        """Start following the changes past the noted position."""
         self._tasks.append(asyncio.create_task(self._poll_loop(), name="ai1net-change-poll"))
         if self._redis is not None:
             self._tasks.append(asyncio.create_task(self._listen_loop(),
