@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import grpc
 from aiohttp import web
 from grpc import aio
 from grpc_health.v1 import health_pb2
@@ -112,7 +113,8 @@ async def openapi(_request: web.Request) -> web.Response:
 def build_app(*, target: str | None = None, backend: Backend | None = None,
               max_body_bytes: int = 1024 * 1024,
               metrics_registry: CollectorRegistry | None = None,
-              continue_traces: bool = False) -> web.Application:
+              continue_traces: bool = False,
+              credentials: grpc.ChannelCredentials | None = None) -> web.Application:
     """The bridge: a client of the gRPC server at ``target``, or of an in-process backend."""
     if (target is None) == (backend is None):
         raise ValueError("give the bridge either a gRPC target or an in-process backend")
@@ -121,7 +123,7 @@ def build_app(*, target: str | None = None, backend: Backend | None = None,
     app[CONTINUE_TRACES] = continue_traces
 
     async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[BACKEND] = backend or Backend.connect(target or "")
+        app[BACKEND] = backend or Backend.connect(target or "", credentials)
         yield
         await app[BACKEND].close()
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from aiohttp import web
 from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
@@ -16,7 +17,7 @@ from ai1net.bridge.local import LocalStub
 from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
 
 REQUEST_ID = web.RequestKey("request_id", str)
-GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
+GRPC_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")  # ASCII digits, as gRPC writes them
 GRPC_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
@@ -38,11 +39,14 @@ class Backend:
     health: health_pb2_grpc.HealthStub
 
     @classmethod
-    def connect(cls, target: str) -> Backend:
+    def connect(cls, target: str,
+                credentials: grpc.ChannelCredentials | None = None) -> Backend:
+        """Over a channel to ``target``: TLS with ``credentials``, else clear text."""
         # No OpenTelemetry client interceptor: it awaits unary calls inside its own task,
         # so cancelling the call (a client hanging up) would not reach the server and the
         # provider call would run on. call_metadata() carries the trace context instead.
-        channel = aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        channel = aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS) \
+            if credentials is not None else aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         return cls(channel=channel,
                    generate=generate_pb2_grpc.GenerateServiceStub(channel),
                    registry=registry_pb2_grpc.RegistryServiceStub(channel),
@@ -89,7 +93,7 @@ def call_timeout(request: web.Request) -> float | None:
     raw = request.headers.get("x-request-timeout-ms")
     if raw is not None:
         try:
-            millis = float(raw)
+            millis = float(raw) if raw.isascii() else -1.0
         except ValueError:
             millis = -1.0
         if not 0 < millis <= 3_600_000:

@@ -88,15 +88,21 @@ async def register_model(request: web.Request) -> web.Response:
     return json_response(translate.model_json(model), status=201)
 
 
+def _whole(query: Mapping[str, str], name: str) -> int:
+    """A query parameter that must be a whole number written in ASCII digits (``str.isdigit``
+    alone takes "¹", which ``int`` then refuses); 0 when absent."""
+    raw = query.get(name, "0")
+    if not (raw.isascii() and raw.isdigit()):
+        raise invalid(name, "must be a non-negative integer")
+    return int(raw)
+
+
 async def list_models(request: web.Request) -> web.Response:
     query = request.query
-    page_size = query.get("page_size", "0")
-    if not page_size.isdigit():
-        raise invalid("page_size", "must be a non-negative integer")
     response = await _backend(request).registry.ListModels(
         registry_pb2.ListModelsRequest(
             type=query.get("type", ""), capability=query.get("capability", ""),
-            specialty=query.get("specialty", ""), page_size=min(int(page_size), 1000),
+            specialty=query.get("specialty", ""), page_size=min(_whole(query, "page_size"), 1000),
             page_token=query.get("page_token", "")),
         metadata=call_metadata(request))
     return json_response({"models": [translate.model_json(m) for m in response.models],

@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import grpc
@@ -19,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ai1net.server.auth import AuthGuard
 from ai1net.server.changes import ChangeFeed
-from ai1net.server.crypto import CredentialBox, load_passphrase
+from ai1net.server.crypto import CredentialBox, passphrases
 from ai1net.server.generate import Generator
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import KeyStore
@@ -34,8 +33,9 @@ from ai1net.server.services.keys import KeyServicer
 from ai1net.server.services.registry import RegistryServicer
 from ai1net.server.services.usage import UsageServicer
 from ai1net.server.settings import Settings
-from ai1net.server.storage import Database, sqlite_path
+from ai1net.server.storage import Database
 from ai1net.server.telemetry import grpc_server_interceptor, instrument_engine
+from ai1net.server.tls import server_credentials
 from ai1net.server.transport import HttpTransport, Transport
 from ai1net.server.usage import Ledger
 from ai1net.v1 import (
@@ -146,39 +146,38 @@ class Gateway:
             await self.db.close()
 
 
-def secret_file(settings: Settings) -> Path:
-    database = sqlite_path(settings.database_url)
-    return (database.parent / f"{database.name}.secret") if database else Path("ai1net.secret")
-
-
 async def build_gateway(settings: Settings, *, transport: Transport | None = None,
                         metrics: Metrics | None = None, trace_rpcs: bool = True) -> Gateway:
     """The gateway; ``trace_rpcs=False`` keeps trace propagation but makes no RPC or SQL
     spans (for when no spans are exported)."""
+    box = CredentialBox(passphrases(settings))  # first: a missing secret stops start-up
     db = Database(settings.database_url)
     if trace_rpcs:
         instrument_engine(db.engine)
     try:
-        return await _assemble(settings, db, transport, metrics or Metrics(), trace_rpcs)
+        metrics = metrics or Metrics(shared_dir=settings.metrics_dir)
+        return await _assemble(settings, db, box, transport, metrics, trace_rpcs)
     except BaseException:
         await db.close()
         raise
 
 
-async def _assemble(settings: Settings, db: Database, transport: Transport | None,
-                    metrics: Metrics, trace_rpcs: bool) -> Gateway:
+async def _assemble(settings: Settings, db: Database, box: CredentialBox,
+                    transport: Transport | None, metrics: Metrics,
+                    trace_rpcs: bool) -> Gateway:
     await db.migrate()
-    box = CredentialBox(load_passphrase(settings.secret_key, beside=secret_file(settings)))
-    feed = ChangeFeed(redis_url=settings.redis_url)
-    keys = KeyStore(db=db, notify=feed.publish)
+    feed = ChangeFeed(db=db, redis_url=settings.redis_url,
+                      poll_interval_s=settings.change_poll_interval_s)
+    keys = KeyStore(db=db, notify=feed.publish, catch_up=feed.catch_up)
+    await feed.note_position()
     await keys.load()
     if settings.admin_key:
         await keys.ensure(settings.admin_key, role="admin", name="AI1NET_ADMIN_KEY")
     registry = Registry(db=db, box=box, allow_private=settings.allow_private_endpoints,
                         notify=feed.publish)
     await registry.load()
-    feed.on("key", keys.reload_one)
-    feed.on("model", registry.reload_one)
+    feed.on("key", keys.reload_one, keys.load)
+    feed.on("model", registry.reload_one, registry.load)
     health = HealthBoard()
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
@@ -210,7 +209,9 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.grpc_addr)
+    port = server.add_secure_port(settings.grpc_addr, server_credentials(
+        cert=settings.tls_cert, key=settings.tls_key, client_ca=settings.tls_client_ca)) \
+        if settings.tls_cert and settings.tls_key else server.add_insecure_port(settings.grpc_addr)
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
                    health_servicer=health_servicer, feed=feed, quota=quota, port=port,

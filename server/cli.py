@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.metadata
 import json
 import logging
 import os
@@ -28,11 +29,10 @@ def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        grpc_addr=getattr(args, "grpc_addr", None), http_addr=getattr(args, "http_addr", None),
-        database_url=getattr(args, "database_url", None),
-        redis_url=getattr(args, "redis_url", None), workers=getattr(args, "workers", None),
-        grpc_target=getattr(args, "grpc_target", None))
+    """The settings from the environment, with the command's flags (named as the settings
+    they set) winning."""
+    flags = {field.name: getattr(args, field.name, None) for field in dataclasses.fields(Settings)}
+    return Settings.from_env(**flags)
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -57,21 +57,26 @@ def cmd_demo_provider(args: argparse.Namespace) -> int:
 
 
 async def _key_store(args: argparse.Namespace) -> Any:
+    """The key store on the configured database; its changes ring running servers through
+    Redis when one is configured (they see them at their next poll of the database anyway)."""
+    from ai1net.server.changes import ChangeFeed
     from ai1net.server.keys import KeyStore
     from ai1net.server.storage import Database
 
-    db = Database(settings_from(args).database_url)
+    settings = settings_from(args)
+    db = Database(settings.database_url)
     await db.migrate()
-    store = KeyStore(db=db)
+    feed = ChangeFeed(db=db, redis_url=settings.redis_url)
+    store = KeyStore(db=db, notify=feed.publish)
     await store.load()
-    return db, store
+    return db, feed, store
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from ai1net.server.keys import KeyLimits, usd_to_nanos
 
     async def main() -> int:
-        db, store = await _key_store(args)
+        db, feed, store = await _key_store(args)
         try:
             if args.keys_command == "create":
                 budget = usd_to_nanos(args.budget_usd, "budget_usd") \
@@ -89,7 +94,29 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 await store.revoke(args.id)
                 print(f"revoked {args.id}")
         finally:
+            await feed.close()
             await db.close()
+        return 0
+
+    return int(run(main()))
+
+
+def cmd_secrets(args: argparse.Namespace) -> int:
+    from ai1net.server.crypto import CredentialBox, passphrases
+    from ai1net.server.rotation import rotate_credentials
+    from ai1net.server.storage import Database
+
+    async def main() -> int:
+        settings = settings_from(args)
+        box = CredentialBox(passphrases(settings))
+        db = Database(settings.database_url)
+        try:
+            await db.migrate()
+            count = await rotate_credentials(db=db, box=box)
+        finally:
+            await db.close()
+        print(f"re-encrypted {count} stored credentials with the first passphrase of "
+              f"AI1NET_SECRET_KEY")
         return 0
 
     return int(run(main()))
@@ -104,7 +131,9 @@ def _client(args: argparse.Namespace) -> Client:
         raise SystemExit("set AI1NET_API_KEY (or pass --key) to call the gateway")
     target = args.target or os.environ.get("AI1NET_GRPC_TARGET") \
         or os.environ.get("AI1NET_GRPC_ADDR") or "127.0.0.1:50051"
-    return Client(target, api_key=key, tls=args.tls, ca_file=args.ca_file)
+    settings = settings_from(args)
+    return Client(target, api_key=key, tls=settings.tls, ca_file=settings.ca_file,
+                  cert_file=settings.client_cert, key_file=settings.client_key)
 
 
 def _print(data: Any) -> None:
@@ -186,74 +215,143 @@ def print_usage(report: UsageSummary) -> None:
 # -- parser --------------------------------------------------------------------------------
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("ai1net")
+    except importlib.metadata.PackageNotFoundError:  # run from a clone without installing
+        return "unknown"
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="ai1net", description="AI1NET gateway")
-    commands = top.add_subparsers(dest="command", required=True)
+    top.add_argument("--version", action="version", version=f"ai1net {version()}",
+                     help="print the version and exit")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_serve(commands)
+    demo = commands.add_parser("demo-provider", help="run the bundled demo provider",
+                               description="A provider speaking the provider contract.")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    demo.add_argument("--port", type=int, default=3000, help="port to listen on (0: any)")
+    demo.set_defaults(func=cmd_demo_provider)
+    add_keys(commands)
+    add_secrets(commands)
+    add_api_commands(commands)
+    return top
 
-    serve = commands.add_parser("serve", help="run the gRPC server and the HTTP bridge")
-    serve.add_argument("--grpc-addr")
-    serve.add_argument("--http-addr")
-    serve.add_argument("--database-url")
-    serve.add_argument("--redis-url")
-    serve.add_argument("--workers", type=int)
-    serve.add_argument("--grpc-only", action="store_true")
-    serve.add_argument("--bridge-only", action="store_true")
-    serve.add_argument("--grpc-target")
+
+Commands = Any  # argparse's private _SubParsersAction
+
+
+def add_serve(commands: Commands) -> None:
+    serve = commands.add_parser("serve", help="run the gRPC server and the HTTP bridge",
+                                description="Run the gateway until SIGTERM or SIGINT.")
+    serve.add_argument("--grpc-addr", metavar="HOST:PORT",
+                       help="gRPC listen address (default AI1NET_GRPC_ADDR or 127.0.0.1:50051)")
+    serve.add_argument("--http-addr", metavar="HOST:PORT",
+                       help="HTTP listen address (default AI1NET_HTTP_ADDR or 127.0.0.1:8080)")
+    serve.add_argument("--database-url", metavar="URL",
+                       help="sqlite:///FILE or postgresql://... (default AI1NET_DATABASE_URL)")
+    serve.add_argument("--redis-url", metavar="URL",
+                       help="Redis shared by replicas (default AI1NET_REDIS_URL; unset: none)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="processes sharing both ports (default 1)")
+    serve.add_argument("--grpc-only", action="store_true", help="run the gRPC server only")
+    serve.add_argument("--bridge-only", action="store_true",
+                       help="run the HTTP bridge only, as a client of --grpc-target")
+    serve.add_argument("--grpc-target", metavar="HOST:PORT",
+                       help="the gRPC server a --bridge-only bridge calls")
+    serve.add_argument("--tls-cert", metavar="FILE",
+                       help="serve both listeners over TLS with this certificate chain (PEM)")
+    serve.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+    serve.add_argument("--tls-client-ca", metavar="FILE",
+                       help="require gRPC clients to present a certificate signed by this CA")
+    add_tls_client_options(serve, "--grpc-target (with --bridge-only)")
     serve.add_argument("--demo", action="store_true",
                        help="also run the demo provider with its models and a consumer key")
     serve.set_defaults(func=cmd_serve)
 
-    demo = commands.add_parser("demo-provider", help="run the bundled demo provider")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=3000)
-    demo.set_defaults(func=cmd_demo_provider)
 
-    keys = commands.add_parser("keys", help="manage API keys in the database")
-    keys.add_argument("--database-url")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create")
-    create.add_argument("--role", required=True, choices=("admin", "provider", "consumer"))
-    create.add_argument("--name", default="")
-    create.add_argument("--requests-per-minute", type=int, default=0)
-    create.add_argument("--tokens-per-minute", type=int, default=0)
-    create.add_argument("--budget-usd", type=float)
-    listing = key_commands.add_parser("list")
+def add_tls_client_options(command: argparse.ArgumentParser, server: str) -> None:
+    command.add_argument("--tls", action="store_true", default=None,
+                         help=f"connect to {server} over TLS (default AI1NET_TLS)")
+    command.add_argument("--ca-file", metavar="FILE",
+                         help="CA certificates to verify the server with (default "
+                              "AI1NET_CA_FILE, else the system's trust store)")
+    command.add_argument("--client-cert", metavar="FILE",
+                         help="a client certificate, for a server that requires one")
+    command.add_argument("--client-key", metavar="FILE", help="the private key of --client-cert")
+
+
+def add_keys(commands: Commands) -> None:
+    keys = commands.add_parser("keys", help="manage API keys in the database",
+                               description="Read and write keys straight in the database; "
+                                           "running servers apply changes within a second.")
+    keys.add_argument("--database-url", metavar="URL", help="default AI1NET_DATABASE_URL")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="make a key and print it (shown once)")
+    create.add_argument("--role", required=True, choices=("admin", "provider", "consumer"),
+                        help="what the key may do")
+    create.add_argument("--name", default="", help="a label for people")
+    create.add_argument("--requests-per-minute", type=int, default=0, metavar="N",
+                        help="rate limit (0: none)")
+    create.add_argument("--tokens-per-minute", type=int, default=0, metavar="N",
+                        help="token rate limit (0: none)")
+    create.add_argument("--budget-usd", type=float, metavar="X",
+                        help="spending budget in US dollars (default: none)")
+    listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
     listing.add_argument("--all", action="store_true", help="include revoked keys")
-    revoke = key_commands.add_parser("revoke")
-    revoke.add_argument("id")
+    revoke = key_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("id", help="the key's id (key_...)")
     keys.set_defaults(func=cmd_keys)
 
-    def client_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--target", help="gRPC address (default AI1NET_GRPC_TARGET)")
-        sub.add_argument("--key", help="API key (default AI1NET_API_KEY)")
-        sub.add_argument("--tls", action="store_true",
-                         help="connect over TLS, verified against the system's roots")
-        sub.add_argument("--ca-file", help="verify the gateway against this CA (implies --tls)")
+
+def add_secrets(commands: Commands) -> None:
+    secrets = commands.add_parser(
+        "secrets", help="manage the secret that encrypts provider credentials")
+    secrets.add_argument("--database-url", metavar="URL", help="default AI1NET_DATABASE_URL")
+    secret_commands = secrets.add_subparsers(dest="secrets_command", required=True,
+                                             metavar="ACTION")
+    secret_commands.add_parser(
+        "rotate", help="re-encrypt every stored credential with the first passphrase of "
+                       "AI1NET_SECRET_KEY (give it NEW,OLD)")
+    secrets.set_defaults(func=cmd_secrets)
+
+
+def add_api_commands(commands: Commands) -> None:
+    client = argparse.ArgumentParser(add_help=False)  # the options every API command takes
+    client.add_argument("--target", metavar="HOST:PORT",
+                        help="gRPC address (default AI1NET_GRPC_TARGET or 127.0.0.1:50051)")
+    client.add_argument("--key", help="API key (default AI1NET_API_KEY)")
+    add_tls_client_options(client, "the gateway")
 
     models = commands.add_parser("models", help="register and inspect models")
-    client_options(models)
-    model_commands = models.add_subparsers(dest="models_command", required=True)
-    model_commands.add_parser("register").add_argument("file")
-    model_commands.add_parser("list")
-    model_commands.add_parser("get").add_argument("name")
-    model_commands.add_parser("delete").add_argument("name")
+    model_commands = models.add_subparsers(dest="models_command", required=True,
+                                           metavar="ACTION")
+    model_commands.add_parser("register", parents=[client],
+                              help="register the model a JSON file describes") \
+        .add_argument("file", help="the registration body (JSON)")
+    model_commands.add_parser("list", parents=[client], help="list the models")
+    model_commands.add_parser("get", parents=[client], help="show one model").add_argument(
+        "name", help="the model's name")
+    model_commands.add_parser("delete", parents=[client], help="delete one model").add_argument(
+        "name", help="the model's name")
     models.set_defaults(func=cmd_models)
 
-    generate = commands.add_parser("generate", help="call a model")
-    client_options(generate)
-    generate.add_argument("text")
-    generate.add_argument("--model")
-    generate.add_argument("--stream", action="store_true")
+    generate = commands.add_parser("generate", parents=[client], help="call a model")
+    generate.add_argument("text", help="the input")
+    generate.add_argument("--model", help="a model by name (default: routed)")
+    generate.add_argument("--stream", action="store_true", help="print the answer as it comes")
     generate.set_defaults(func=cmd_generate)
 
-    usage = commands.add_parser("usage", help="show accounted usage")
-    client_options(usage)
-    usage.add_argument("--model", default="")
-    usage.add_argument("--group-by", default="", choices=("", "model", "key", "hour", "day"))
-    usage.add_argument("--from", dest="start", default="")
-    usage.add_argument("--to", dest="end", default="")
+    usage = commands.add_parser("usage", parents=[client], help="show accounted usage")
+    usage.add_argument("--model", default="", help="only this model")
+    usage.add_argument("--group-by", default="", choices=("", "model", "key", "hour", "day"),
+                       help="one row per model, key, hour or day")
+    usage.add_argument("--from", dest="start", default="", metavar="TIME",
+                       help="from this RFC 3339 time")
+    usage.add_argument("--to", dest="end", default="", metavar="TIME",
+                       help="until this RFC 3339 time")
     usage.set_defaults(func=cmd_usage)
-    return top
 
 
 def main(argv: list[str] | None = None) -> int:

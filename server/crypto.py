@@ -10,11 +10,15 @@ import os
 import random
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from ai1net.server.settings import Settings
+from ai1net.server.storage import sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +52,15 @@ _ids = random.Random(secrets.randbits(128))
 
 
 class CredentialBox:
-    """Encrypts provider credentials with a key derived from AI1NET_SECRET_KEY."""
+    """Encrypts provider credentials with keys derived from AI1NET_SECRET_KEY: the first
+    passphrase encrypts, every one decrypts (so a new one can be rolled out before
+    ``ai1net secrets rotate`` re-encrypts what is stored)."""
 
-    def __init__(self, passphrase: str) -> None:
-        kdf = Scrypt(salt=_KDF_SALT, length=32, n=2**14, r=8, p=1)
-        self._fernet = Fernet(base64.urlsafe_b64encode(kdf.derive(passphrase.encode())))
+    def __init__(self, passphrases: str | Sequence[str]) -> None:
+        phrases = [passphrases] if isinstance(passphrases, str) else list(passphrases)
+        if not phrases:
+            raise ValueError("AI1NET_SECRET_KEY holds no passphrase")
+        self._fernet = MultiFernet([Fernet(_derive(phrase)) for phrase in phrases])
 
     def seal(self, credentials: dict[str, str]) -> str:
         return self._fernet.encrypt(orjson.dumps(credentials)).decode()
@@ -64,11 +72,50 @@ class CredentialBox:
             raise ValueError("stored credentials do not match AI1NET_SECRET_KEY") from exc
         return {str(k): str(v) for k, v in value.items()}
 
+    def rotate(self, token: str) -> str:
+        """The same credentials, encrypted with the first passphrase."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("stored credentials do not match AI1NET_SECRET_KEY") from exc
 
-def load_passphrase(configured: str | None, *, beside: Path) -> str:
-    """The configured passphrase, else one generated once and kept in ``beside`` (0600)."""
+
+def _derive(passphrase: str) -> bytes:
+    kdf = Scrypt(salt=_KDF_SALT, length=32, n=2**14, r=8, p=1)
+    return base64.urlsafe_b64encode(kdf.derive(passphrase.encode()))
+
+
+def passphrases(settings: Settings) -> list[str]:
+    """The passphrases of AI1NET_SECRET_KEY (comma-separated, first one encrypting) or of the
+    file AI1NET_SECRET_KEY_FILE names; on SQLite without either, one generated once and kept
+    beside the database. Any other database refuses to start without one: its replicas must
+    share it."""
+    configured = settings.secret_key or _read_secret_file(settings.secret_key_file)
     if configured:
-        return configured
+        phrases = [phrase.strip() for phrase in configured.split(",") if phrase.strip()]
+        if not phrases:
+            raise ValueError("AI1NET_SECRET_KEY holds no passphrase")
+        return phrases
+    database = sqlite_path(settings.database_url)
+    if database is None and not settings.database_url.startswith("sqlite"):
+        raise ValueError("set AI1NET_SECRET_KEY or AI1NET_SECRET_KEY_FILE: on a database "
+                         "other than SQLite every replica must share the secret that "
+                         "encrypts provider credentials")
+    beside = (database.parent / f"{database.name}.secret") if database else Path("ai1net.secret")
+    return [_generated_passphrase(beside)]
+
+
+def _read_secret_file(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"AI1NET_SECRET_KEY_FILE: cannot read {path}: {exc.strerror}") from exc
+
+
+def _generated_passphrase(beside: Path) -> str:
+    """One generated once and kept in ``beside`` (0600)."""
     if beside.exists():
         return beside.read_text().strip()
     log.warning("AI1NET_SECRET_KEY is not set: generated one in %s; keep that file safe "

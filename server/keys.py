@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,14 +16,19 @@ from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import KeyRow
 
 ROLES = ("admin", "provider", "consumer")
-# An unknown key reloads the keys from the database at most this often.
-RELOAD_INTERVAL_S = 2.0
 # Tells other replicas that a row changed: (kind, id).
 Notify = Callable[[str, str], Awaitable[None]]
+# Looks for changes not applied yet (rate-limited by whoever provides it).
+CatchUp = Callable[[], Awaitable[None]]
 
 
 async def _nobody(_kind: str, _item_id: str) -> None:
     return None
+
+
+async def _nothing() -> None:
+    return None
+
 # A budget above this would overflow the BIGINT column of nano-dollars.
 MAX_BUDGET_USD = 1e9
 
@@ -86,12 +89,12 @@ def usd_to_nanos(value: float, field: str) -> int:
 class KeyStore:
     """Live keys by hash; the database is only touched when keys change."""
 
-    def __init__(self, *, db: Database, notify: Notify | None = None) -> None:
+    def __init__(self, *, db: Database, notify: Notify | None = None,
+                 catch_up: CatchUp | None = None) -> None:
         self._db = db
         self._notify = notify or _nobody
+        self._catch_up = catch_up or _nothing
         self._by_hash: dict[str, Principal] = {}
-        self._reloaded_at = -RELOAD_INTERVAL_S  # when an unknown key last caused a reload
-        self._reloading = asyncio.Lock()
 
     async def load(self) -> None:
         async with self._db.session() as session:
@@ -115,17 +118,13 @@ class KeyStore:
         return principal
 
     async def authenticate_fresh(self, presented: str | None) -> Principal:
-        """Like `authenticate`, but an unknown key first reloads the keys from the database
-        (at most once every RELOAD_INTERVAL_S, one reload at a time): keys written straight
-        to the database (``ai1net keys create``) work at once, and unknown keys cannot
-        make the gateway query the database more often than that."""
+        """Like `authenticate`, but an unknown key first applies the changes not applied
+        yet (``ChangeFeed.catch_up``, rate-limited there): a key the CLI has just written
+        works at once, and unknown keys cannot make the gateway reload anything."""
         principal = self.lookup(presented)
         if principal is not None:
             return principal
-        async with self._reloading:
-            if time.monotonic() - self._reloaded_at >= RELOAD_INTERVAL_S:
-                self._reloaded_at = time.monotonic()
-                await self.load()
+        await self._catch_up()
         return self.authenticate(presented)
 
     async def create(self, *, role: str, name: str, limits: KeyLimits,
@@ -142,6 +141,7 @@ class KeyStore:
                      budget_nanos=limits.budget_nanos, created_at=utcnow())
         async with self._db.session() as session:
             session.add(row)
+            await storage.record_change(session=session, kind="key", item_id=row.id)
             await session.commit()
         principal = Principal.from_row(row)
         self._by_hash[principal.key_hash] = principal
@@ -179,6 +179,7 @@ class KeyStore:
             if not isinstance(budget_nanos, Keep):
                 row.budget_nanos = budget_nanos
             session.add(row)
+            await storage.record_change(session=session, kind="key", item_id=key_id)
             await session.commit()
         await self._notify("key", key_id)
         return self.refresh(row)
@@ -190,6 +191,7 @@ class KeyStore:
                 raise NotFound(f"key {key_id!r} not found")
             row.revoked_at = utcnow()
             session.add(row)
+            await storage.record_change(session=session, kind="key", item_id=key_id)
             await session.commit()
         self.refresh(row)
         await self._notify("key", key_id)

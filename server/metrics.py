@@ -8,25 +8,35 @@ Labels stay low-cardinality: ``model`` is a registered model name (after ``max_m
 distinct names the rest count as ``other``, so a flood of unknown names cannot grow the
 series), ``type`` is text | image | audio, ``outcome`` a short fixed word such as ``ok`` or
 the domain error's name, ``direction`` input | output. Never a key, a prompt or a credential.
+
+With several workers (``serve --workers N``) each one also writes its counters and
+histograms through to memory-mapped files of its own in a shared directory, in
+prometheus_client's multiprocess layout, and a scrape of any worker sums every worker's
+files (a worker that exited keeps its file, so no counter goes backwards). The gauges
+(circuit state, usage buffer) are the scraped worker's own.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Generic, TypedDict, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 NAMESPACE = "ai1net"
 OTHER_MODEL = "other"
@@ -52,6 +62,9 @@ class _Count:
     def __init__(self) -> None:
         self.value: float = 0
 
+    def add(self, amount: float) -> None:
+        self.value += amount
+
 
 class _Histogram:
     __slots__ = ("bounds", "counts", "sum")
@@ -61,9 +74,12 @@ class _Histogram:
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.sum = 0.0
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # buckets hold value <= le
+    def observe(self, value: float) -> int:
+        """Count ``value``; the index of its bucket."""
+        index = bisect_left(self.bounds, value)  # buckets hold value <= le
+        self.counts[index] += 1
         self.sum += value
+        return index
 
     def buckets(self) -> list[tuple[str, float]]:
         cumulative: float = 0
@@ -74,6 +90,76 @@ class _Histogram:
         return out
 
 
+class _SharedCount(_Count):
+    """A count written through to this process's file in the shared directory."""
+
+    __slots__ = ("_file", "_key")
+
+    def __init__(self, file: MmapedDict, key: str) -> None:
+        super().__init__()
+        self._file = file
+        self._key = key
+
+    def add(self, amount: float) -> None:
+        self.value += amount
+        self._file.write_value(self._key, self.value, 0.0)
+
+
+class _SharedHistogram(_Histogram):
+    """Buckets (not cumulative, as prometheus_client stores them) and sum, written through."""
+
+    __slots__ = ("_bucket_keys", "_file", "_sum_key")
+
+    def __init__(self, file: MmapedDict, metric: str, doc: str, labelnames: tuple[str, ...],
+                 labels: tuple[str, ...], bounds: tuple[float, ...]) -> None:
+        super().__init__(bounds)
+        self._file = file
+        self._bucket_keys = [
+            mmap_key(metric, f"{metric}_bucket", [*labelnames, "le"],
+                     [*labels, floatToGoString(bound)], doc) for bound in (*bounds, math.inf)]
+        self._sum_key = mmap_key(metric, f"{metric}_sum", list(labelnames), list(labels), doc)
+
+    def observe(self, value: float) -> int:
+        index = super().observe(value)
+        self._file.write_value(self._bucket_keys[index], self.counts[index], 0.0)
+        self._file.write_value(self._sum_key, self.sum, 0.0)
+        return index
+
+
+Labels = tuple[str, ...]
+
+
+class _Values:
+    """Makes the counts and histograms: in process, or written through to a shared
+    directory (``directory``) for the scrapes of every worker to sum."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.directory = directory
+        self._files: dict[str, MmapedDict] = {}
+
+    def _file(self, kind: str) -> MmapedDict:
+        if kind not in self._files:
+            assert self.directory is not None
+            self._files[kind] = MmapedDict(
+                os.path.join(self.directory, f"{kind}_{os.getpid()}.db"))
+        return self._files[kind]
+
+    def count(self, name: str, doc: str, labelnames: Labels) -> Callable[[Labels], _Count]:
+        if self.directory is None:
+            return lambda _labels: _Count()
+        metric = f"{NAMESPACE}_{name}"
+        return lambda labels: _SharedCount(self._file("counter"), mmap_key(
+            metric, f"{metric}_total", list(labelnames), list(labels), doc))
+
+    def histogram(self, name: str, doc: str, labelnames: Labels,
+                  bounds: tuple[float, ...]) -> Callable[[Labels], _Histogram]:
+        if self.directory is None:
+            return lambda _labels: _Histogram(bounds)
+        metric = f"{NAMESPACE}_{name}"
+        return lambda labels: _SharedHistogram(self._file("histogram"), metric, doc,
+                                               labelnames, labels, bounds)
+
+
 T = TypeVar("T")
 
 
@@ -81,13 +167,13 @@ T = TypeVar("T")
 class _Family(Generic[T]):
     """One family's children by label values, made on first use."""
 
-    make: Callable[[], T]
-    children: dict[tuple[str, ...], T] = field(default_factory=dict)
+    make: Callable[[Labels], T]
+    children: dict[Labels, T] = field(default_factory=dict)
 
     def child(self, *labels: str) -> T:
         child = self.children.get(labels)
         if child is None:
-            child = self.children[labels] = self.make()
+            child = self.children[labels] = self.make(labels)
         return child
 
 
@@ -103,16 +189,42 @@ class _CallSeries:
     cost: _Count
 
 
-class _CallCollector(Collector):
-    """Requests, latency, TTFT, overhead, tokens and cost, from the plain counts."""
+# name, help, label names (and buckets for histograms): one list for the values and the text.
+_COUNTERS = {
+    "requests": ("Calls by model, outcome and type", ("model", "outcome", "type")),
+    "tokens": ("Tokens by model and direction", ("model", "direction")),
+    "cost_usd": ("Cost in USD by model", ("model",)),
+    "rate_limited": ("Calls refused by a rate limit", ()),
+    "budget_rejected": ("Calls refused by a budget", ()),
+    "upstream_violations": ("Provider answers that broke a limit or the HTTP rules, or came "
+                            "too late, by model and kind", ("model", "kind")),
+    "calls_shed": ("Calls or attempts refused for load: the process's or a model's calls in "
+                   "flight, or no free provider connection", ("scope",)),
+}
+_HISTOGRAMS = {
+    "request_latency_seconds": ("End-to-end call latency", ("model", "type"), LATENCY_BUCKETS),
+    "ttft_seconds": ("Time to the first token or output", ("model",), TTFT_BUCKETS),
+    "overhead_seconds": ("The gateway's own time: total minus waiting on providers", (),
+                         OVERHEAD_BUCKETS),
+}
 
-    def __init__(self) -> None:
-        self.requests = _Family(_Count)
-        self.latency = _Family(lambda: _Histogram(LATENCY_BUCKETS))
-        self.ttft = _Family(lambda: _Histogram(TTFT_BUCKETS))
-        self.overhead = _Histogram(OVERHEAD_BUCKETS)
-        self.tokens = _Family(_Count)
-        self.cost = _Family(_Count)
+
+class _CallCollector(Collector):
+    """Requests, latency, TTFT, overhead, tokens, cost and rejections, from the plain counts."""
+
+    def __init__(self, values: _Values) -> None:
+        self.counters = {name: _Family(values.count(name, doc, labels))
+                         for name, (doc, labels) in _COUNTERS.items()}
+        self.histograms = {name: _Family(values.histogram(name, doc, labels, bounds))
+                           for name, (doc, labels, bounds) in _HISTOGRAMS.items()}
+        self.requests = self.counters["requests"]
+        self.tokens = self.counters["tokens"]
+        self.cost = self.counters["cost_usd"]
+        self.latency = self.histograms["request_latency_seconds"]
+        self.ttft = self.histograms["ttft_seconds"]
+        self.overhead = self.histograms["overhead_seconds"].child()
+        self.rate_limited = self.counters["rate_limited"].child()
+        self.budget_rejected = self.counters["budget_rejected"].child()
 
     def describe(self) -> Iterator[Metric]:
         return self._families(with_samples=False)
@@ -121,32 +233,18 @@ class _CallCollector(Collector):
         return self._families(with_samples=True)
 
     def _families(self, *, with_samples: bool) -> Iterator[Metric]:
-        def counter(name: str, doc: str, labels: list[str],
-                    family: _Family[_Count]) -> CounterMetricFamily:
-            metric = CounterMetricFamily(f"{NAMESPACE}_{name}", doc, labels=labels)
-            for values, count in sorted(family.children.items()) if with_samples else ():
-                metric.add_metric(list(values), count.value)
-            return metric
-
-        def histogram(name: str, doc: str, labels: list[str],
-                      family: Mapping[tuple[str, ...], _Histogram]) -> HistogramMetricFamily:
-            metric = HistogramMetricFamily(f"{NAMESPACE}_{name}", doc, labels=labels)
-            for values, child in sorted(family.items()) if with_samples else ():
-                metric.add_metric(list(values), child.buckets(), child.sum)
-            return metric
-
-        yield counter("requests", "Calls by model, outcome and type",
-                      ["model", "outcome", "type"], self.requests)
-        yield histogram("request_latency_seconds", "End-to-end call latency", ["model", "type"],
-                        self.latency.children)
-        yield histogram("ttft_seconds", "Time to the first token or output", ["model"],
-                        self.ttft.children)
-        yield histogram("overhead_seconds",
-                        "The gateway's own time: total minus waiting on providers", [],
-                        {(): self.overhead})
-        yield counter("tokens", "Tokens by model and direction", ["model", "direction"],
-                      self.tokens)
-        yield counter("cost_usd", "Cost in USD by model", ["model"], self.cost)
+        for name, (doc, labels) in _COUNTERS.items():
+            counter = CounterMetricFamily(f"{NAMESPACE}_{name}", doc, labels=list(labels))
+            for values, count in sorted(self.counters[name].children.items()) \
+                    if with_samples else ():
+                counter.add_metric(list(values), count.value)
+            yield counter
+        for name, (doc, labels, _bounds) in _HISTOGRAMS.items():
+            histogram = HistogramMetricFamily(f"{NAMESPACE}_{name}", doc, labels=list(labels))
+            for values, child in sorted(self.histograms[name].children.items()) \
+                    if with_samples else ():
+                histogram.add_metric(list(values), child.buckets(), child.sum)
+            yield histogram
 
 
 class _CircuitCollector(Collector):
@@ -173,8 +271,11 @@ class _CircuitCollector(Collector):
 
 class Metrics:
     def __init__(self, *, registry: CollectorRegistry | None = None,
-                 max_models: int = 1000) -> None:
+                 max_models: int = 1000, shared_dir: str | None = None) -> None:
+        """``shared_dir``: the directory every worker writes its counts to and sums at
+        scrape time (None: this process alone)."""
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._values = _Values(shared_dir)
         self._max_models = max_models
         self._models: set[str] = set()
         self._series: dict[tuple[str, str, str], _CallSeries] = {}
@@ -184,17 +285,11 @@ class Metrics:
 
     def _declare(self) -> None:
         options = _Options(namespace=NAMESPACE, registry=self.registry)
-        self._calls = _CallCollector()
-        self.registry.register(self._calls)
-        self._rate_limited = Counter("rate_limited", "Calls refused by a rate limit", **options)
-        self._budget_rejected = Counter("budget_rejected", "Calls refused by a budget",
-                                        **options)
-        self._violations = Counter(
-            "upstream_violations", "Provider answers that broke a limit or the HTTP rules, "
-            "or came too late, by model and kind", ["model", "kind"], **options)
-        self._shed = Counter("calls_shed", "Calls or attempts refused for load: the process's "
-                             "or a model's calls in flight, or no free provider connection",
-                             ["scope"], **options)
+        self._calls = _CallCollector(self._values)
+        if self._values.directory is None:
+            self.registry.register(self._calls)
+        else:
+            MultiProcessCollector(self.registry, path=self._values.directory)
         depth = Gauge("usage_buffer_depth", "Usage events waiting to be written", **options)
         depth.set_function(lambda: self.usage_buffer_depth())
         self.registry.register(_CircuitCollector(self))
@@ -213,29 +308,32 @@ class Metrics:
                      cost_usd: float = 0.0) -> None:
         """One finished call, successful or not."""
         series = self._series.get((model, type, outcome)) or self._bind(model, type, outcome)
-        series.requests.value += 1
+        series.requests.add(1)
         series.latency.observe(latency_s)
         if ttft_s is not None:
             series.ttft.observe(ttft_s)
         if overhead_s is not None:
             self._calls.overhead.observe(overhead_s)
-        series.input_tokens.value += input_tokens
-        series.output_tokens.value += output_tokens
-        series.cost.value += cost_usd
+        if input_tokens:
+            series.input_tokens.add(input_tokens)
+        if output_tokens:
+            series.output_tokens.add(output_tokens)
+        if cost_usd:
+            series.cost.add(cost_usd)
 
     def upstream_violation(self, model: str, kind: str) -> None:
         label = model if model in self._models or len(self._models) < self._max_models \
             else OTHER_MODEL
-        self._violations.labels(label, kind).inc()
+        self._calls.counters["upstream_violations"].child(label, kind).add(1)
 
     def shed(self, scope: str) -> None:
-        self._shed.labels(scope).inc()
+        self._calls.counters["calls_shed"].child(scope).add(1)
 
     def rate_limited(self) -> None:
-        self._rate_limited.inc()
+        self._calls.rate_limited.add(1)
 
     def budget_rejected(self) -> None:
-        self._budget_rejected.inc()
+        self._calls.budget_rejected.add(1)
 
     def _bind(self, model: str, type: str, outcome: str) -> _CallSeries:
         label = model

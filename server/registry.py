@@ -165,6 +165,7 @@ class Registry:
             setattr(row, column, value)
         async with self._db.session() as session:
             session.add(row)
+            await storage.record_change(session=session, kind="model", item_id=row.id)
             try:
                 await session.commit()
             except IntegrityError as exc:
@@ -187,6 +188,7 @@ class Registry:
                 setattr(row, column, value)
             row.updated_at = utcnow()
             session.add(row)
+            await storage.record_change(session=session, kind="model", item_id=row.id)
             try:
                 await session.commit()
             except IntegrityError as exc:
@@ -204,6 +206,7 @@ class Registry:
             row.deleted_at = row.updated_at = utcnow()
             row.enabled = False
             session.add(row)
+            await storage.record_change(session=session, kind="model", item_id=row.id)
             await session.commit()
         self._models.pop(name, None)
         await self._notify("model", row.id)

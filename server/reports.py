@@ -34,8 +34,8 @@ from ai1net.server.tables import ModelRow, UsageEventRow, UsageReportRow
 
 GROUPS = ("model", "key", "hour", "day")
 BUCKET_MS = {"hour": 3_600_000, "day": 86_400_000}
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(  # ASCII digits only: \d alone also takes "٢" and friends
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

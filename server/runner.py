@@ -10,8 +10,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -24,6 +26,7 @@ from ai1net.server.keys import KeyLimits
 from ai1net.server.registry import ModelChanges
 from ai1net.server.settings import Settings
 from ai1net.server.telemetry import exports_spans, instrument, setup_tracing
+from ai1net.server.tls import channel_credentials, server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +71,21 @@ async def start_bridge(settings: Settings, target: str | None = None,
     """
     backend = Backend.in_process(handlers=gateway.handlers) \
         if gateway is not None and in_process else None
+    credentials = channel_credentials(
+        ca_file=settings.ca_file, client_cert=settings.client_cert,
+        client_key=settings.client_key) if settings.tls and backend is None else None
     app = build_app(target=None if backend else target, backend=backend,
                     max_body_bytes=settings.max_body_bytes,
                     metrics_registry=gateway.metrics.registry if gateway else None,
-                    continue_traces=continue_traces)
+                    continue_traces=continue_traces, credentials=credentials)
     runner = web.AppRunner(app, shutdown_timeout=settings.grace_period_s,
                            handler_cancellation=True, access_log=None)
     await runner.setup()
     host, _, port = settings.http_addr.rpartition(":")
+    ssl_context = server_ssl_context(cert=settings.tls_cert, key=settings.tls_key) \
+        if settings.tls_cert and settings.tls_key else None
     site = web.TCPSite(runner, host.strip("[]") or None, int(port),
-                       reuse_port=settings.workers > 1)
+                       reuse_port=settings.workers > 1, ssl_context=ssl_context)
     await site.start()
     return runner, int(runner.addresses[0][1])
 
@@ -99,6 +107,9 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
         loop.add_signal_handler(sig, stop.set)
     if demo:
         settings = dataclasses.replace(settings, allow_private_endpoints=True)
+    metrics_dir = shared_metrics_dir(settings)
+    if metrics_dir is not None:
+        settings = dataclasses.replace(settings, metrics_dir=metrics_dir.name)
     gateway: Gateway | None = None
     workers: list[subprocess.Popen[bytes]] = []
     runner: web.AppRunner | None = None
@@ -117,7 +128,7 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
         if demo and gateway is not None:
             provider, banner = await set_up_demo(gateway, settings)
             print(banner, flush=True)
-        workers = start_workers(settings, demo=demo)
+        workers = start_workers(settings)
         # What start-up made lives as long as the process: keep the collector off it.
         gc.freeze()
         await stop.wait()
@@ -130,9 +141,27 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
             await gateway.stop()
         if provider is not None:
             await provider.cleanup()
+        if metrics_dir is not None:
+            metrics_dir.cleanup()
 
 
-def start_workers(settings: Settings, *, demo: bool) -> list[subprocess.Popen[bytes]]:
+def shared_metrics_dir(settings: Settings) -> tempfile.TemporaryDirectory[str] | None:
+    """For the first of several workers, a fresh directory where they all write their
+    metrics (each scrape sums them); None for one process, a worker, or a directory set in
+    AI1NET_METRICS_DIR (emptied here, so that counts start from zero)."""
+    if os.environ.get(WORKER_ENV):
+        return None
+    if settings.metrics_dir is not None:
+        Path(settings.metrics_dir).mkdir(parents=True, exist_ok=True)
+        for stale in Path(settings.metrics_dir).glob("*.db"):
+            stale.unlink()
+        return None
+    if settings.workers <= 1:
+        return None
+    return tempfile.TemporaryDirectory(prefix="ai1net-metrics-")
+
+
+def start_workers(settings: Settings) -> list[subprocess.Popen[bytes]]:
     """The other N-1 worker processes, sharing this one's ports (SO_REUSEPORT).
 
     They start once this process is ready, so the schema and the demo models exist.
@@ -140,15 +169,9 @@ def start_workers(settings: Settings, *, demo: bool) -> list[subprocess.Popen[by
     if settings.workers <= 1 or os.environ.get(WORKER_ENV):
         return []
     if not settings.redis_url:
-        log.warning("--workers %d without a Redis URL: rate limits, budgets and cache "
-                    "changes are per process, not shared", settings.workers)
-    env = {**os.environ, WORKER_ENV: "1", "AI1NET_WORKERS": str(settings.workers),
-           "AI1NET_GRPC_ADDR": settings.grpc_addr, "AI1NET_HTTP_ADDR": settings.http_addr,
-           "AI1NET_DATABASE_URL": settings.database_url}
-    if settings.redis_url:
-        env["AI1NET_REDIS_URL"] = settings.redis_url
-    if demo or settings.allow_private_endpoints:
-        env["AI1NET_ALLOW_PRIVATE_ENDPOINTS"] = "1"
+        log.warning("--workers %d without a Redis URL: rate limits and budgets are per "
+                    "process, not shared", settings.workers)
+    env = {**os.environ, **settings.to_env(), WORKER_ENV: "1"}
     command = [sys.executable, "-m", "ai1net.server.cli", "serve"]
     # Our own interpreter running our own module: nothing here comes from a caller.
     return [subprocess.Popen(command, env=env) for _ in range(settings.workers - 1)]  # noqa: S603

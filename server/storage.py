@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import create_engine, delete, event, func, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -17,7 +17,7 @@ from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ai1net.server.migrations import HEAD_REVISION
-from ai1net.server.tables import KeyRow, ModelRow
+from ai1net.server.tables import ChangeRow, KeyRow, ModelRow
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -182,3 +182,34 @@ async def live_models(*, session: AsyncSession) -> Sequence[ModelRow]:
 async def live_model(*, session: AsyncSession, name: str) -> ModelRow | None:
     query = select(ModelRow).where(ModelRow.name == name, ModelRow.deleted_at == None)  # noqa: E711
     return (await session.exec(query)).first()
+
+
+# -- the change sequence ----------------------------------------------------------------
+
+# Held by each transaction that records a change, from its sequence number to its commit,
+# so that PostgreSQL commits changes in sequence order: a reader that has seen number n
+# never meets a number below n later. (SQLite has one writer at a time anyway.)
+_CHANGE_LOCK = 7240143
+
+
+async def record_change(*, session: AsyncSession, kind: str, item_id: str) -> None:
+    """Add "this key/model changed" to the transaction about to commit."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text(f"SELECT pg_advisory_xact_lock({_CHANGE_LOCK})"))
+    session.add(ChangeRow(kind=kind, item_id=item_id, at=utcnow()))
+
+
+async def changes_after(*, session: AsyncSession, seq: int, limit: int = 1000,
+                        ) -> Sequence[ChangeRow]:
+    query = select(ChangeRow).where(ChangeRow.seq > seq)  # type: ignore[operator]
+    return (await session.exec(query.order_by(ChangeRow.seq).limit(limit))).all()  # type: ignore[arg-type]
+
+
+async def last_change(*, session: AsyncSession) -> int:
+    return (await session.exec(select(func.coalesce(func.max(ChangeRow.seq), 0)))).one() or 0
+
+
+async def prune_changes(*, session: AsyncSession, before: datetime) -> None:
+    await session.exec(delete(ChangeRow).where(ChangeRow.at < before))  # type: ignore[arg-type]
+    await session.commit()

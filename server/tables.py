@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -101,3 +101,18 @@ class UsageReportRow(SQLModel, table=True):
     requests: int = Field(default=0, sa_type=BigInteger)
     tokens_processed: int = Field(default=0, sa_type=BigInteger)
     created_at: datetime
+
+
+class ChangeRow(SQLModel, table=True):
+    """One key or model change, in commit order: every process applies the rows past the
+    last one it saw (``server/changes.py``), whoever wrote them (a replica, the CLI)."""
+
+    __tablename__ = "changes"
+    # AUTOINCREMENT on SQLite: a number is never reused, even after pruning the newest rows.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))
+    kind: str = Field(max_length=16)  # key | model
+    item_id: str = Field(max_length=40)
+    at: datetime

@@ -187,12 +187,14 @@ async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def two_replicas() -> AsyncIterator[tuple[Harness, Harness]]:
-    """Two gateways on one fresh PostgreSQL database and the test Redis."""
-    if not POSTGRES_URL or not REDIS_URL:
+async def two_replicas(*, redis: bool = True,
+                       **overrides: Any) -> AsyncIterator[tuple[Harness, Harness]]:
+    """Two gateways on one fresh PostgreSQL database and (unless not ``redis``) the test
+    Redis."""
+    if not POSTGRES_URL or (redis and not REDIS_URL):
         pytest.skip("AI1NET_TEST_POSTGRES_URL and AI1NET_TEST_REDIS_URL are needed")
     async with postgres_database() as url:
-        settings = gateway_settings(url, redis_url=REDIS_URL)
+        settings = gateway_settings(url, redis_url=REDIS_URL if redis else None, **overrides)
         first, second = run_harness(settings), run_harness(settings)
         one = await anext(first)
         two = await anext(second)
