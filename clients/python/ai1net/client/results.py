@@ -161,6 +161,9 @@ class Model:
     max_response_bytes: int = 0
     max_event_bytes: int = 0
     max_concurrency: int = 0
+    # "ai1net", or "openai" for an OpenAI-compatible server asked for upstream_model.
+    api: str = "ai1net"
+    upstream_model: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -185,7 +188,8 @@ def model(message: registry_pb2.Model) -> Model:
                          stats.ttft_p50_ms, stats.health),
         has_credentials=message.has_credentials,
         max_response_bytes=message.max_response_bytes, max_event_bytes=message.max_event_bytes,
-        max_concurrency=message.max_concurrency, extra=_extra(message, _MODEL_FIELDS))
+        max_concurrency=message.max_concurrency, api=message.api or "ai1net",
+        upstream_model=message.upstream_model, extra=_extra(message, _MODEL_FIELDS))
 
 
 # -- keys -----------------------------------------------------------------------------------
