@@ -13,6 +13,7 @@ from opentelemetry import propagate
 
 from ai1net.bridge.errors import invalid
 from ai1net.bridge.local import LocalStub
+from ai1net.server.rules import REQUEST_TIMEOUT_MS
 from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -92,9 +93,8 @@ def call_timeout(request: web.Request) -> float | None:
             millis = float(raw)
         except ValueError:
             millis = -1.0
-        if not 0 < millis <= 3_600_000:
-            raise invalid("x-request-timeout-ms", "must be a number of milliseconds in "
-                          "(0, 3600000]")
+        if not REQUEST_TIMEOUT_MS.accepts(millis):
+            raise invalid("x-request-timeout-ms", REQUEST_TIMEOUT_MS.explain())
         return millis / 1000
     raw = request.headers.get("grpc-timeout")
     if raw is not None:

@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the HTTP surface (CONTRACT §2), served at GET /openapi.json.
 
-Field names follow what ``translate.py`` reads and writes; error types come from the one
-status table in ``errors.py``. The document is plain data built by small helpers, section by
-section: schemas, headers, shared error responses, then the paths.
+Every enum, bound and default comes from the rules the server validates with
+(``ai1net.server.rules``); error types come from the one status table in ``errors.py``.
+The document is plain data built by small helpers, section by section: schemas, headers,
+shared error responses, then the paths.
 """
 
 from __future__ import annotations
@@ -12,16 +13,10 @@ from importlib.metadata import version
 from typing import Any
 
 from ai1net.bridge.errors import ERROR_TYPES
+from ai1net.server import rules
+from ai1net.server.rules import HEALTH, MODEL_TYPES, ROLES
 
 Schema = dict[str, Any]
-
-MODEL_TYPES = ("text", "image", "audio")
-STRATEGIES = ("balanced", "latency", "cost", "quality")
-AUTH_TYPES = ("bearer", "api_key", "none")
-COST_EFFICIENCIES = ("low", "medium", "high")
-HEALTH = ("healthy", "degraded", "ejected")
-ROLES = ("admin", "provider", "consumer")
-GROUP_BY = ("model", "key", "hour", "day")
 # Every operation with a key answers these; one reading a body adds BODY_ERRORS.
 AUTHED_ERRORS = (401, 405, 429, 500, 503)
 BODY_ERRORS = (400, 413, 415)
@@ -98,32 +93,15 @@ def _generate_schemas() -> Schema:
     finished = {"id": _t("string", examples=["gen_8f3a"]), "model": _t("string"),
                 "usage": _ref("TokenUsage"), "latency_ms": _count("Gateway end-to-end time"),
                 "cost_usd": _usd()}
+    request = rules.nested(rules.GENERATE)
     return {
-        "Routing": _obj({
-            "type": _enum(MODEL_TYPES, default="text"),
-            "capabilities": _strings("Every one must be offered by the model"),
-            "specialties": _strings("Preferred: models matching more of them rank higher"),
-            "strategy": _enum(STRATEGIES, default="balanced"),
-            "max_latency_ms": _t("number", minimum=0),
-            "max_price_per_1k_tokens": _t("number", minimum=0),
-            "hedge_ms": _count("Unary only: after this long without an answer, also ask the "
-                               "next candidate and take the first answer"),
-        }, doc="Constrains and ranks the candidates when `model` is absent"),
-        "GenerateParameters": _obj({
-            "max_tokens": _t("integer", minimum=1), "temperature": _t("number", minimum=0,
-                                                                      maximum=2),
-            "size": _t("string"), "voice": _t("string"), "format": _t("string"),
-        }, doc="Passed through to the provider; the known ones are checked",
-            additionalProperties=True),
-        "GenerateRequest": _obj({
-            "model": _t("string", "Registered model name; absent means route by `routing`"),
-            "input": _t("string", minLength=1),
-            "parameters": _ref("GenerateParameters"),
-            "stream": _t("boolean", "Answer as NDJSON (or SSE with `Accept: "
-                         "text/event-stream`)", default=False),
-            "routing": _ref("Routing"),
-            "fallbacks": _strings("Models to try, in order, when `model` fails retryably"),
-        }, "input"),
+        "Routing": {**request.pop("routing"),
+                    "description": "Constrains and ranks the candidates when `model` is absent"},
+        "GenerateParameters": {**request.pop("parameters"), "additionalProperties": True,
+                               "description": "Passed through to the provider; the known "
+                                              "ones are checked"},
+        "GenerateRequest": _obj({**request, "parameters": _ref("GenerateParameters"),
+                                 "routing": _ref("Routing")}, "input"),
         "TokenUsage": _obj({
             "input_tokens": _count(), "output_tokens": _count(),
             "estimated": _t("boolean", "Present (true) when the provider sent no usage"),
@@ -148,50 +126,13 @@ def _generate_schemas() -> Schema:
     }
 
 
-def _model_fields() -> Schema:
-    return {
-        "name": _t("string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"),
-        "type": _enum(MODEL_TYPES),
-        "endpoint": _t("string", "Absolute http(s) URL the gateway POSTs to", format="uri"),
-        "auth_type": _enum(AUTH_TYPES, "`api_key` is sent as `x-api-key`"),
-        "pricing": _obj({"input_per_1k_tokens": _usd(), "output_per_1k_tokens": _usd()}),
-        "capabilities": _strings(),
-        "performance": _obj({"avg_latency_ms": _t("number", minimum=0),
-                             "accuracy_score": _t("number", minimum=0, maximum=1)}),
-        "cost_efficiency": _enum(COST_EFFICIENCIES),
-        "specialties": _strings(),
-        "timeout_ms": _t("integer", "Total time for one provider call", minimum=1,
-                         maximum=600_000, default=60_000),
-        "first_byte_timeout_ms": _t("integer", "Time until the provider's first byte",
-                                    minimum=1, maximum=600_000, default=30_000),
-        "max_response_bytes": _t("integer", "Most bytes one provider answer may hold, on the "
-                                 "wire and after decompression", minimum=1024,
-                                 maximum=256 << 20, default=16 << 20),
-        "max_event_bytes": _t("integer", "Most bytes one streamed line or event may hold",
-                              minimum=1024, maximum=16 << 20, default=1 << 20),
-        "max_concurrency": _t("integer", "Most calls in flight to the model on one gateway "
-                              "process; more fall back or are refused (503)", minimum=1,
-                              maximum=10_000, default=256),
-        "api": _enum(("ai1net", "openai"), "`openai`: `endpoint` is an OpenAI-compatible base "
-                     "URL (ending in `/v1`) called at `{endpoint}/chat/completions`",
-                     default="ai1net"),
-        "upstream_model": _t("string", "With `api: openai`, the model name to ask for",
-                             maxLength=200),
-        "description": _t("string", maxLength=2000),
-    }
-
-
 def _model_schemas() -> Schema:
-    credentials = _t("object", "Write-only: never returned, logged or traced",
-                     additionalProperties={"type": "string"}, writeOnly=True,
-                     examples=[{"api_key": "sk-provider-secret"}])
     stats = _obj({"requests": _count(), "error_rate": _t("number", minimum=0, maximum=1),
                   "p50_latency_ms": _t("number"), "ttft_p50_ms": _t("number"),
                   "health": _enum(HEALTH)}, doc="What the gateway observed")
-    spec = {**_model_fields(), "credentials": credentials,
-            "enabled": _t("boolean", "Cleared to take the model out of traffic")}
-    model = {**_model_fields(), "owner": _t("string", "Key id of the provider"),
-             "enabled": _t("boolean"), "has_credentials": _t("boolean"),
+    spec = rules.nested(rules.MODEL)
+    model = {**rules.nested(rules.MODEL, responses=True),
+             "owner": _t("string", "Key id of the provider"), "has_credentials": _t("boolean"),
              "created_at": _time(), "updated_at": _time(), "stats": stats}
     return {
         "ModelSpec": _obj(spec, doc="Registration body; a PATCH sends any subset"),
@@ -205,18 +146,16 @@ def _model_schemas() -> Schema:
 
 
 def _key_schemas() -> Schema:
-    limit = _obj({"requests_per_minute": _count("0 means unlimited"),
-                  "tokens_per_minute": _count("0 means unlimited")})
-    budget = _t(["number", "null"], "USD; null means no budget", minimum=0)
-    changes = {"name": _t("string", maxLength=200), "rate_limit": _ref("RateLimit"),
-               "budget_usd": budget}
+    fields = rules.nested(rules.KEY)
+    limit, budget = fields["rate_limit"], fields["budget_usd"]
+    changes = {"name": fields["name"], "rate_limit": _ref("RateLimit"), "budget_usd": budget}
     key = {"id": _t("string"), "name": _t("string"), "role": _enum(ROLES),
            "prefix": _t("string", "First characters of the key, to recognise it"),
            "rate_limit": _ref("RateLimit"), "budget_usd": budget, "created_at": _time(),
            "revoked": _t("boolean")}
     return {
         "RateLimit": limit,
-        "CreateKey": _obj({"role": _enum(ROLES), **changes}, "role"),
+        "CreateKey": _obj({"role": fields["role"], **changes}, "role"),
         "UpdateKey": _obj(changes, doc="Only the fields present change"),
         "Key": _obj(key, *key, doc="A key as listed: the secret is never shown"),
         "CreatedKey": {"allOf": [_ref("Key"), _obj(
@@ -235,16 +174,17 @@ def _usage_schemas() -> Schema:
               "cost_usd": _t("number", "Spent; for a provider, its earnings", minimum=0)}
     counts = _obj({"requests": _t("integer"), "tokens_processed": _t("integer")},
                   "requests", "tokens_processed")
-    period = {"model": _t("string"), "from": _time(), "to": _time()}
+    usage = rules.nested(rules.USAGE)
+    period = {"model": usage["model"], "from": _time(), "to": _time()}
     return {
         "UsageTotals": _obj(totals, *totals),
         "UsageReport": _obj({"usage": _ref("UsageTotals"), "groups": _t("array", items=_obj(
             {"group": _t("string"), "usage": _ref("UsageTotals")}, "group", "usage"))},
             "usage", "groups"),
         "UsageCounts": counts,
-        "ProviderUsageReport": _obj({**period, "usage": _obj(
-            {"requests": _count(), "tokens_processed": _count()})}, "model", "from", "to",
-            doc="A provider's own count for one of its models"),
+        "ProviderUsageReport": _obj({**period, "usage": usage["usage"]}, "model", "from", "to",
+                                    doc="A provider's own count for one of its models; `to` "
+                                        "must be later than `from`"),
         "UsageReportAccepted": _obj({"id": _t("string"), "status": {"const": "accepted"}},
                                     "id", "status"),
         "Reconciliation": _obj({**period, "gateway": _ref("UsageCounts"),
@@ -414,11 +354,11 @@ def _parameters() -> Schema:
         return {"name": name, "in": "header", "description": doc, "schema": _t("string",
                                                                                 **schema)}
     return {
-        "x-request-id": header("x-request-id", "Echoed back and passed to the backend",
-                               pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
+        "x-request-id": header("x-request-id", "Echoed back and passed to the backend when "
+                               "it is 1-64 of `A-Za-z0-9._:-`; otherwise a new id is made"),
         "traceparent": header("traceparent", "W3C trace context, passed on"),
-        "x-request-timeout-ms": header("x-request-timeout-ms",
-                                       "Deadline in milliseconds, in (0, 3600000]"),
+        "x-request-timeout-ms": {"name": "x-request-timeout-ms", "in": "header",
+                                 "schema": rules.REQUEST_TIMEOUT_MS.schema()},
         "grpc-timeout": header("grpc-timeout", "Deadline, gRPC style: `500m`, `2S`, `1M` "
                                "(ignored when x-request-timeout-ms is set)",
                                pattern=r"^\d{1,8}[HMSmun]$"),
@@ -517,9 +457,8 @@ def _model_paths() -> Schema:
     model = _ref("Model")
     name = (_in_path("name"),)
     listing = (_query("type", _enum(MODEL_TYPES)), _query("capability", _t("string")),
-               _query("specialty", _t("string")),
-               _query("page_size", _t("integer", "0 means 100", minimum=0, maximum=1000)),
-               _query("page_token", _t("string")))
+               _query("specialty", _t("string")), _query("page_size", rules.PAGE_SIZE.schema()),
+               _query("page_token", rules.PAGE_CURSOR.schema()))
     return {
         "/v1/models": {
             "post": _operation("registerModel", "models", "Register a model (provider, admin)",
@@ -581,7 +520,7 @@ def _usage_paths() -> Schema:
             {"200": _response("Totals, and groups when `group_by` is set",
                               _ref("UsageReport"))},
             errors=(400, 403), params=(_query("model", _t("string")), *period,
-                                       _query("group_by", _enum(GROUP_BY))))},
+                                       _query("group_by", rules.USAGE["group_by"].schema())))},
         "/v1/usage/reports": {"post": _operation(
             "reportUsage", "usage", "A provider's own count for one of its models",
             {"202": _response("Kept for reconciliation", _ref("UsageReportAccepted"))},
@@ -590,7 +529,8 @@ def _usage_paths() -> Schema:
             "getReconciliation", "usage", "The gateway's count beside the provider's "
             "(owner, admin)", {"200": _response("Both counts", _ref("Reconciliation"))},
             errors=(400, 403, 404),
-            params=(_query("model", _t("string"), required=True), *period))},
+            params=(_query("model", rules.USAGE["model"].schema(), required=True),
+                    *period))},
     }
 
 

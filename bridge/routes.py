@@ -13,6 +13,8 @@ from ai1net.bridge import translate
 from ai1net.bridge.backend import BACKEND, Backend, call_metadata, call_timeout
 from ai1net.bridge.errors import HttpError, invalid
 from ai1net.bridge.streaming import native_framing, relay
+from ai1net.server import rules
+from ai1net.server.rules import Rule
 from ai1net.v1 import generate_pb2, keys_pb2, registry_pb2, usage_pb2
 
 JSON_TYPES = ("application/json",)
@@ -40,6 +42,16 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise HttpError(400, "body must be a JSON object")
     return document
+
+
+def query_integer(query: Mapping[str, str], name: str, rule: Rule) -> int:
+    """An integer query parameter (0 when absent), checked by the server's rule."""
+    raw = query.get(name, "0")
+    # ASCII digits only: int() would also take "¹²", "٣" or " 5 ".
+    value = int(raw) if raw.isascii() and raw.isdigit() else -1
+    if not rule.accepts(value):
+        raise invalid(name, rule.explain())
+    return value
 
 
 def _backend(request: web.Request) -> Backend:
@@ -90,13 +102,11 @@ async def register_model(request: web.Request) -> web.Response:
 
 async def list_models(request: web.Request) -> web.Response:
     query = request.query
-    page_size = query.get("page_size", "0")
-    if not page_size.isdigit():
-        raise invalid("page_size", "must be a non-negative integer")
     response = await _backend(request).registry.ListModels(
         registry_pb2.ListModelsRequest(
             type=query.get("type", ""), capability=query.get("capability", ""),
-            specialty=query.get("specialty", ""), page_size=min(int(page_size), 1000),
+            specialty=query.get("specialty", ""),
+            page_size=query_integer(query, "page_size", rules.PAGE_SIZE),
             page_token=query.get("page_token", "")),
         metadata=call_metadata(request))
     return json_response({"models": [translate.model_json(m) for m in response.models],

@@ -9,15 +9,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ai1net.server import storage
+from ai1net.server import rules, storage
 from ai1net.server.crypto import hash_key, new_api_key, new_id, same_hash
-from ai1net.server.errors import InvalidArgument, NotFound, Unauthenticated
-from ai1net.server.money import is_valid_usd
+from ai1net.server.errors import NotFound, Unauthenticated
 from ai1net.server.money import usd_to_nanos as _usd_to_nanos
 from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import KeyRow
 
-ROLES = ("admin", "provider", "consumer")
+ROLES = rules.ROLES
 # An unknown key reloads the keys from the database at most this often.
 RELOAD_INTERVAL_S = 2.0
 # Tells other replicas that a row changed: (kind, id).
@@ -26,8 +25,6 @@ Notify = Callable[[str, str], Awaitable[None]]
 
 async def _nobody(_kind: str, _item_id: str) -> None:
     return None
-# A budget above this would overflow the BIGINT column of nano-dollars.
-MAX_BUDGET_USD = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +75,14 @@ class KeyLimits:
 
 
 def usd_to_nanos(value: float, field: str) -> int:
-    if not is_valid_usd(value) or value > MAX_BUDGET_USD:
-        raise InvalidArgument(field, f"must be a number in [0, {MAX_BUDGET_USD:g}]")
+    rules.KEY["budget_usd"].check(field, value)
     return _usd_to_nanos(value)
+
+
+def check_limits(limits: KeyLimits) -> None:
+    for name in ("requests_per_minute", "tokens_per_minute"):
+        path = f"rate_limit.{name}"
+        rules.KEY[path].check(path, getattr(limits, name))
 
 
 class KeyStore:
@@ -131,10 +133,9 @@ class KeyStore:
     async def create(self, *, role: str, name: str, limits: KeyLimits,
                      secret: str | None = None) -> tuple[Principal, str]:
         """A new key and its secret (shown to the caller this once)."""
-        if role not in ROLES:
-            raise InvalidArgument("role", f"must be one of {', '.join(ROLES)}")
-        if len(name) > 200:
-            raise InvalidArgument("name", "must be at most 200 characters")
+        rules.KEY["role"].check("role", role)
+        rules.KEY["name"].check("name", name)
+        check_limits(limits)
         secret = secret or new_api_key()
         row = KeyRow(id=new_id("key"), name=name, role=role, key_hash=hash_key(secret),
                      prefix=secret[:8], requests_per_minute=limits.requests_per_minute,
@@ -173,8 +174,10 @@ class KeyStore:
             if row is None or row.revoked_at is not None:
                 raise NotFound(f"key {key_id!r} not found")
             if name is not None:
+                rules.KEY["name"].check("name", name)
                 row.name = name
             if rate_limit is not None:
+                check_limits(KeyLimits(*rate_limit))
                 row.requests_per_minute, row.tokens_per_minute = rate_limit
             if not isinstance(budget_nanos, Keep):
                 row.budget_nanos = budget_nanos
