@@ -93,7 +93,7 @@ def _generate_schemas() -> Schema:
     finished = {"id": _t("string", examples=["gen_8f3a"]), "model": _t("string"),
                 "usage": _ref("TokenUsage"), "latency_ms": _count("Gateway end-to-end time"),
                 "cost_usd": _usd()}
-    request = rules.nested(rules.GENERATE)
+    request = rules.nested(rules.GENERATE, required=("input",))
     return {
         "Routing": {**request.pop("routing"),
                     "description": "Constrains and ranks the candidates when `model` is absent"},
@@ -126,6 +126,9 @@ def _generate_schemas() -> Schema:
     }
 
 
+REGISTRATION_REQUIRED = ("name", "type", "endpoint")
+
+
 def _model_schemas() -> Schema:
     stats = _obj({"requests": _count(), "error_rate": _t("number", minimum=0, maximum=1),
                   "p50_latency_ms": _t("number"), "ttft_p50_ms": _t("number"),
@@ -136,8 +139,10 @@ def _model_schemas() -> Schema:
              "created_at": _time(), "updated_at": _time(), "stats": stats}
     return {
         "ModelSpec": _obj(spec, doc="Registration body; a PATCH sends any subset"),
-        "ModelRegistration": {"allOf": [_ref("ModelSpec"),
-                                        {"required": ["name", "type", "endpoint"]}]},
+        "ModelRegistration": {"allOf": [
+            _ref("ModelSpec"), rules.credentials_rule(),
+            {"required": list(REGISTRATION_REQUIRED),
+             "properties": {name: {"type": "string"} for name in REGISTRATION_REQUIRED}}]},
         "Model": _obj(model, *model),
         "ModelList": _obj({"models": _t("array", items=_ref("Model")),
                            "next_page_token": _t("string", "Empty on the last page")},
@@ -146,15 +151,15 @@ def _model_schemas() -> Schema:
 
 
 def _key_schemas() -> Schema:
-    fields = rules.nested(rules.KEY)
-    limit, budget = fields["rate_limit"], fields["budget_usd"]
-    changes = {"name": fields["name"], "rate_limit": _ref("RateLimit"), "budget_usd": budget}
+    fields = rules.nested(rules.KEY, required=("role",))
+    shown = rules.nested(rules.KEY, responses=True)
+    changes = {name: fields[name] for name in ("name", "rate_limit", "budget_usd")}
     key = {"id": _t("string"), "name": _t("string"), "role": _enum(ROLES),
            "prefix": _t("string", "First characters of the key, to recognise it"),
-           "rate_limit": _ref("RateLimit"), "budget_usd": budget, "created_at": _time(),
-           "revoked": _t("boolean")}
+           "rate_limit": _ref("RateLimit"), "budget_usd": shown["budget_usd"],
+           "created_at": _time(), "revoked": _t("boolean")}
     return {
-        "RateLimit": limit,
+        "RateLimit": shown["rate_limit"],
         "CreateKey": _obj({"role": fields["role"], **changes}, "role"),
         "UpdateKey": _obj(changes, doc="Only the fields present change"),
         "Key": _obj(key, *key, doc="A key as listed: the secret is never shown"),
@@ -174,15 +179,16 @@ def _usage_schemas() -> Schema:
               "cost_usd": _t("number", "Spent; for a provider, its earnings", minimum=0)}
     counts = _obj({"requests": _t("integer"), "tokens_processed": _t("integer")},
                   "requests", "tokens_processed")
-    usage = rules.nested(rules.USAGE)
-    period = {"model": usage["model"], "from": _time(), "to": _time()}
+    usage = rules.nested(rules.USAGE, required=("model",))
+    period = {"model": _t("string"), "from": _time(), "to": _time()}
     return {
         "UsageTotals": _obj(totals, *totals),
         "UsageReport": _obj({"usage": _ref("UsageTotals"), "groups": _t("array", items=_obj(
             {"group": _t("string"), "usage": _ref("UsageTotals")}, "group", "usage"))},
             "usage", "groups"),
         "UsageCounts": counts,
-        "ProviderUsageReport": _obj({**period, "usage": usage["usage"]}, "model", "from", "to",
+        "ProviderUsageReport": _obj({**period, "model": usage["model"], "usage": usage["usage"]},
+                                    "model", "from", "to",
                                     doc="A provider's own count for one of its models; `to` "
                                         "must be later than `from`"),
         "UsageReportAccepted": _obj({"id": _t("string"), "status": {"const": "accepted"}},
@@ -396,11 +402,21 @@ def _components() -> Schema:
 
 
 def _response(doc: str, schema: Schema | None = None, *headers: str,
-              media: str = "application/json") -> Schema:
+              media: str = "application/json", links: Schema | None = None) -> Schema:
     out: Schema = {"description": doc, "headers": _header_refs(*headers)}
     if schema is not None:
         out["content"] = {media: {"schema": schema}}
+    if links:
+        out["links"] = links
     return out
+
+
+def _links(field: str, *targets: tuple[str, str]) -> Schema:
+    """Links from a created resource to the operations that take its ``field``: each target
+    is (operationId, the parameter that receives it)."""
+    return {f"{op_id[0].upper()}{op_id[1:]}": {
+        "operationId": op_id, "parameters": {parameter: f"$response.body#/{field}"}}
+        for op_id, parameter in targets}
 
 
 def _query(name: str, schema: Schema, *, required: bool = False) -> Schema:
@@ -453,6 +469,12 @@ def _generate_paths() -> Schema:
         errors=(402, 403, 404, 499, 502, 504), body="GenerateRequest", params=TIMEOUTS)}}
 
 
+MODEL_LINKS = _links("name", ("getModel", "path.name"), ("updateModel", "path.name"),
+                     ("deleteModel", "path.name"), ("getUsage", "query.model"),
+                     ("getReconciliation", "query.model"))
+KEY_LINKS = _links("id", ("updateKey", "path.id"), ("revokeKey", "path.id"))
+
+
 def _model_paths() -> Schema:
     model = _ref("Model")
     name = (_in_path("name"),)
@@ -462,7 +484,8 @@ def _model_paths() -> Schema:
     return {
         "/v1/models": {
             "post": _operation("registerModel", "models", "Register a model (provider, admin)",
-                               {"201": _response("Registered; the caller owns it", model)},
+                               {"201": _response("Registered; the caller owns it", model,
+                                                 links=MODEL_LINKS)},
                                errors=(403, 409), body="ModelRegistration"),
             "get": _operation("listModels", "models", "List enabled models",
                               {"200": _response("A page of models", _ref("ModelList"))},
@@ -474,7 +497,7 @@ def _model_paths() -> Schema:
                               params=name),
             "patch": _operation("updateModel", "models", "Change a model (owner, admin)",
                                 {"200": _response("The model after the change", model)},
-                                errors=(403, 404), body="ModelSpec", params=name),
+                                errors=(403, 404, 409), body="ModelSpec", params=name),
             "delete": _operation("deleteModel", "models",
                                  "Take a model out of traffic; its usage history stays",
                                  {"204": _response("Deleted")}, errors=(403, 404),
@@ -491,11 +514,11 @@ def _key_paths() -> Schema:
         "/v1/keys": {
             "post": _operation("createKey", "keys", "Create a key (admin)",
                                {"201": _response("The key and its secret, shown once",
-                                                 _ref("CreatedKey"))},
+                                                 _ref("CreatedKey"), links=KEY_LINKS)},
                                errors=(403,), body="CreateKey"),
             "get": _operation("listKeys", "keys", "List keys, never their secrets (admin)",
                               {"200": _response("The keys", _ref("KeyList"))},
-                              errors=(403,), params=(revoked,)),
+                              errors=(400, 403), params=(revoked,)),
         },
         "/v1/keys/me": {"get": _operation(
             "getCurrentKey", "keys", "The key this call is made with (any role): its limits, "

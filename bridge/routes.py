@@ -18,6 +18,7 @@ from ai1net.server.rules import Rule
 from ai1net.v1 import generate_pb2, keys_pb2, registry_pb2, usage_pb2
 
 JSON_TYPES = ("application/json",)
+BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 # gRPC metadata the bridge passes on as HTTP response headers.
 FORWARDED_HEADERS = ("x-ai1net-", "x-ratelimit-")
 
@@ -52,6 +53,22 @@ def query_integer(query: Mapping[str, str], name: str, rule: Rule) -> int:
     if not rule.accepts(value):
         raise invalid(name, rule.explain())
     return value
+
+
+def query_choice(query: Mapping[str, str], name: str, rule: Rule) -> str:
+    """A query parameter with a fixed set of values ("" when absent)."""
+    if name not in query:
+        return ""
+    if not rule.accepts(query[name]):
+        raise invalid(name, rule.explain())
+    return query[name]
+
+
+def query_boolean(query: Mapping[str, str], name: str) -> bool:
+    raw = query.get(name, "false")
+    if raw not in BOOLEANS:
+        raise invalid(name, "must be true or false")
+    return BOOLEANS[raw]
 
 
 def _backend(request: web.Request) -> Backend:
@@ -104,7 +121,8 @@ async def list_models(request: web.Request) -> web.Response:
     query = request.query
     response = await _backend(request).registry.ListModels(
         registry_pb2.ListModelsRequest(
-            type=query.get("type", ""), capability=query.get("capability", ""),
+            type=query_choice(query, "type", rules.MODEL["type"]),
+            capability=query.get("capability", ""),
             specialty=query.get("specialty", ""),
             page_size=query_integer(query, "page_size", rules.PAGE_SIZE),
             page_token=query.get("page_token", "")),
@@ -147,7 +165,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    include = request.query.get("include_revoked", "") in ("1", "true")
+    include = query_boolean(request.query, "include_revoked")
     response = await _backend(request).keys.ListKeys(
         keys_pb2.ListKeysRequest(include_revoked=include), metadata=call_metadata(request))
     return json_response({"keys": [translate.key_json(k) for k in response.keys]})
@@ -179,7 +197,9 @@ async def revoke_key(request: web.Request) -> web.Response:
 async def get_usage(request: web.Request) -> web.Response:
     query = request.query
     response = await _backend(request).usage.GetUsage(
-        usage_pb2.GetUsageRequest(model=query.get("model", ""), group_by=query.get("group_by", ""),
+        usage_pb2.GetUsageRequest(model=query.get("model", ""),
+                                  group_by=query_choice(query, "group_by",
+                                                        rules.USAGE["group_by"]),
                                   **_period(query)),
         metadata=call_metadata(request))
     return json_response(translate.usage_report_json(response))
@@ -201,6 +221,9 @@ async def reconciliation(request: web.Request) -> web.Response:
 
 def _period(query: Mapping[str, str]) -> dict[str, str]:
     """The ``from``/``to`` query parameters (``from`` is a Python keyword: passed by name)."""
+    for name in ("from", "to"):
+        if name in query and not query[name].strip():
+            raise invalid(name, "must be an RFC 3339 time when given")
     return {"from": query.get("from", ""), "to": query.get("to", "")}
 
 

@@ -42,6 +42,8 @@ def _integer(value: Any, field: str, *, minimum: int = 0) -> int:
 
 def _count(value: Any, field: str) -> int:
     """A whole count ≥ 0 that fits an int64 (usage over a period may pass 2^32)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's integer: 5.0 and 5e3 are integers too
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
         raise invalid(field, "must be an integer ≥ 0")
     return value
@@ -273,10 +275,14 @@ def report_request(body: JSON) -> usage_pb2.ReportUsageRequest:
 
 
 def reconciliation_json(response: usage_pb2.GetReconciliationResponse) -> JSON:
-    return {"model": response.model, "from": getattr(response, "from"), "to": response.to,
-            "gateway": counts_json(response.gateway),
-            "provider": counts_json(response.provider),
-            "difference": counts_json(response.difference)}
+    out = {"model": response.model, "gateway": counts_json(response.gateway),
+           "provider": counts_json(response.provider),
+           "difference": counts_json(response.difference)}
+    # An unbounded end of the period is left out.
+    for name in ("from", "to"):
+        if getattr(response, name):
+            out[name] = getattr(response, name)
+    return out
 
 
 def counts_json(counts: usage_pb2.UsageCounts) -> JSON:

@@ -22,7 +22,7 @@ from ai1net.server.money import usd_to_nanos
 from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import ModelRow
 
-CREDENTIAL_NAMES = ("api_key", "token", "key", "secret")
+CREDENTIAL_NAMES = rules.CREDENTIAL_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +302,7 @@ def _validate(changes: ModelChanges, *, creating: bool) -> dict[str, object]:
 def _check_credentials(fields: Mapping[str, object]) -> None:
     creds = fields.get("credentials") or {}
     assert isinstance(creds, dict)
-    if fields.get("auth_type") in ("bearer", "api_key") and not credential_value(creds):
+    if fields.get("auth_type") in rules.AUTH_WITH_CREDENTIAL and not credential_value(creds):
         raise InvalidArgument("credentials", f"an api_key is required for auth_type "
                                              f"{fields.get('auth_type')}")
 

@@ -260,14 +260,23 @@ def _timeout(doc: str, default: int) -> Rule:
 # -- models (CONTRACT §2.2) ---------------------------------------------------------------
 
 MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}"
+# An absolute http(s) URL as RFC 3986 spells it, ASCII only (IDNs in their xn-- form).
+_HEX = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join((f"({_HEX}:){{7}}{_HEX}", f"({_HEX}:){{1,7}}:",
+                  *(f"({_HEX}:){{1,{7 - n}}}(:{_HEX}){{1,{n}}}" for n in range(1, 7)),
+                  f":((:{_HEX}){{1,7}}|:)"))
+_HOST = rf"(\[({_IPV6})\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)"
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+ENDPOINT = rf"https?://([A-Za-z0-9._~%!$&'()*+,;=:-]*@)?{_HOST}(:{_PORT})?([/?#][!-~]*)?"
 # Every registration field, by JSON path. `Model` answers show all but the write-only ones.
 MODEL: dict[str, Rule] = {
     "name": Rule("string", pattern=MODEL_NAME, min_length=1, max_length=200,
                  message="must be 1-200 letters, digits or . _ : @ + -, "
                          "starting with a letter or digit"),
     "type": one_of(MODEL_TYPES),
-    "endpoint": Rule("string", "Absolute http(s) URL the gateway POSTs to", format="uri",
-                     message="must be an absolute http(s) URL"),
+    "endpoint": Rule("string", "Absolute http(s) URL the gateway POSTs to",
+                     pattern=ENDPOINT, max_length=2048,
+                     message="must be an absolute http(s) URL of at most 2048 characters"),
     "auth_type": one_of(AUTH_TYPES, "`api_key` is sent as `x-api-key`; default `bearer` "
                         "with credentials, `none` without"),
     "credentials": Rule("object", "Write-only: never returned, logged or traced",
@@ -296,6 +305,28 @@ MODEL: dict[str, Rule] = {
     "description": Rule("string", max_length=2000),
     "enabled": Rule("boolean", "Cleared to take the model out of traffic", default=True),
 }
+
+# An auth_type that sends a credential needs one: the first non-empty of these names, or
+# the only entry. Without auth_type, credentials given mean `bearer`.
+CREDENTIAL_NAMES = ("api_key", "token", "key", "secret")
+AUTH_WITH_CREDENTIAL = ("bearer", "api_key")
+
+
+def credentials_rule() -> dict[str, Any]:
+    """The registration rule above as JSON Schema (``if``/``then`` over two fields)."""
+    filled = {"type": "string", "minLength": 1}
+    usable = {"type": "object", "anyOf": [
+        *({"required": [name], "properties": {name: filled}} for name in CREDENTIAL_NAMES),
+        {"minProperties": 1, "maxProperties": 1, "additionalProperties": filled}]}
+    sends = {"anyOf": [
+        {"required": ["auth_type"], "properties": {"auth_type": {"enum": list(
+            AUTH_WITH_CREDENTIAL)}}},
+        {"required": ["credentials"],  # auth_type absent (or null): credentials mean bearer
+         "properties": {"auth_type": {"type": "null"},
+                        "credentials": {"type": "object", "minProperties": 1}}}]}
+    return {"if": sends, "then": {"required": ["credentials"],
+                                  "properties": {"credentials": usable}}}
+
 
 # -- keys (CONTRACT §2.4) -------------------------------------------------------------------
 
@@ -365,9 +396,13 @@ def leaf(path: str) -> str:
     return path.rpartition(".")[2]
 
 
-def nested(rules: Mapping[str, Rule], *, responses: bool = False) -> dict[str, Any]:
+def nested(rules: Mapping[str, Rule], *, responses: bool = False,
+           required: tuple[str, ...] = ()) -> dict[str, Any]:
     """JSON Schema ``properties`` for a table: dotted paths become nested objects.
-    ``responses`` leaves out the write-only fields and defaults."""
+
+    In requests, ``null`` reads as "absent" (the bridge drops it), so every field but the
+    ``required`` ones also takes null. ``responses`` leaves out write-only fields and
+    defaults."""
     out: dict[str, Any] = {}
     for path, rule in rules.items():
         if responses and rule.write_only:
@@ -375,10 +410,21 @@ def nested(rules: Mapping[str, Rule], *, responses: bool = False) -> dict[str, A
         schema = rule.schema()
         if responses:
             schema.pop("default", None)
+        elif path not in required:
+            _or_null(schema)
         group, _, name = path.rpartition(".")
         if group:
-            out.setdefault(group, {"type": "object", "properties": {}})["properties"][name] = \
-                schema
+            holder = out.setdefault(group, {"type": "object" if responses else ["object", "null"],
+                                            "properties": {}})
+            holder["properties"][name] = schema
         else:
             out[path] = schema
     return out
+
+
+def _or_null(schema: dict[str, Any]) -> None:
+    kind = schema["type"]
+    if "null" not in kind:
+        schema["type"] = [kind, "null"] if isinstance(kind, str) else [*kind, "null"]
+    if "enum" in schema:
+        schema["enum"] = [*schema["enum"], None]
