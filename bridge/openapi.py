@@ -342,7 +342,8 @@ def _headers() -> Schema:
         headers[f"x-ratelimit-limit-{kind}"] = ("integer", f"The key's {kind} per minute")
         headers[f"x-ratelimit-remaining-{kind}"] = ("integer", f"{kind.title()} left now")
         headers[f"x-ratelimit-reset-{kind}"] = ("number", "Seconds until the limit is full")
-    return {name: {"description": doc, "schema": _t(kind)}
+    return {name: {"description": doc, "schema": _t(kind), **(
+                {"required": True} if name == "x-request-id" else {})}
             for name, (kind, doc) in headers.items()}
 
 

@@ -75,12 +75,7 @@ def check_call(call: GenerateCall) -> None:
 
 def check_parameters(parameters: Mapping[str, Any]) -> None:
     for name in PARAMETERS:
-        value = parameters.get(name)
-        # JSON numbers reach the server as doubles (google.protobuf.Struct): 5.0 is 5.
-        if isinstance(value, float) and value.is_integer() \
-                and rules.GENERATE[f"parameters.{name}"].kind == "integer":
-            value = int(value)
-        _rule(f"parameters.{name}", value)
+        _rule(f"parameters.{name}", parameters.get(name))
 
 
 def _rule(path: str, value: object) -> None:

@@ -155,7 +155,10 @@ def _in_range(rule: Rule, value: float) -> bool:
 
 
 def _integer_ok(rule: Rule, value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and _in_range(rule, value)
+    """JSON's integers: 5 and 5.0 alike (google.protobuf.Struct carries every number as a
+    double)."""
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    return whole and not isinstance(value, bool) and _in_range(rule, value)  # type: ignore[arg-type]
 
 
 def _number_ok(rule: Rule, value: object) -> bool:

@@ -21,6 +21,7 @@ from grpc import aio
 from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.runner import start_bridge
 from ai1net.server.settings import Settings
+from tests.support.document import checked_session
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "ai1_test-admin-" + "a" * 32
@@ -154,7 +155,7 @@ async def run_harness(settings: Settings, *, over_grpc: bool = False) -> AsyncIt
     runner, http_port = await start_bridge(settings, target, gateway,
                                            in_process=not over_grpc)
     channel = aio.insecure_channel(target)
-    async with aiohttp.ClientSession() as http:
+    async with checked_session() as http:  # every answer checked against /openapi.json
         try:
             yield Harness(gateway=gateway, http_url=f"http://127.0.0.1:{http_port}",
                           grpc_target=target, http=http, channel=channel)

@@ -177,7 +177,8 @@ async def test_list_filters_and_paging(harness: Harness):
     assert await names("") == ["a-1", "i-1", "t-1", "t-2", "t-3"]
     assert await names("type=text") == ["t-1", "t-2", "t-3"]
     assert await names("type=image") == ["i-1"]
-    assert await names("type=video") == []
+    status, body = await call(harness, "GET", "/v1/models?type=video", consumer)
+    assert status == 400 and body["error"]["message"].startswith("type:"), body
     assert await names("capability=coding") == ["t-1", "t-3"]  # case-insensitive
     assert await names("capability=chat&type=text") == ["t-1", "t-2"]
     assert await names("capability=chat&type=audio") == []
