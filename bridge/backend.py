@@ -14,7 +14,13 @@ from opentelemetry import propagate
 from ai1net.bridge.errors import invalid
 from ai1net.bridge.local import LocalStub
 from ai1net.server.rules import REQUEST_TIMEOUT_MS
-from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
+from ai1net.v1 import (
+    audit_pb2_grpc,
+    generate_pb2_grpc,
+    keys_pb2_grpc,
+    registry_pb2_grpc,
+    usage_pb2_grpc,
+)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
@@ -37,6 +43,7 @@ class Backend:
     keys: keys_pb2_grpc.KeyServiceAsyncStub
     usage: usage_pb2_grpc.UsageServiceAsyncStub
     health: health_pb2_grpc.HealthStub
+    audit: audit_pb2_grpc.AuditServiceAsyncStub
 
     @classmethod
     def connect(cls, target: str) -> Backend:
@@ -49,7 +56,8 @@ class Backend:
                    registry=registry_pb2_grpc.RegistryServiceStub(channel),
                    keys=keys_pb2_grpc.KeyServiceStub(channel),
                    usage=usage_pb2_grpc.UsageServiceStub(channel),
-                   health=health_pb2_grpc.HealthStub(channel))
+                   health=health_pb2_grpc.HealthStub(channel),
+                   audit=audit_pb2_grpc.AuditServiceStub(channel))
 
     @classmethod
     def in_process(cls, *, handlers: dict[str, Any]) -> Backend:
@@ -61,7 +69,7 @@ class Backend:
         return cls(channel=None, generate=stub("ai1net.v1.GenerateService"),
                    registry=stub("ai1net.v1.RegistryService"),
                    keys=stub("ai1net.v1.KeyService"), usage=stub("ai1net.v1.UsageService"),
-                   health=stub("grpc.health.v1.Health"))
+                   health=stub("grpc.health.v1.Health"), audit=stub("ai1net.v1.AuditService"))
 
     async def close(self) -> None:
         if self.channel is not None:

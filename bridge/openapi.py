@@ -201,6 +201,19 @@ def _usage_schemas() -> Schema:
     }
 
 
+def _audit_schemas() -> Schema:
+    event = {"id": _t("string"), "at": _time(), "actor_key_id": rules.AUDIT["actor"].schema(),
+             "action": rules.AUDIT["action"].schema(),
+             "target": _t("string", "The key id, or the model's name"),
+             "request_id": _t("string", "The x-request-id of the call that made the change"),
+             "changes": _t("object", "The fields set, by their JSON names; a credential only "
+                           "as `(changed)`, never a key")}
+    return {"AuditEvent": _obj(event, *event),
+            "AuditPage": _obj({"events": _t("array", items=_ref("AuditEvent")),
+                               "next_page_token": _t("string", "Empty on the last page")},
+                              "events", "next_page_token", doc="Newest first")}
+
+
 def _other_schemas() -> Schema:
     detail = _obj({"message": _t("string"), "code": _t("integer", "Equals the HTTP status"),
                    "type": _enum(tuple(ERROR_TYPES.values())),
@@ -321,7 +334,8 @@ def _openai_answer_schemas() -> Schema:
 
 def _schemas() -> Schema:
     return {**_generate_schemas(), **_model_schemas(), **_key_schemas(), **_usage_schemas(),
-            **_other_schemas(), **_openai_request_schemas(), **_openai_answer_schemas()}
+            **_audit_schemas(), **_other_schemas(), **_openai_request_schemas(),
+            **_openai_answer_schemas()}
 
 
 # -- headers, parameters and shared responses -----------------------------------------------
@@ -558,6 +572,18 @@ def _usage_paths() -> Schema:
     }
 
 
+def _audit_paths() -> Schema:
+    params = (_query("from", _time()), _query("to", _time()),
+              _query("actor", _t("string", "Only changes by this key id")),
+              _query("action", rules.AUDIT["action"].schema()),
+              _query("page_size", rules.PAGE_SIZE.schema()),
+              _query("page_token", rules.PAGE_CURSOR.schema()))
+    return {"/v1/audit": {"get": _operation(
+        "listAuditEvents", "audit", "Every key, model and usage-report change (admin)",
+        {"200": _response("A page of events, newest first", _ref("AuditPage"))},
+        errors=(400, 403), params=params)}}
+
+
 def _operations_paths() -> Schema:
     def get(op_id: str, summary: str, ok: Schema, *errors: int) -> Schema:
         return {"get": _operation(op_id, "operations", summary, {"200": ok}, errors=errors,
@@ -645,8 +671,8 @@ def openapi_document() -> dict[str, Any]:
                                 "usage and keys. Every non-2xx answer is an `Error`."},
         "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],  # either header
         "tags": [{"name": name} for name in ("generate", "models", "keys", "usage",
-                                              "operations", "openai")],
+                                              "audit", "operations", "openai")],
         "paths": {**_generate_paths(), **_model_paths(), **_key_paths(), **_usage_paths(),
-                  **_operations_paths(), **_openai_paths()},
+                  **_audit_paths(), **_operations_paths(), **_openai_paths()},
         "components": _components(),
     }

@@ -15,7 +15,7 @@ from ai1net.bridge.errors import HttpError, invalid
 from ai1net.bridge.streaming import native_framing, relay
 from ai1net.server import rules
 from ai1net.server.rules import Rule
-from ai1net.v1 import generate_pb2, keys_pb2, registry_pb2, usage_pb2
+from ai1net.v1 import audit_pb2, generate_pb2, keys_pb2, registry_pb2, usage_pb2
 
 JSON_TYPES = ("application/json",)
 BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
@@ -227,6 +227,22 @@ def _period(query: Mapping[str, str]) -> dict[str, str]:
     return {"from": query.get("from", ""), "to": query.get("to", "")}
 
 
+# -- audit ---------------------------------------------------------------------------------
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    query = request.query
+    response = await _backend(request).audit.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(
+            actor=query.get("actor", ""), action=query_choice(query, "action",
+                                                              rules.AUDIT["action"]),
+            page_size=query_integer(query, "page_size", rules.PAGE_SIZE),
+            page_token=query.get("page_token", ""), **_period(query)),
+        metadata=call_metadata(request))
+    return json_response({"events": [translate.audit_event_json(e) for e in response.events],
+                          "next_page_token": response.next_page_token})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/generate", generate)
     app.router.add_post("/v1/models", register_model)
@@ -242,5 +258,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/usage", get_usage)
     app.router.add_post("/v1/usage/reports", report_usage)
     app.router.add_get("/v1/usage/reconciliation", reconciliation)
+    app.router.add_get("/v1/audit", list_audit)
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from ai1net.bridge.errors import invalid
-from ai1net.client.convert import value_to_python
-from ai1net.v1 import generate_pb2, keys_pb2, registry_pb2, usage_pb2
+from ai1net.client.convert import struct_to_dict, value_to_python
+from ai1net.v1 import audit_pb2, generate_pb2, keys_pb2, registry_pb2, usage_pb2
 
 JSON = dict[str, Any]
 
@@ -287,6 +287,12 @@ def reconciliation_json(response: usage_pb2.GetReconciliationResponse) -> JSON:
 
 def counts_json(counts: usage_pb2.UsageCounts) -> JSON:
     return {"requests": counts.requests, "tokens_processed": counts.tokens_processed}
+
+
+def audit_event_json(event: audit_pb2.AuditEvent) -> JSON:
+    return {"id": event.id, "at": _rfc3339(event.at), "actor_key_id": event.actor_key_id,
+            "action": event.action, "target": event.target, "request_id": event.request_id,
+            "changes": struct_to_dict(event.changes)}
 
 
 def _rfc3339(stamp: timestamp_pb2.Timestamp) -> str:

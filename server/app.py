@@ -29,6 +29,7 @@ from ai1net.server.observe import Observer
 from ai1net.server.providers import ProviderClient
 from ai1net.server.quota import Quota, build_quota, spent_by_key
 from ai1net.server.registry import Registry
+from ai1net.server.services.audit import AuditServicer
 from ai1net.server.services.generate import GenerateServicer
 from ai1net.server.services.keys import KeyServicer
 from ai1net.server.services.registry import RegistryServicer
@@ -39,6 +40,8 @@ from ai1net.server.telemetry import grpc_server_interceptor, instrument_engine
 from ai1net.server.transport import HttpTransport, Transport
 from ai1net.server.usage import Ledger
 from ai1net.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
     generate_pb2,
     generate_pb2_grpc,
     keys_pb2,
@@ -54,7 +57,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
     for module, name in ((generate_pb2, "GenerateService"), (registry_pb2, "RegistryService"),
-                         (usage_pb2, "UsageService"), (keys_pb2, "KeyService")))
+                         (usage_pb2, "UsageService"), (keys_pb2, "KeyService"),
+                         (audit_pb2, "AuditService")))
 SERVER_OPTIONS = (
     ("grpc.so_reuseport", 1),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -205,6 +209,7 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys, quota=quota), registrar)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(
         UsageServicer(db=db, ledger=ledger), registrar)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(db=db), registrar)
     health_servicer = ReadinessHealth(db)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     reflection.enable_server_reflection(

@@ -57,9 +57,11 @@ def cmd_demo_provider(args: argparse.Namespace) -> int:
 
 
 async def _key_store(args: argparse.Namespace) -> Any:
+    from ai1net.server import audit
     from ai1net.server.keys import KeyStore
     from ai1net.server.storage import Database
 
+    audit.acting(audit.CLI)  # the audit trail names the command line as the author
     db = Database(settings_from(args).database_url)
     await db.migrate()
     store = KeyStore(db=db)

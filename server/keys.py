@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ai1net.server import rules, storage
+from ai1net.server import audit, rules, storage
 from ai1net.server.crypto import hash_key, new_api_key, new_id, same_hash
 from ai1net.server.errors import NotFound, Unauthenticated
+from ai1net.server.money import nanos_to_usd
 from ai1net.server.money import usd_to_nanos as _usd_to_nanos
 from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import KeyRow
@@ -85,6 +86,25 @@ def check_limits(limits: KeyLimits) -> None:
         rules.KEY[path].check(path, getattr(limits, name))
 
 
+def _rate_limit(limits: KeyLimits) -> dict[str, int]:
+    return {"requests_per_minute": limits.requests_per_minute,
+            "tokens_per_minute": limits.tokens_per_minute}
+
+
+def _dollars(nanos: int | None) -> float | None:
+    return None if nanos is None else nanos_to_usd(nanos)
+
+
+def _changed(*, name: str | None, rate_limit: dict[str, int] | None,
+             budget_usd: float | Keep | None) -> dict[str, object]:
+    """An update's fields as the audit keeps them: those it set (a budget of None too)."""
+    changes: dict[str, object] = {"name": name, "rate_limit": rate_limit}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not isinstance(budget_usd, Keep):
+        changes["budget_usd"] = budget_usd
+    return changes
+
+
 class KeyStore:
     """Live keys by hash; the database is only touched when keys change."""
 
@@ -143,6 +163,9 @@ class KeyStore:
                      budget_nanos=limits.budget_nanos, created_at=utcnow())
         async with self._db.session() as session:
             session.add(row)
+            audit.add(session, "key.create", row.id, {
+                "role": role, "name": name, "rate_limit": _rate_limit(limits),
+                "budget_usd": _dollars(limits.budget_nanos)})
             await session.commit()
         principal = Principal.from_row(row)
         self._by_hash[principal.key_hash] = principal
@@ -182,6 +205,9 @@ class KeyStore:
             if not isinstance(budget_nanos, Keep):
                 row.budget_nanos = budget_nanos
             session.add(row)
+            audit.add(session, "key.update", key_id, _changed(
+                name=name, rate_limit=_rate_limit(KeyLimits(*rate_limit)) if rate_limit else None,
+                budget_usd=KEEP if isinstance(budget_nanos, Keep) else _dollars(budget_nanos)))
             await session.commit()
         await self._notify("key", key_id)
         return self.refresh(row)
@@ -193,6 +219,7 @@ class KeyStore:
                 raise NotFound(f"key {key_id!r} not found")
             row.revoked_at = utcnow()
             session.add(row)
+            audit.add(session, "key.revoke", key_id)
             await session.commit()
         self.refresh(row)
         await self._notify("key", key_id)

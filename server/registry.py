@@ -3,7 +3,6 @@ that serves every generate call without SQL."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import cast
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ai1net.server import rules, storage
+from ai1net.server import audit, rules, storage
 from ai1net.server.crypto import CredentialBox, new_id
 from ai1net.server.endpoints import check_endpoint
 from ai1net.server.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
@@ -128,13 +127,13 @@ class Registry:
             rules.MODEL["type"].check("type", type)
         rules.PAGE_SIZE.check("page_size", page_size)
         size = page_size or rules.DEFAULT_PAGE_SIZE
-        after = _decode_token(page_token)
+        after = rules.decode_cursor(page_token) if page_token else ""
         picked = sorted((m for m in self._models.values()
                          if m.name > after and _matches(m, type, capability, specialty)),
                         key=lambda m: m.name)
         page = picked[:size]
         more = len(picked) > size
-        return page, _encode_token(page[-1].name) if more else ""
+        return page, rules.encode_cursor(page[-1].name) if more else ""
 
     async def register(self, owner: Principal, changes: ModelChanges) -> ModelRecord:
         fields = _validate(changes, creating=True)
@@ -152,6 +151,7 @@ class Registry:
             setattr(row, column, value)
         async with self._db.session() as session:
             session.add(row)
+            audit.add(session, "model.register", row.name, _as_paths(fields))
             try:
                 await session.commit()
             except IntegrityError as exc:
@@ -174,6 +174,7 @@ class Registry:
                 setattr(row, column, value)
             row.updated_at = utcnow()
             session.add(row)
+            audit.add(session, "model.update", name, _as_paths(fields))
             try:
                 await session.commit()
             except IntegrityError as exc:
@@ -191,6 +192,7 @@ class Registry:
             row.deleted_at = row.updated_at = utcnow()
             row.enabled = False
             session.add(row)
+            audit.add(session, "model.delete", name)
             await session.commit()
         self._models.pop(name, None)
         await self._notify("model", row.id)
@@ -311,6 +313,11 @@ def _check_credentials(fields: Mapping[str, object]) -> None:
 _RULES = {rules.leaf(path): (path, rule) for path, rule in rules.MODEL.items()}
 
 
+def _as_paths(fields: Mapping[str, object]) -> dict[str, object]:
+    """Checked fields by their JSON paths, as the API and the audit trail name them."""
+    return {_RULES[name][0]: value for name, value in fields.items()}
+
+
 def _check(name: str, value: object) -> None:
     path, rule = _RULES[name]
     rule.check(path, value)
@@ -320,16 +327,3 @@ def _matches(model: ModelRecord, type: str, capability: str, specialty: str) -> 
     return ((not type or model.type == type)
             and (not capability or model.offers(capability))
             and (not specialty or specialty.lower() in (s.lower() for s in model.specialties)))
-
-
-def _encode_token(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> str:
-    if not token:
-        return ""
-    rules.PAGE_CURSOR.check("page_token", token)
-    padded = token + "=" * (-len(token) % 4)
-    # Any well-formed token is a position in the list, even one this server did not issue.
-    return base64.urlsafe_b64decode(padded).decode(errors="replace")

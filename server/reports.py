@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ai1net.server import rules
+from ai1net.server import audit, rules
 from ai1net.server.crypto import new_id
 from ai1net.server.errors import InvalidArgument, NotFound, PermissionDenied
 from ai1net.server.keys import Principal
@@ -255,6 +255,10 @@ async def store_report(*, session: AsyncSession, caller: Principal, model: str,
                          to_ms=period.end_ms, requests=counts.requests,
                          tokens_processed=counts.tokens_processed, created_at=utcnow())
     session.add(row)
+    audit.add(session, "usage.report", model, {
+        "id": row.id, "owner": owner, "from": format_time(period.start_ms),
+        "to": format_time(period.end_ms), "requests": counts.requests,
+        "tokens_processed": counts.tokens_processed})
     await session.commit()
     return row.id
 

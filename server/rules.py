@@ -11,6 +11,7 @@ also the name every error message starts with.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Mapping
@@ -380,6 +381,16 @@ USAGE: dict[str, Rule] = {
     "usage.tokens_processed": COUNT,
 }
 
+# -- the audit trail (CONTRACT §2.6) -------------------------------------------------------
+
+AUDIT_ACTIONS = ("key.create", "key.update", "key.revoke", "model.register", "model.update",
+                 "model.delete", "usage.report")
+AUDIT: dict[str, Rule] = {
+    "action": one_of(AUDIT_ACTIONS),
+    "actor": Rule("string", "Key id of who made the change (`system`: start-up; `cli`: the "
+                  "command line writing to the database)", max_length=40),
+}
+
 # -- listing and headers ------------------------------------------------------------------
 
 PAGE_SIZE = Rule("integer", f"0 means {DEFAULT_PAGE_SIZE}", minimum=0, maximum=MAX_PAGE_SIZE)
@@ -387,6 +398,19 @@ PAGE_SIZE = Rule("integer", f"0 means {DEFAULT_PAGE_SIZE}", minimum=0, maximum=M
 PAGE_CURSOR = Rule("string", "The `next_page_token` of the previous page",
                    pattern=r"([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?",
                    message="is not a token this server issued")
+
+
+def encode_cursor(position: str) -> str:
+    """A page token: where the next page starts, base64url without padding."""
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> str:
+    """The position a token names; any well-formed token is a position, issued or not."""
+    PAGE_CURSOR.check("page_token", token)
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode(errors="replace")
+
+
 MAX_REQUEST_TIMEOUT_MS = 3_600_000
 REQUEST_TIMEOUT_MS = Rule("number", "Deadline in milliseconds", above=0,
                           maximum=MAX_REQUEST_TIMEOUT_MS,
