@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -156,21 +157,23 @@ def secret_file(settings: Settings) -> Path:
 
 
 async def build_gateway(settings: Settings, *, transport: Transport | None = None,
-                        metrics: Metrics | None = None, trace_rpcs: bool = True) -> Gateway:
+                        metrics: Metrics | None = None, trace_rpcs: bool = True,
+                        rng: random.Random | None = None) -> Gateway:
     """The gateway; ``trace_rpcs=False`` keeps trace propagation but makes no RPC or SQL
-    spans (for when no spans are exported)."""
+    spans (for when no spans are exported). ``rng`` spreads load among near-equal models
+    (tests seed it)."""
     db = Database(settings.database_url)
     if trace_rpcs:
         instrument_engine(db.engine)
     try:
-        return await _assemble(settings, db, transport, metrics or Metrics(), trace_rpcs)
+        return await _assemble(settings, db, transport, metrics or Metrics(), trace_rpcs, rng)
     except BaseException:
         await db.close()
         raise
 
 
 async def _assemble(settings: Settings, db: Database, transport: Transport | None,
-                    metrics: Metrics, trace_rpcs: bool) -> Gateway:
+                    metrics: Metrics, trace_rpcs: bool, rng: random.Random | None) -> Gateway:
     await db.migrate()
     box = CredentialBox(load_passphrase(settings.secret_key, beside=secret_file(settings)))
     feed = ChangeFeed(redis_url=settings.redis_url)
@@ -192,7 +195,7 @@ async def _assemble(settings: Settings, db: Database, transport: Transport | Non
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
                           quota=quota, observer=Observer(metrics=metrics),
-                          in_flight=InFlight(limit=settings.max_in_flight))
+                          in_flight=InFlight(limit=settings.max_in_flight), rng=rng)
     metrics.watch_usage_buffer(lambda: ledger.depth)
     metrics.watch_circuits(health.circuit_states)
     guard = AuthGuard(keys=keys, continue_traces=not trace_rpcs)

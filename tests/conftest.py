@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import secrets
 import subprocess
 import sys
@@ -27,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "ai1_test-admin-" + "a" * 32
 POSTGRES_URL = os.environ.get("AI1NET_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("AI1NET_TEST_REDIS_URL")
+# Every random choice a gateway under test makes (load spreading) follows this seed, so a
+# run repeats exactly; set AI1NET_TEST_SEED to try another.
+SEED = int(os.environ.get("AI1NET_TEST_SEED", "20261206"))
 
 
 def start_process(*args: str) -> tuple[subprocess.Popen[str], str]:
@@ -149,7 +153,7 @@ def gateway_settings(database_url: str, **overrides: Any) -> Settings:
 async def run_harness(settings: Settings, *, over_grpc: bool = False) -> AsyncIterator[Harness]:
     """A gateway and its bridge: in process (as ``ai1net serve`` runs them), or with the
     bridge as a separate gRPC client (as ``--bridge-only`` runs it)."""
-    gateway = await build_gateway(settings)
+    gateway = await build_gateway(settings, rng=random.Random(SEED))
     await gateway.start()
     target = local_target(settings.grpc_addr, gateway.port)
     runner, http_port = await start_bridge(settings, target, gateway,
