@@ -21,6 +21,9 @@ test: $(PY)  ## the whole suite (PostgreSQL and Redis tests need AI1NET_TEST_*_U
 api-fuzz: $(PY)  ## schemathesis (every check, stateful links) against a real gateway
 	$(PY) scripts/api_fuzz.py
 
+mutation: $(PY)  ## mutants of auth, keys, quota, routing, money (slow; MUTATION_ARGS=--module auth)
+	$(PY) scripts/mutate.py $(MUTATION_ARGS)
+
 protos: $(PY)
 	$(PY) scripts/gen_protos.py
 

@@ -120,6 +120,7 @@ class Table:
         self.harness = harness
         self.endpoint = provider_url + "/ok"
         self.secrets: dict[str, str] = {"admin": ADMIN_KEY}
+        self.shared: Target | None = None
 
     async def start(self) -> None:
         for caller, role in (("owner", "provider"), ("other-provider", "provider"),
@@ -129,13 +130,21 @@ class Table:
         status, _ = await self._admin("DELETE", f"/v1/keys/{revoked_id}")
         assert status == 204
 
-    async def target(self) -> Target:
+    async def target(self, rule: authz.Rule) -> Target:
+        """A model of the owner's for a call that changes one, a key for one that changes
+        keys (one made once serves the calls that only read)."""
         n = next(counter)
-        model = f"authz-{n}"
-        await self.harness.register(self.secrets["owner"], name=model, type="text",
-                                    endpoint=self.endpoint)
-        return Target(model=model, key_id=await self._create_key("consumer"),
-                      new_name=f"authz-new-{n}")
+        changes = rule.name in ("UpdateModel", "DeleteModel")
+        if changes or self.shared is None:
+            await self.harness.register(self.secrets["owner"], name=f"authz-{n}", type="text",
+                                        endpoint=self.endpoint)
+        key_id = await self._create_key("consumer") if rule.name in (
+            "UpdateKey", "RevokeKey") else ""
+        target = Target(model=f"authz-{n}", key_id=key_id, new_name=f"authz-new-{n}")
+        if self.shared is None:
+            self.shared = target
+        return target if changes or key_id else Target(
+            model=self.shared.model, key_id="", new_name=target.new_name)
 
     def headers(self, caller: str) -> dict[str, str]:
         if caller == "no-key":
@@ -208,12 +217,12 @@ async def test_authorization_table(harness: Harness, provider_url: str, rule: au
     outcomes = []
     for caller in authz.CALLERS:
         expected = authz.allowed(rule, caller)
-        target = await table.target()
+        target = await table.target(rule)
         method, path, body = call.http(target)
         status, answer = await http_call(harness, method, path, body, table.headers(caller))
         want = call.ok if expected else EXPECTED_HTTP[expected]
         outcomes.append((caller, "http", status == want, status, want, answer[:200]))
-        target = await table.target()
+        target = await table.target(rule)
         stub, name, request = call.grpc(target)
         metadata = tuple((k.lower(), v) for k, v in table.headers(caller).items())
         code = await grpc_call(harness, stub, name, request, metadata)
