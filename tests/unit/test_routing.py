@@ -269,7 +269,7 @@ def test_models_exactly_at_the_caps_are_candidates():
         "at-price", "at-latency"}
     just_over = model("over", price_in=0.010000001, price_out=0.001, avg_latency_ms=10)
     slower = model("slower", avg_latency_ms=250.5, price_in=0.001, price_out=0.001)
-    with pytest.raises(NoCandidate, match="max_price_per_1k_tokens 0.01"):
+    with pytest.raises(NoCandidate, match=r"max_price_per_1k_tokens 0\.01"):
         candidates([just_over], request)
     with pytest.raises(NoCandidate, match="max_latency_ms 250"):
         candidates([slower], request)
