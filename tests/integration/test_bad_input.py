@@ -272,6 +272,8 @@ QUERY_CASES = [
     Bad("patch-unknown-model", 404, method="PATCH", path="/v1/models/nope", key="provider",
         body={"description": "x"}, base=False),
     Bad("revoke-unknown-key", 404, method="DELETE", path="/v1/keys/key_nope", key="admin"),
+    Bad("patch-unknown-key", 404, method="PATCH", path="/v1/keys/key_nope", key="admin",
+        body={"name": "x"}, base=False),
 ]
 
 ALL_CASES = [*GENERATE_CASES, *BODY_CASES, *PATH_CASES, *AUTH_CASES, *REGISTER_CASES,
