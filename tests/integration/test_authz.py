@@ -107,6 +107,8 @@ CALLS: dict[str, Call] = {
                           update_mask=field_mask_pb2.FieldMask(paths=["name"])))),
     "RevokeKey": Call(lambda t: ("DELETE", f"/v1/keys/{t.key_id}", None), 204,
                       lambda t: ("keys", "RevokeKey", keys_pb2.RevokeKeyRequest(id=t.key_id))),
+    "GetCurrentKey": Call(lambda t: ("GET", "/v1/keys/me", None), 200,
+                          lambda t: ("keys", "GetCurrentKey", keys_pb2.GetCurrentKeyRequest())),
     "ListAuditEvents": Call(lambda t: ("GET", "/v1/audit", None), 200,
                             lambda t: ("audit", "ListAuditEvents",
                                        audit_pb2.ListAuditEventsRequest())),

@@ -39,6 +39,7 @@ CONTRACT_ROLES = [
     Rule("/ai1net.v1.KeyService/ListKeys", ADMIN),
     Rule("/ai1net.v1.KeyService/UpdateKey", ADMIN),
     Rule("/ai1net.v1.KeyService/RevokeKey", ADMIN),
+    Rule("/ai1net.v1.KeyService/GetCurrentKey", ANY),  # a key reads itself
     Rule("/ai1net.v1.AuditService/ListAuditEvents", ADMIN),
 ]
 BY_METHOD = {rule.method: rule for rule in CONTRACT_ROLES}
