@@ -1,7 +1,7 @@
 """the audit trail: every key, model and usage-report change, append-only
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06 12:40:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from ai1net.server.tables import APPEND_ONLY
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
