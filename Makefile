@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test protos protos-check lint bench bench-peer bench-workers soak clean
+.PHONY: install run test api-fuzz mutation protos protos-check lint bench bench-peer bench-workers soak clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -17,6 +17,12 @@ run: $(PY)  ## the gateway with its demo provider, on SQLite
 test: $(PY)  ## the whole suite (PostgreSQL and Redis tests need AI1NET_TEST_*_URL)
 	$(PY) scripts/gen_protos.py --check
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+api-fuzz: $(PY)  ## schemathesis (every check, stateful links) against a real gateway
+	$(PY) scripts/api_fuzz.py
+
+mutation: $(PY)  ## mutants of auth, keys, quota, routing, money (slow; MUTATION_ARGS=--module auth)
+	$(PY) scripts/mutate.py $(MUTATION_ARGS)
 
 protos: $(PY)
 	$(PY) scripts/gen_protos.py

@@ -14,7 +14,14 @@ from opentelemetry import propagate
 
 from ai1net.bridge.errors import invalid
 from ai1net.bridge.local import LocalStub
-from ai1net.v1 import generate_pb2_grpc, keys_pb2_grpc, registry_pb2_grpc, usage_pb2_grpc
+from ai1net.server.rules import REQUEST_TIMEOUT_MS
+from ai1net.v1 import (
+    audit_pb2_grpc,
+    generate_pb2_grpc,
+    keys_pb2_grpc,
+    registry_pb2_grpc,
+    usage_pb2_grpc,
+)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 GRPC_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")  # ASCII digits, as gRPC writes them
@@ -37,6 +44,7 @@ class Backend:
     keys: keys_pb2_grpc.KeyServiceAsyncStub
     usage: usage_pb2_grpc.UsageServiceAsyncStub
     health: health_pb2_grpc.HealthStub
+    audit: audit_pb2_grpc.AuditServiceAsyncStub
 
     @classmethod
     def connect(cls, target: str,
@@ -52,7 +60,8 @@ class Backend:
                    registry=registry_pb2_grpc.RegistryServiceStub(channel),
                    keys=keys_pb2_grpc.KeyServiceStub(channel),
                    usage=usage_pb2_grpc.UsageServiceStub(channel),
-                   health=health_pb2_grpc.HealthStub(channel))
+                   health=health_pb2_grpc.HealthStub(channel),
+                   audit=audit_pb2_grpc.AuditServiceStub(channel))
 
     @classmethod
     def in_process(cls, *, handlers: dict[str, Any]) -> Backend:
@@ -64,7 +73,7 @@ class Backend:
         return cls(channel=None, generate=stub("ai1net.v1.GenerateService"),
                    registry=stub("ai1net.v1.RegistryService"),
                    keys=stub("ai1net.v1.KeyService"), usage=stub("ai1net.v1.UsageService"),
-                   health=stub("grpc.health.v1.Health"))
+                   health=stub("grpc.health.v1.Health"), audit=stub("ai1net.v1.AuditService"))
 
     async def close(self) -> None:
         if self.channel is not None:
@@ -96,9 +105,8 @@ def call_timeout(request: web.Request) -> float | None:
             millis = float(raw) if raw.isascii() else -1.0
         except ValueError:
             millis = -1.0
-        if not 0 < millis <= 3_600_000:
-            raise invalid("x-request-timeout-ms", "must be a number of milliseconds in "
-                          "(0, 3600000]")
+        if not REQUEST_TIMEOUT_MS.accepts(millis):
+            raise invalid("x-request-timeout-ms", REQUEST_TIMEOUT_MS.explain())
         return millis / 1000
     raw = request.headers.get("grpc-timeout")
     if raw is not None:

@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the HTTP surface (CONTRACT §2), served at GET /openapi.json.
 
-Field names follow what ``translate.py`` reads and writes; error types come from the one
-status table in ``errors.py``. The document is plain data built by small helpers, section by
-section: schemas, headers, shared error responses, then the paths.
+Every enum, bound and default comes from the rules the server validates with
+(``ai1net.server.rules``); error types come from the one status table in ``errors.py``.
+The document is plain data built by small helpers, section by section: schemas, headers,
+shared error responses, then the paths.
 """
 
 from __future__ import annotations
@@ -12,16 +13,10 @@ from importlib.metadata import version
 from typing import Any
 
 from ai1net.bridge.errors import ERROR_TYPES
+from ai1net.server import rules
+from ai1net.server.rules import HEALTH, MODEL_TYPES, ROLES
 
 Schema = dict[str, Any]
-
-MODEL_TYPES = ("text", "image", "audio")
-STRATEGIES = ("balanced", "latency", "cost", "quality")
-AUTH_TYPES = ("bearer", "api_key", "none")
-COST_EFFICIENCIES = ("low", "medium", "high")
-HEALTH = ("healthy", "degraded", "ejected")
-ROLES = ("admin", "provider", "consumer")
-GROUP_BY = ("model", "key", "hour", "day")
 # Every operation with a key answers these; one reading a body adds BODY_ERRORS.
 AUTHED_ERRORS = (401, 405, 429, 500, 503)
 BODY_ERRORS = (400, 413, 415)
@@ -98,32 +93,15 @@ def _generate_schemas() -> Schema:
     finished = {"id": _t("string", examples=["gen_8f3a"]), "model": _t("string"),
                 "usage": _ref("TokenUsage"), "latency_ms": _count("Gateway end-to-end time"),
                 "cost_usd": _usd()}
+    request = rules.nested(rules.GENERATE, required=("input",))
     return {
-        "Routing": _obj({
-            "type": _enum(MODEL_TYPES, default="text"),
-            "capabilities": _strings("Every one must be offered by the model"),
-            "specialties": _strings("Preferred: models matching more of them rank higher"),
-            "strategy": _enum(STRATEGIES, default="balanced"),
-            "max_latency_ms": _t("number", minimum=0),
-            "max_price_per_1k_tokens": _t("number", minimum=0),
-            "hedge_ms": _count("Unary only: after this long without an answer, also ask the "
-                               "next candidate and take the first answer"),
-        }, doc="Constrains and ranks the candidates when `model` is absent"),
-        "GenerateParameters": _obj({
-            "max_tokens": _t("integer", minimum=1), "temperature": _t("number", minimum=0,
-                                                                      maximum=2),
-            "size": _t("string"), "voice": _t("string"), "format": _t("string"),
-        }, doc="Passed through to the provider; the known ones are checked",
-            additionalProperties=True),
-        "GenerateRequest": _obj({
-            "model": _t("string", "Registered model name; absent means route by `routing`"),
-            "input": _t("string", minLength=1),
-            "parameters": _ref("GenerateParameters"),
-            "stream": _t("boolean", "Answer as NDJSON (or SSE with `Accept: "
-                         "text/event-stream`)", default=False),
-            "routing": _ref("Routing"),
-            "fallbacks": _strings("Models to try, in order, when `model` fails retryably"),
-        }, "input"),
+        "Routing": {**request.pop("routing"),
+                    "description": "Constrains and ranks the candidates when `model` is absent"},
+        "GenerateParameters": {**request.pop("parameters"), "additionalProperties": True,
+                               "description": "Passed through to the provider; the known "
+                                              "ones are checked"},
+        "GenerateRequest": _obj({**request, "parameters": _ref("GenerateParameters"),
+                                 "routing": _ref("Routing")}, "input"),
         "TokenUsage": _obj({
             "input_tokens": _count(), "output_tokens": _count(),
             "estimated": _t("boolean", "Present (true) when the provider sent no usage"),
@@ -148,55 +126,23 @@ def _generate_schemas() -> Schema:
     }
 
 
-def _model_fields() -> Schema:
-    return {
-        "name": _t("string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"),
-        "type": _enum(MODEL_TYPES),
-        "endpoint": _t("string", "Absolute http(s) URL the gateway POSTs to", format="uri"),
-        "auth_type": _enum(AUTH_TYPES, "`api_key` is sent as `x-api-key`"),
-        "pricing": _obj({"input_per_1k_tokens": _usd(), "output_per_1k_tokens": _usd()}),
-        "capabilities": _strings(),
-        "performance": _obj({"avg_latency_ms": _t("number", minimum=0),
-                             "accuracy_score": _t("number", minimum=0, maximum=1)}),
-        "cost_efficiency": _enum(COST_EFFICIENCIES),
-        "specialties": _strings(),
-        "timeout_ms": _t("integer", "Total time for one provider call", minimum=1,
-                         maximum=600_000, default=60_000),
-        "first_byte_timeout_ms": _t("integer", "Time until the provider's first byte",
-                                    minimum=1, maximum=600_000, default=30_000),
-        "max_response_bytes": _t("integer", "Most bytes one provider answer may hold, on the "
-                                 "wire and after decompression", minimum=1024,
-                                 maximum=256 << 20, default=16 << 20),
-        "max_event_bytes": _t("integer", "Most bytes one streamed line or event may hold",
-                              minimum=1024, maximum=16 << 20, default=1 << 20),
-        "max_concurrency": _t("integer", "Most calls in flight to the model on one gateway "
-                              "process; more fall back or are refused (503)", minimum=1,
-                              maximum=10_000, default=256),
-        "api": _enum(("ai1net", "openai"), "`openai`: `endpoint` is an OpenAI-compatible base "
-                     "URL (ending in `/v1`) called at `{endpoint}/chat/completions`",
-                     default="ai1net"),
-        "upstream_model": _t("string", "With `api: openai`, the model name to ask for",
-                             maxLength=200),
-        "description": _t("string", maxLength=2000),
-    }
+REGISTRATION_REQUIRED = ("name", "type", "endpoint")
 
 
 def _model_schemas() -> Schema:
-    credentials = _t("object", "Write-only: never returned, logged or traced",
-                     additionalProperties={"type": "string"}, writeOnly=True,
-                     examples=[{"api_key": "sk-provider-secret"}])
     stats = _obj({"requests": _count(), "error_rate": _t("number", minimum=0, maximum=1),
                   "p50_latency_ms": _t("number"), "ttft_p50_ms": _t("number"),
                   "health": _enum(HEALTH)}, doc="What the gateway observed")
-    spec = {**_model_fields(), "credentials": credentials,
-            "enabled": _t("boolean", "Cleared to take the model out of traffic")}
-    model = {**_model_fields(), "owner": _t("string", "Key id of the provider"),
-             "enabled": _t("boolean"), "has_credentials": _t("boolean"),
+    spec = rules.nested(rules.MODEL)
+    model = {**rules.nested(rules.MODEL, responses=True),
+             "owner": _t("string", "Key id of the provider"), "has_credentials": _t("boolean"),
              "created_at": _time(), "updated_at": _time(), "stats": stats}
     return {
         "ModelSpec": _obj(spec, doc="Registration body; a PATCH sends any subset"),
-        "ModelRegistration": {"allOf": [_ref("ModelSpec"),
-                                        {"required": ["name", "type", "endpoint"]}]},
+        "ModelRegistration": {"allOf": [
+            _ref("ModelSpec"), rules.credentials_rule(),
+            {"required": list(REGISTRATION_REQUIRED),
+             "properties": {name: {"type": "string"} for name in REGISTRATION_REQUIRED}}]},
         "Model": _obj(model, *model),
         "ModelList": _obj({"models": _t("array", items=_ref("Model")),
                            "next_page_token": _t("string", "Empty on the last page")},
@@ -205,18 +151,16 @@ def _model_schemas() -> Schema:
 
 
 def _key_schemas() -> Schema:
-    limit = _obj({"requests_per_minute": _count("0 means unlimited"),
-                  "tokens_per_minute": _count("0 means unlimited")})
-    budget = _t(["number", "null"], "USD; null means no budget", minimum=0)
-    changes = {"name": _t("string", maxLength=200), "rate_limit": _ref("RateLimit"),
-               "budget_usd": budget}
+    fields = rules.nested(rules.KEY, required=("role",))
+    shown = rules.nested(rules.KEY, responses=True)
+    changes = {name: fields[name] for name in ("name", "rate_limit", "budget_usd")}
     key = {"id": _t("string"), "name": _t("string"), "role": _enum(ROLES),
            "prefix": _t("string", "First characters of the key, to recognise it"),
-           "rate_limit": _ref("RateLimit"), "budget_usd": budget, "created_at": _time(),
-           "revoked": _t("boolean")}
+           "rate_limit": _ref("RateLimit"), "budget_usd": shown["budget_usd"],
+           "created_at": _time(), "revoked": _t("boolean")}
     return {
-        "RateLimit": limit,
-        "CreateKey": _obj({"role": _enum(ROLES), **changes}, "role"),
+        "RateLimit": shown["rate_limit"],
+        "CreateKey": _obj({"role": fields["role"], **changes}, "role"),
         "UpdateKey": _obj(changes, doc="Only the fields present change"),
         "Key": _obj(key, *key, doc="A key as listed: the secret is never shown"),
         "CreatedKey": {"allOf": [_ref("Key"), _obj(
@@ -235,6 +179,7 @@ def _usage_schemas() -> Schema:
               "cost_usd": _t("number", "Spent; for a provider, its earnings", minimum=0)}
     counts = _obj({"requests": _t("integer"), "tokens_processed": _t("integer")},
                   "requests", "tokens_processed")
+    usage = rules.nested(rules.USAGE, required=("model",))
     period = {"model": _t("string"), "from": _time(), "to": _time()}
     return {
         "UsageTotals": _obj(totals, *totals),
@@ -242,9 +187,10 @@ def _usage_schemas() -> Schema:
             {"group": _t("string"), "usage": _ref("UsageTotals")}, "group", "usage"))},
             "usage", "groups"),
         "UsageCounts": counts,
-        "ProviderUsageReport": _obj({**period, "usage": _obj(
-            {"requests": _count(), "tokens_processed": _count()})}, "model", "from", "to",
-            doc="A provider's own count for one of its models"),
+        "ProviderUsageReport": _obj({**period, "model": usage["model"], "usage": usage["usage"]},
+                                    "model", "from", "to",
+                                    doc="A provider's own count for one of its models; `to` "
+                                        "must be later than `from`"),
         "UsageReportAccepted": _obj({"id": _t("string"), "status": {"const": "accepted"}},
                                     "id", "status"),
         "Reconciliation": _obj({**period, "gateway": _ref("UsageCounts"),
@@ -253,6 +199,19 @@ def _usage_schemas() -> Schema:
                                "model", "gateway", "provider", "difference",
                                doc="`difference` is provider minus gateway"),
     }
+
+
+def _audit_schemas() -> Schema:
+    event = {"id": _t("string"), "at": _time(), "actor_key_id": rules.AUDIT["actor"].schema(),
+             "action": rules.AUDIT["action"].schema(),
+             "target": _t("string", "The key id, or the model's name"),
+             "request_id": _t("string", "The x-request-id of the call that made the change"),
+             "changes": _t("object", "The fields set, by their JSON names; a credential only "
+                           "as `(changed)`, never a key")}
+    return {"AuditEvent": _obj(event, *event),
+            "AuditPage": _obj({"events": _t("array", items=_ref("AuditEvent")),
+                               "next_page_token": _t("string", "Empty on the last page")},
+                              "events", "next_page_token", doc="Newest first")}
 
 
 def _other_schemas() -> Schema:
@@ -375,7 +334,8 @@ def _openai_answer_schemas() -> Schema:
 
 def _schemas() -> Schema:
     return {**_generate_schemas(), **_model_schemas(), **_key_schemas(), **_usage_schemas(),
-            **_other_schemas(), **_openai_request_schemas(), **_openai_answer_schemas()}
+            **_audit_schemas(), **_other_schemas(), **_openai_request_schemas(),
+            **_openai_answer_schemas()}
 
 
 # -- headers, parameters and shared responses -----------------------------------------------
@@ -396,7 +356,8 @@ def _headers() -> Schema:
         headers[f"x-ratelimit-limit-{kind}"] = ("integer", f"The key's {kind} per minute")
         headers[f"x-ratelimit-remaining-{kind}"] = ("integer", f"{kind.title()} left now")
         headers[f"x-ratelimit-reset-{kind}"] = ("number", "Seconds until the limit is full")
-    return {name: {"description": doc, "schema": _t(kind)}
+    return {name: {"description": doc, "schema": _t(kind), **(
+                {"required": True} if name == "x-request-id" else {})}
             for name, (kind, doc) in headers.items()}
 
 
@@ -414,11 +375,11 @@ def _parameters() -> Schema:
         return {"name": name, "in": "header", "description": doc, "schema": _t("string",
                                                                                 **schema)}
     return {
-        "x-request-id": header("x-request-id", "Echoed back and passed to the backend",
-                               pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
+        "x-request-id": header("x-request-id", "Echoed back and passed to the backend when "
+                               "it is 1-64 of `A-Za-z0-9._:-`; otherwise a new id is made"),
         "traceparent": header("traceparent", "W3C trace context, passed on"),
-        "x-request-timeout-ms": header("x-request-timeout-ms",
-                                       "Deadline in milliseconds, in (0, 3600000]"),
+        "x-request-timeout-ms": {"name": "x-request-timeout-ms", "in": "header",
+                                 "schema": rules.REQUEST_TIMEOUT_MS.schema()},
         "grpc-timeout": header("grpc-timeout", "Deadline, gRPC style: `500m`, `2S`, `1M` "
                                "(ignored when x-request-timeout-ms is set)",
                                pattern=r"^\d{1,8}[HMSmun]$"),
@@ -456,11 +417,21 @@ def _components() -> Schema:
 
 
 def _response(doc: str, schema: Schema | None = None, *headers: str,
-              media: str = "application/json") -> Schema:
+              media: str = "application/json", links: Schema | None = None) -> Schema:
     out: Schema = {"description": doc, "headers": _header_refs(*headers)}
     if schema is not None:
         out["content"] = {media: {"schema": schema}}
+    if links:
+        out["links"] = links
     return out
+
+
+def _links(field: str, *targets: tuple[str, str]) -> Schema:
+    """Links from a created resource to the operations that take its ``field``: each target
+    is (operationId, the parameter that receives it)."""
+    return {f"{op_id[0].upper()}{op_id[1:]}": {
+        "operationId": op_id, "parameters": {parameter: f"$response.body#/{field}"}}
+        for op_id, parameter in targets}
 
 
 def _query(name: str, schema: Schema, *, required: bool = False) -> Schema:
@@ -513,17 +484,23 @@ def _generate_paths() -> Schema:
         errors=(402, 403, 404, 499, 502, 504), body="GenerateRequest", params=TIMEOUTS)}}
 
 
+MODEL_LINKS = _links("name", ("getModel", "path.name"), ("updateModel", "path.name"),
+                     ("deleteModel", "path.name"), ("getUsage", "query.model"),
+                     ("getReconciliation", "query.model"))
+KEY_LINKS = _links("id", ("updateKey", "path.id"), ("revokeKey", "path.id"))
+
+
 def _model_paths() -> Schema:
     model = _ref("Model")
     name = (_in_path("name"),)
     listing = (_query("type", _enum(MODEL_TYPES)), _query("capability", _t("string")),
-               _query("specialty", _t("string")),
-               _query("page_size", _t("integer", "0 means 100", minimum=0, maximum=1000)),
-               _query("page_token", _t("string")))
+               _query("specialty", _t("string")), _query("page_size", rules.PAGE_SIZE.schema()),
+               _query("page_token", rules.PAGE_CURSOR.schema()))
     return {
         "/v1/models": {
             "post": _operation("registerModel", "models", "Register a model (provider, admin)",
-                               {"201": _response("Registered; the caller owns it", model)},
+                               {"201": _response("Registered; the caller owns it", model,
+                                                 links=MODEL_LINKS)},
                                errors=(403, 409), body="ModelRegistration"),
             "get": _operation("listModels", "models", "List enabled models",
                               {"200": _response("A page of models", _ref("ModelList"))},
@@ -535,7 +512,7 @@ def _model_paths() -> Schema:
                               params=name),
             "patch": _operation("updateModel", "models", "Change a model (owner, admin)",
                                 {"200": _response("The model after the change", model)},
-                                errors=(403, 404), body="ModelSpec", params=name),
+                                errors=(403, 404, 409), body="ModelSpec", params=name),
             "delete": _operation("deleteModel", "models",
                                  "Take a model out of traffic; its usage history stays",
                                  {"204": _response("Deleted")}, errors=(403, 404),
@@ -552,11 +529,11 @@ def _key_paths() -> Schema:
         "/v1/keys": {
             "post": _operation("createKey", "keys", "Create a key (admin)",
                                {"201": _response("The key and its secret, shown once",
-                                                 _ref("CreatedKey"))},
+                                                 _ref("CreatedKey"), links=KEY_LINKS)},
                                errors=(403,), body="CreateKey"),
             "get": _operation("listKeys", "keys", "List keys, never their secrets (admin)",
                               {"200": _response("The keys", _ref("KeyList"))},
-                              errors=(403,), params=(revoked,)),
+                              errors=(400, 403), params=(revoked,)),
         },
         "/v1/keys/me": {"get": _operation(
             "getCurrentKey", "keys", "The key this call is made with (any role): its limits, "
@@ -581,7 +558,7 @@ def _usage_paths() -> Schema:
             {"200": _response("Totals, and groups when `group_by` is set",
                               _ref("UsageReport"))},
             errors=(400, 403), params=(_query("model", _t("string")), *period,
-                                       _query("group_by", _enum(GROUP_BY))))},
+                                       _query("group_by", rules.USAGE["group_by"].schema())))},
         "/v1/usage/reports": {"post": _operation(
             "reportUsage", "usage", "A provider's own count for one of its models",
             {"202": _response("Kept for reconciliation", _ref("UsageReportAccepted"))},
@@ -590,8 +567,21 @@ def _usage_paths() -> Schema:
             "getReconciliation", "usage", "The gateway's count beside the provider's "
             "(owner, admin)", {"200": _response("Both counts", _ref("Reconciliation"))},
             errors=(400, 403, 404),
-            params=(_query("model", _t("string"), required=True), *period))},
+            params=(_query("model", rules.USAGE["model"].schema(), required=True),
+                    *period))},
     }
+
+
+def _audit_paths() -> Schema:
+    params = (_query("from", _time()), _query("to", _time()),
+              _query("actor", _t("string", "Only changes by this key id")),
+              _query("action", rules.AUDIT["action"].schema()),
+              _query("page_size", rules.PAGE_SIZE.schema()),
+              _query("page_token", rules.PAGE_CURSOR.schema()))
+    return {"/v1/audit": {"get": _operation(
+        "listAuditEvents", "audit", "Every key, model and usage-report change (admin)",
+        {"200": _response("A page of events, newest first", _ref("AuditPage"))},
+        errors=(400, 403), params=params)}}
 
 
 def _operations_paths() -> Schema:
@@ -681,8 +671,8 @@ def openapi_document() -> dict[str, Any]:
                                 "usage and keys. Every non-2xx answer is an `Error`."},
         "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],  # either header
         "tags": [{"name": name} for name in ("generate", "models", "keys", "usage",
-                                              "operations", "openai")],
+                                              "audit", "operations", "openai")],
         "paths": {**_generate_paths(), **_model_paths(), **_key_paths(), **_usage_paths(),
-                  **_operations_paths(), **_openai_paths()},
+                  **_audit_paths(), **_operations_paths(), **_openai_paths()},
         "components": _components(),
     }

@@ -13,9 +13,12 @@ from ai1net.bridge import translate
 from ai1net.bridge.backend import BACKEND, Backend, call_metadata, call_timeout
 from ai1net.bridge.errors import HttpError, invalid
 from ai1net.bridge.streaming import native_framing, relay
-from ai1net.v1 import generate_pb2, keys_pb2, registry_pb2, usage_pb2
+from ai1net.server import rules
+from ai1net.server.rules import Rule
+from ai1net.v1 import audit_pb2, generate_pb2, keys_pb2, registry_pb2, usage_pb2
 
 JSON_TYPES = ("application/json",)
+BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 # gRPC metadata the bridge passes on as HTTP response headers.
 FORWARDED_HEADERS = ("x-ai1net-", "x-ratelimit-")
 
@@ -40,6 +43,32 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise HttpError(400, "body must be a JSON object")
     return document
+
+
+def query_integer(query: Mapping[str, str], name: str, rule: Rule) -> int:
+    """An integer query parameter (0 when absent), checked by the server's rule."""
+    raw = query.get(name, "0")
+    # ASCII digits only: int() would also take "¹²", "٣" or " 5 ".
+    value = int(raw) if raw.isascii() and raw.isdigit() else -1
+    if not rule.accepts(value):
+        raise invalid(name, rule.explain())
+    return value
+
+
+def query_choice(query: Mapping[str, str], name: str, rule: Rule) -> str:
+    """A query parameter with a fixed set of values ("" when absent)."""
+    if name not in query:
+        return ""
+    if not rule.accepts(query[name]):
+        raise invalid(name, rule.explain())
+    return query[name]
+
+
+def query_boolean(query: Mapping[str, str], name: str) -> bool:
+    raw = query.get(name, "false")
+    if raw not in BOOLEANS:
+        raise invalid(name, "must be true or false")
+    return BOOLEANS[raw]
 
 
 def _backend(request: web.Request) -> Backend:
@@ -101,8 +130,10 @@ async def list_models(request: web.Request) -> web.Response:
     query = request.query
     response = await _backend(request).registry.ListModels(
         registry_pb2.ListModelsRequest(
-            type=query.get("type", ""), capability=query.get("capability", ""),
-            specialty=query.get("specialty", ""), page_size=min(_whole(query, "page_size"), 1000),
+            type=query_choice(query, "type", rules.MODEL["type"]),
+            capability=query.get("capability", ""),
+            specialty=query.get("specialty", ""),
+            page_size=query_integer(query, "page_size", rules.PAGE_SIZE),
             page_token=query.get("page_token", "")),
         metadata=call_metadata(request))
     return json_response({"models": [translate.model_json(m) for m in response.models],
@@ -143,7 +174,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    include = request.query.get("include_revoked", "") in ("1", "true")
+    include = query_boolean(request.query, "include_revoked")
     response = await _backend(request).keys.ListKeys(
         keys_pb2.ListKeysRequest(include_revoked=include), metadata=call_metadata(request))
     return json_response({"keys": [translate.key_json(k) for k in response.keys]})
@@ -175,7 +206,9 @@ async def revoke_key(request: web.Request) -> web.Response:
 async def get_usage(request: web.Request) -> web.Response:
     query = request.query
     response = await _backend(request).usage.GetUsage(
-        usage_pb2.GetUsageRequest(model=query.get("model", ""), group_by=query.get("group_by", ""),
+        usage_pb2.GetUsageRequest(model=query.get("model", ""),
+                                  group_by=query_choice(query, "group_by",
+                                                        rules.USAGE["group_by"]),
                                   **_period(query)),
         metadata=call_metadata(request))
     return json_response(translate.usage_report_json(response))
@@ -197,7 +230,26 @@ async def reconciliation(request: web.Request) -> web.Response:
 
 def _period(query: Mapping[str, str]) -> dict[str, str]:
     """The ``from``/``to`` query parameters (``from`` is a Python keyword: passed by name)."""
+    for name in ("from", "to"):
+        if name in query and not query[name].strip():
+            raise invalid(name, "must be an RFC 3339 time when given")
     return {"from": query.get("from", ""), "to": query.get("to", "")}
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    query = request.query
+    response = await _backend(request).audit.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(
+            actor=query.get("actor", ""), action=query_choice(query, "action",
+                                                              rules.AUDIT["action"]),
+            page_size=query_integer(query, "page_size", rules.PAGE_SIZE),
+            page_token=query.get("page_token", ""), **_period(query)),
+        metadata=call_metadata(request))
+    return json_response({"events": [translate.audit_event_json(e) for e in response.events],
+                          "next_page_token": response.next_page_token})
 
 
 def add_routes(app: web.Application) -> None:
@@ -215,5 +267,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/usage", get_usage)
     app.router.add_post("/v1/usage/reports", report_usage)
     app.router.add_get("/v1/usage/reconciliation", reconciliation)
+    app.router.add_get("/v1/audit", list_audit)
 
 

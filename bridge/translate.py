@@ -10,8 +10,8 @@ from typing import Any
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from ai1net.bridge.errors import invalid
-from ai1net.client.convert import value_to_python
-from ai1net.v1 import generate_pb2, keys_pb2, registry_pb2, usage_pb2
+from ai1net.client.convert import struct_to_dict, value_to_python
+from ai1net.v1 import audit_pb2, generate_pb2, keys_pb2, registry_pb2, usage_pb2
 
 JSON = dict[str, Any]
 
@@ -42,6 +42,8 @@ def _integer(value: Any, field: str, *, minimum: int = 0) -> int:
 
 def _count(value: Any, field: str) -> int:
     """A whole count ≥ 0 that fits an int64 (usage over a period may pass 2^32)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's integer: 5.0 and 5e3 are integers too
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
         raise invalid(field, "must be an integer ≥ 0")
     return value
@@ -273,14 +275,24 @@ def report_request(body: JSON) -> usage_pb2.ReportUsageRequest:
 
 
 def reconciliation_json(response: usage_pb2.GetReconciliationResponse) -> JSON:
-    return {"model": response.model, "from": getattr(response, "from"), "to": response.to,
-            "gateway": counts_json(response.gateway),
-            "provider": counts_json(response.provider),
-            "difference": counts_json(response.difference)}
+    out = {"model": response.model, "gateway": counts_json(response.gateway),
+           "provider": counts_json(response.provider),
+           "difference": counts_json(response.difference)}
+    # An unbounded end of the period is left out.
+    for name in ("from", "to"):
+        if getattr(response, name):
+            out[name] = getattr(response, name)
+    return out
 
 
 def counts_json(counts: usage_pb2.UsageCounts) -> JSON:
     return {"requests": counts.requests, "tokens_processed": counts.tokens_processed}
+
+
+def audit_event_json(event: audit_pb2.AuditEvent) -> JSON:
+    return {"id": event.id, "at": _rfc3339(event.at), "actor_key_id": event.actor_key_id,
+            "action": event.action, "target": event.target, "request_id": event.request_id,
+            "changes": struct_to_dict(event.changes)}
 
 
 def _rfc3339(stamp: timestamp_pb2.Timestamp) -> str:

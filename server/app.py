@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from ai1net.server.observe import Observer
 from ai1net.server.providers import ProviderClient
 from ai1net.server.quota import Quota, build_quota, spent_by_key
 from ai1net.server.registry import Registry
+from ai1net.server.services.audit import AuditServicer
 from ai1net.server.services.generate import GenerateServicer
 from ai1net.server.services.keys import KeyServicer
 from ai1net.server.services.registry import RegistryServicer
@@ -39,6 +41,8 @@ from ai1net.server.tls import server_credentials
 from ai1net.server.transport import HttpTransport, Transport
 from ai1net.server.usage import Ledger
 from ai1net.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
     generate_pb2,
     generate_pb2_grpc,
     keys_pb2,
@@ -54,7 +58,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
     for module, name in ((generate_pb2, "GenerateService"), (registry_pb2, "RegistryService"),
-                         (usage_pb2, "UsageService"), (keys_pb2, "KeyService")))
+                         (usage_pb2, "UsageService"), (keys_pb2, "KeyService"),
+                         (audit_pb2, "AuditService")))
 SERVER_OPTIONS = (
     ("grpc.so_reuseport", 1),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -147,16 +152,18 @@ class Gateway:
 
 
 async def build_gateway(settings: Settings, *, transport: Transport | None = None,
-                        metrics: Metrics | None = None, trace_rpcs: bool = True) -> Gateway:
+                        metrics: Metrics | None = None, trace_rpcs: bool = True,
+                        rng: random.Random | None = None) -> Gateway:
     """The gateway; ``trace_rpcs=False`` keeps trace propagation but makes no RPC or SQL
-    spans (for when no spans are exported)."""
+    spans (for when no spans are exported). ``rng`` spreads load among near-equal models
+    (tests seed it)."""
     box = CredentialBox(passphrases(settings))  # first: a missing secret stops start-up
     db = Database(settings.database_url)
     if trace_rpcs:
         instrument_engine(db.engine)
     try:
         metrics = metrics or Metrics(shared_dir=settings.metrics_dir)
-        return await _assemble(settings, db, box, transport, metrics, trace_rpcs)
+        return await _assemble(settings, db, box, transport, metrics, trace_rpcs, rng)
     except BaseException:
         await db.close()
         raise
@@ -164,7 +171,7 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
 
 async def _assemble(settings: Settings, db: Database, box: CredentialBox,
                     transport: Transport | None, metrics: Metrics,
-                    trace_rpcs: bool) -> Gateway:
+                    trace_rpcs: bool, rng: random.Random | None) -> Gateway:
     await db.migrate()
     feed = ChangeFeed(db=db, redis_url=settings.redis_url,
                       poll_interval_s=settings.change_poll_interval_s)
@@ -187,7 +194,7 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
                           quota=quota, observer=Observer(metrics=metrics),
-                          in_flight=InFlight(limit=settings.max_in_flight))
+                          in_flight=InFlight(limit=settings.max_in_flight), rng=rng)
     metrics.watch_usage_buffer(lambda: ledger.depth)
     metrics.watch_circuits(health.circuit_states)
     guard = AuthGuard(keys=keys, continue_traces=not trace_rpcs)
@@ -204,6 +211,7 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys, quota=quota), registrar)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(
         UsageServicer(db=db, ledger=ledger), registrar)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(db=db), registrar)
     health_servicer = ReadinessHealth(db)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     reflection.enable_server_reflection(

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from ai1net.server import audit
 from ai1net.server.errors import GatewayError, PermissionDenied, to_status
 from ai1net.server.keys import KeyStore, Principal
 from ai1net.server.telemetry import continued_trace
@@ -44,6 +45,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "/ai1net.v1.KeyService/UpdateKey": ADMIN,
     "/ai1net.v1.KeyService/RevokeKey": ADMIN,
     "/ai1net.v1.KeyService/GetCurrentKey": ANY,
+    "/ai1net.v1.AuditService/ListAuditEvents": ADMIN,
 }
 GUARDED_PACKAGE = "/ai1net."  # every method of these services must be in METHOD_ROLES
 
@@ -55,6 +57,15 @@ TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
 def current_principal() -> Principal:
     """The caller of the RPC being served (set by the guard before the servicer runs)."""
     return _principal.get()
+
+
+def require_role(*roles: str) -> Principal:
+    """The caller, if its role is one of ``roles``: servicers check again what the guard's
+    table says (defence in depth: a table entry widened by mistake opens nothing)."""
+    principal = current_principal()
+    if principal.role not in roles:
+        raise PermissionDenied(f"this call needs one of the roles: {', '.join(sorted(roles))}")
+    return principal
 
 
 def current_request_id() -> str:
@@ -129,9 +140,12 @@ class AuthGuard:
             # Read once: grpc.aio builds the tuple anew at every call of the method.
             metadata = context.invocation_metadata()
             carrier = _trace_carrier(metadata) if self._continue_traces else {}
-            _request_id.set(_request_id_of(metadata))
+            request_id = _request_id_of(metadata)
+            _request_id.set(request_id)
             try:
-                _principal.set(await self._admit(metadata, roles))
+                principal = await self._admit(metadata, roles)
+                _principal.set(principal)
+                audit.acting(audit.Actor(principal.id, request_id))
                 with continued_trace(carrier):
                     return await behavior(request, context)
             except GatewayError as error:

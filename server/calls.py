@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ai1net.server import rules
 from ai1net.server.errors import InvalidArgument
 from ai1net.server.providers import Delta, Output, TokenCount
 from ai1net.server.registry import ModelRecord
-from ai1net.server.routing import STRATEGIES, RouteRequest
+from ai1net.server.routing import RouteRequest
 
-MAX_INPUT_CHARS = 1_000_000
 # Output tokens reserved against limits and budgets when a call sets no max_tokens.
 DEFAULT_MAX_TOKENS = 1024
-TYPES = ("text", "image", "audio")
-STRING_PARAMETERS = ("size", "voice", "format")
+# The parameters the gateway checks; any others pass through to the provider unchecked.
+PARAMETERS = tuple(rules.leaf(path) for path in rules.GENERATE if path.startswith("parameters."))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,30 +67,17 @@ def check_call(call: GenerateCall) -> None:
     """The checks CONTRACT §2.1 names, each failing with the field it concerns."""
     if not call.input:
         raise InvalidArgument("input", "is required and must be a non-empty string")
-    if len(call.input) > MAX_INPUT_CHARS:
-        raise InvalidArgument("input", f"must be at most {MAX_INPUT_CHARS} characters")
+    _rule("input", call.input)
     check_parameters(call.parameters)
-    if call.route.type not in TYPES:
-        raise InvalidArgument("routing.type", f"must be one of {', '.join(TYPES)}")
-    if call.route.strategy not in STRATEGIES:
-        raise InvalidArgument("routing.strategy", f"must be one of {', '.join(STRATEGIES)}")
-    for name in ("max_latency_ms", "max_price_per_1k_tokens"):
-        value = getattr(call.route, name)
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise InvalidArgument(f"routing.{name}", "must be a number ≥ 0")
+    for name in ("type", "strategy", "max_latency_ms", "max_price_per_1k_tokens"):
+        _rule(f"routing.{name}", getattr(call.route, name))
 
 
 def check_parameters(parameters: Mapping[str, Any]) -> None:
-    max_tokens = parameters.get("max_tokens")
-    if max_tokens is not None and not (
-            isinstance(max_tokens, int | float) and not isinstance(max_tokens, bool)
-            and float(max_tokens).is_integer() and max_tokens >= 1):
-        raise InvalidArgument("parameters.max_tokens", "must be a positive integer")
-    temperature = parameters.get("temperature")
-    if temperature is not None and not (
-            isinstance(temperature, int | float) and not isinstance(temperature, bool)
-            and 0 <= temperature <= 2):
-        raise InvalidArgument("parameters.temperature", "must be a number in [0, 2]")
-    for name in STRING_PARAMETERS:
-        if name in parameters and not isinstance(parameters[name], str):
-            raise InvalidArgument(f"parameters.{name}", "must be a string")
+    for name in PARAMETERS:
+        _rule(f"parameters.{name}", parameters.get(name))
+
+
+def _rule(path: str, value: object) -> None:
+    if value is not None:
+        rules.GENERATE[path].check(path, value)

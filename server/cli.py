@@ -59,10 +59,12 @@ def cmd_demo_provider(args: argparse.Namespace) -> int:
 async def _key_store(args: argparse.Namespace) -> Any:
     """The key store on the configured database; its changes ring running servers through
     Redis when one is configured (they see them at their next poll of the database anyway)."""
+    from ai1net.server import audit
     from ai1net.server.changes import ChangeFeed
     from ai1net.server.keys import KeyStore
     from ai1net.server.storage import Database
 
+    audit.acting(audit.CLI)  # the audit trail names the command line as the author
     settings = settings_from(args)
     db = Database(settings.database_url)
     await db.migrate()

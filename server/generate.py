@@ -255,14 +255,14 @@ class Generator:
                 self._in_flight.give(model.name)
 
         tasks = [asyncio.create_task(attempt(first))]
-        done, _ = await asyncio.wait(tasks, timeout=after)
-        error = tasks[0].exception() if done else None
-        failed = isinstance(error, GatewayError) and error.retryable
-        if not done or failed:
-            tasks.append(asyncio.create_task(attempt(second)))
-        state.attempts, state.model = len(tasks), first
         errors: list[GatewayError] = []
-        try:
+        try:  # from here on, even a cancelled call cancels and reaps its attempts
+            done, _ = await asyncio.wait(tasks, timeout=after)
+            error = tasks[0].exception() if done else None
+            failed = isinstance(error, GatewayError) and error.retryable
+            if not done or failed:
+                tasks.append(asyncio.create_task(attempt(second)))
+            state.attempts, state.model = len(tasks), first
             for finished in asyncio.as_completed(tasks):
                 try:
                     state.model, answer = await finished

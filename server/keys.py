@@ -7,15 +7,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ai1net.server import storage
+from ai1net.server import audit, rules, storage
 from ai1net.server.crypto import hash_key, new_api_key, new_id, same_hash
-from ai1net.server.errors import InvalidArgument, NotFound, Unauthenticated
-from ai1net.server.money import is_valid_usd
+from ai1net.server.errors import NotFound, Unauthenticated
+from ai1net.server.money import nanos_to_usd
 from ai1net.server.money import usd_to_nanos as _usd_to_nanos
 from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import KeyRow
 
-ROLES = ("admin", "provider", "consumer")
+ROLES = rules.ROLES
 # Tells other replicas that a row changed: (kind, id).
 Notify = Callable[[str, str], Awaitable[None]]
 # Looks for changes not applied yet (rate-limited by whoever provides it).
@@ -28,9 +28,6 @@ async def _nobody(_kind: str, _item_id: str) -> None:
 
 async def _nothing() -> None:
     return None
-
-# A budget above this would overflow the BIGINT column of nano-dollars.
-MAX_BUDGET_USD = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +78,33 @@ class KeyLimits:
 
 
 def usd_to_nanos(value: float, field: str) -> int:
-    if not is_valid_usd(value) or value > MAX_BUDGET_USD:
-        raise InvalidArgument(field, f"must be a number in [0, {MAX_BUDGET_USD:g}]")
+    rules.KEY["budget_usd"].check(field, value)
     return _usd_to_nanos(value)
+
+
+def check_limits(limits: KeyLimits) -> None:
+    for name in ("requests_per_minute", "tokens_per_minute"):
+        path = f"rate_limit.{name}"
+        rules.KEY[path].check(path, getattr(limits, name))
+
+
+def _rate_limit(limits: KeyLimits) -> dict[str, int]:
+    return {"requests_per_minute": limits.requests_per_minute,
+            "tokens_per_minute": limits.tokens_per_minute}
+
+
+def _dollars(nanos: int | None) -> float | None:
+    return None if nanos is None else nanos_to_usd(nanos)
+
+
+def _changed(*, name: str | None, rate_limit: dict[str, int] | None,
+             budget_usd: float | Keep | None) -> dict[str, object]:
+    """An update's fields as the audit keeps them: those it set (a budget of None too)."""
+    changes: dict[str, object] = {"name": name, "rate_limit": rate_limit}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not isinstance(budget_usd, Keep):
+        changes["budget_usd"] = budget_usd
+    return changes
 
 
 class KeyStore:
@@ -130,10 +151,9 @@ class KeyStore:
     async def create(self, *, role: str, name: str, limits: KeyLimits,
                      secret: str | None = None) -> tuple[Principal, str]:
         """A new key and its secret (shown to the caller this once)."""
-        if role not in ROLES:
-            raise InvalidArgument("role", f"must be one of {', '.join(ROLES)}")
-        if len(name) > 200:
-            raise InvalidArgument("name", "must be at most 200 characters")
+        rules.KEY["role"].check("role", role)
+        rules.KEY["name"].check("name", name)
+        check_limits(limits)
         secret = secret or new_api_key()
         row = KeyRow(id=new_id("key"), name=name, role=role, key_hash=hash_key(secret),
                      prefix=secret[:8], requests_per_minute=limits.requests_per_minute,
@@ -142,6 +162,9 @@ class KeyStore:
         async with self._db.session() as session:
             session.add(row)
             await storage.record_change(session=session, kind="key", item_id=row.id)
+            audit.add(session, "key.create", row.id, {
+                "role": role, "name": name, "rate_limit": _rate_limit(limits),
+                "budget_usd": _dollars(limits.budget_nanos)})
             await session.commit()
         principal = Principal.from_row(row)
         self._by_hash[principal.key_hash] = principal
@@ -173,13 +196,18 @@ class KeyStore:
             if row is None or row.revoked_at is not None:
                 raise NotFound(f"key {key_id!r} not found")
             if name is not None:
+                rules.KEY["name"].check("name", name)
                 row.name = name
             if rate_limit is not None:
+                check_limits(KeyLimits(*rate_limit))
                 row.requests_per_minute, row.tokens_per_minute = rate_limit
             if not isinstance(budget_nanos, Keep):
                 row.budget_nanos = budget_nanos
             session.add(row)
             await storage.record_change(session=session, kind="key", item_id=key_id)
+            audit.add(session, "key.update", key_id, _changed(
+                name=name, rate_limit=_rate_limit(KeyLimits(*rate_limit)) if rate_limit else None,
+                budget_usd=KEEP if isinstance(budget_nanos, Keep) else _dollars(budget_nanos)))
             await session.commit()
         await self._notify("key", key_id)
         return self.refresh(row)
@@ -192,6 +220,7 @@ class KeyStore:
             row.revoked_at = utcnow()
             session.add(row)
             await storage.record_change(session=session, kind="key", item_id=key_id)
+            audit.add(session, "key.revoke", key_id)
             await session.commit()
         self.refresh(row)
         await self._notify("key", key_id)

@@ -3,11 +3,8 @@ that serves every generate call without SQL."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import math
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -15,30 +12,16 @@ from typing import cast
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ai1net.server import storage
+from ai1net.server import audit, rules, storage
 from ai1net.server.crypto import CredentialBox, new_id
 from ai1net.server.endpoints import check_endpoint
 from ai1net.server.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from ai1net.server.keys import Notify, Principal, _nobody
-from ai1net.server.money import is_valid_usd, usd_to_nanos
+from ai1net.server.money import usd_to_nanos
 from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import ModelRow
 
-TYPES = ("text", "image", "audio")
-AUTH_TYPES = ("bearer", "api_key", "none")
-APIS = ("ai1net", "openai")
-COST_EFFICIENCIES = ("low", "medium", "high")
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
-CREDENTIAL_NAMES = ("api_key", "token", "key", "secret")
-MAX_TIMEOUT_MS = 600_000
-# The most a model may ask for of what one provider answer may hold (CONTRACT §3), and of
-# calls in flight to it on one process; the defaults are the columns' (tables.py).
-MAX_RESPONSE_BYTES = 256 << 20
-MAX_EVENT_BYTES = 16 << 20
-MIN_LIMIT_BYTES = 1024
-MAX_CONCURRENCY = 10_000
-# Far above any real price, and low enough that nano-dollar costs fit a BIGINT.
-MAX_PRICE_PER_1K_USD = 1000.0
+CREDENTIAL_NAMES = rules.CREDENTIAL_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +123,17 @@ class Registry:
 
     def list(self, *, type: str = "", capability: str = "", specialty: str = "",
              page_size: int = 0, page_token: str = "") -> tuple[list[ModelRecord], str]:
-        size = min(page_size or 100, 1000)
-        after = _decode_token(page_token)
+        if type:
+            rules.MODEL["type"].check("type", type)
+        rules.PAGE_SIZE.check("page_size", page_size)
+        size = page_size or rules.DEFAULT_PAGE_SIZE
+        after = rules.decode_cursor(page_token) if page_token else ""
         picked = sorted((m for m in self._models.values()
                          if m.name > after and _matches(m, type, capability, specialty)),
                         key=lambda m: m.name)
         page = picked[:size]
         more = len(picked) > size
-        return page, _encode_token(page[-1].name) if more else ""
+        return page, rules.encode_cursor(page[-1].name) if more else ""
 
     async def register(self, owner: Principal, changes: ModelChanges) -> ModelRecord:
         fields = _validate(changes, creating=True)
@@ -166,6 +152,7 @@ class Registry:
         async with self._db.session() as session:
             session.add(row)
             await storage.record_change(session=session, kind="model", item_id=row.id)
+            audit.add(session, "model.register", row.name, _as_paths(fields))
             try:
                 await session.commit()
             except IntegrityError as exc:
@@ -189,6 +176,7 @@ class Registry:
             row.updated_at = utcnow()
             session.add(row)
             await storage.record_change(session=session, kind="model", item_id=row.id)
+            audit.add(session, "model.update", name, _as_paths(fields))
             try:
                 await session.commit()
             except IntegrityError as exc:
@@ -207,6 +195,7 @@ class Registry:
             row.enabled = False
             session.add(row)
             await storage.record_change(session=session, kind="model", item_id=row.id)
+            audit.add(session, "model.delete", name)
             await session.commit()
         self._models.pop(name, None)
         await self._notify("model", row.id)
@@ -309,7 +298,7 @@ def _validate(changes: ModelChanges, *, creating: bool) -> dict[str, object]:
                 raise InvalidArgument(required, "is required")
         fields.setdefault("auth_type", "bearer" if fields.get("credentials") else "none")
     for name, value in fields.items():
-        _CHECKS.get(name, _no_check)(name, value)
+        _check(name, value)
     if creating:
         _check_credentials(fields)
     return fields
@@ -318,130 +307,26 @@ def _validate(changes: ModelChanges, *, creating: bool) -> dict[str, object]:
 def _check_credentials(fields: Mapping[str, object]) -> None:
     creds = fields.get("credentials") or {}
     assert isinstance(creds, dict)
-    if fields.get("auth_type") in ("bearer", "api_key") and not credential_value(creds):
+    if fields.get("auth_type") in rules.AUTH_WITH_CREDENTIAL and not credential_value(creds):
         raise InvalidArgument("credentials", f"an api_key is required for auth_type "
                                              f"{fields.get('auth_type')}")
 
 
-Check = Callable[[str, object], None]
+# ModelChanges field → its rule and JSON path (the name errors give).
+_RULES = {rules.leaf(path): (path, rule) for path, rule in rules.MODEL.items()}
 
 
-def _no_check(_name: str, _value: object) -> None:
-    return None
+def _as_paths(fields: Mapping[str, object]) -> dict[str, object]:
+    """Checked fields by their JSON paths, as the API and the audit trail name them."""
+    return {_RULES[name][0]: value for name, value in fields.items()}
 
 
-def _one_of(choices: tuple[str, ...]) -> Check:
-    def check(name: str, value: object) -> None:
-        if value not in choices:
-            raise InvalidArgument(name, f"must be one of {', '.join(choices)}")
-    return check
-
-
-def _check_name(name: str, value: object) -> None:
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise InvalidArgument(name, "must be 1-200 letters, digits or . _ : @ + -, "
-                                    "starting with a letter or digit")
-
-
-def _check_price(name: str, value: object) -> None:
-    if not isinstance(value, float | int) or not is_valid_usd(float(value)) \
-            or value > MAX_PRICE_PER_1K_USD:
-        raise InvalidArgument(f"pricing.{name}",
-                              f"must be a number in [0, {MAX_PRICE_PER_1K_USD:g}]")
-
-
-def _check_latency(name: str, value: object) -> None:
-    if not isinstance(value, float | int) or not math.isfinite(value) or value < 0:
-        raise InvalidArgument(f"performance.{name}", "must be a number ≥ 0")
-
-
-def _check_accuracy(name: str, value: object) -> None:
-    if not isinstance(value, float | int) or not 0 <= value <= 1:
-        raise InvalidArgument(f"performance.{name}", "must be a number in [0, 1]")
-
-
-def _check_timeout(name: str, value: object) -> None:
-    if not isinstance(value, int) or not 0 < value <= MAX_TIMEOUT_MS:
-        raise InvalidArgument(name, f"must be an integer in [1, {MAX_TIMEOUT_MS}]")
-
-
-def _check_count(low: int, high: int) -> Check:
-    def check(name: str, value: object) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise InvalidArgument(name, f"must be an integer in [{low}, {high}]")
-    return check
-
-
-def _check_tags(name: str, value: object) -> None:
-    if not isinstance(value, list) or len(value) > 64:
-        raise InvalidArgument(name, "must be a list of at most 64 strings")
-    for tag in value:
-        if not isinstance(tag, str) or not 0 < len(tag) <= 100:
-            raise InvalidArgument(name, "each entry must be a string of 1-100 characters")
-
-
-def _check_credentials_shape(name: str, value: object) -> None:
-    if not isinstance(value, dict) or len(value) > 16:
-        raise InvalidArgument(name, "must be an object of at most 16 strings")
-    for item in value.values():
-        if not isinstance(item, str) or len(item) > 4096:
-            raise InvalidArgument(name, "values must be strings of at most 4096 characters")
-
-
-def _check_description(name: str, value: object) -> None:
-    if not isinstance(value, str) or len(value) > 2000:
-        raise InvalidArgument(name, "must be a string of at most 2000 characters")
-
-
-def _check_upstream_model(name: str, value: object) -> None:
-    if not isinstance(value, str) or len(value) > 200:
-        raise InvalidArgument(name, "must be a string of at most 200 characters")
-
-
-def _check_endpoint_shape(name: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise InvalidArgument(name, "must be an absolute http(s) URL")
-
-
-_CHECKS: dict[str, Check] = {
-    "name": _check_name,
-    "type": _one_of(TYPES),
-    "endpoint": _check_endpoint_shape,
-    "auth_type": _one_of(AUTH_TYPES),
-    "cost_efficiency": _one_of(COST_EFFICIENCIES),
-    "credentials": _check_credentials_shape,
-    "input_per_1k_tokens": _check_price,
-    "output_per_1k_tokens": _check_price,
-    "avg_latency_ms": _check_latency,
-    "accuracy_score": _check_accuracy,
-    "timeout_ms": _check_timeout,
-    "first_byte_timeout_ms": _check_timeout,
-    "max_response_bytes": _check_count(MIN_LIMIT_BYTES, MAX_RESPONSE_BYTES),
-    "max_event_bytes": _check_count(MIN_LIMIT_BYTES, MAX_EVENT_BYTES),
-    "max_concurrency": _check_count(1, MAX_CONCURRENCY),
-    "api": _one_of(APIS),
-    "upstream_model": _check_upstream_model,
-    "capabilities": _check_tags,
-    "specialties": _check_tags,
-    "description": _check_description,
-}
+def _check(name: str, value: object) -> None:
+    path, rule = _RULES[name]
+    rule.check(path, value)
 
 
 def _matches(model: ModelRecord, type: str, capability: str, specialty: str) -> bool:
     return ((not type or model.type == type)
             and (not capability or model.offers(capability))
             and (not specialty or specialty.lower() in (s.lower() for s in model.specialties)))
-
-
-def _encode_token(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument("page_token", "is not a token this server issued") from exc

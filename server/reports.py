@@ -26,13 +26,14 @@ from sqlalchemy import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ai1net.server import audit, rules
 from ai1net.server.crypto import new_id
 from ai1net.server.errors import InvalidArgument, NotFound, PermissionDenied
 from ai1net.server.keys import Principal
 from ai1net.server.storage import utcnow
 from ai1net.server.tables import ModelRow, UsageEventRow, UsageReportRow
 
-GROUPS = ("model", "key", "hour", "day")
+GROUPS = rules.GROUP_BY
 BUCKET_MS = {"hour": 3_600_000, "day": 86_400_000}
 _RFC3339 = re.compile(  # ASCII digits only: \d alone also takes "٢" and friends
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII)
@@ -247,14 +248,17 @@ async def store_report(*, session: AsyncSession, caller: Principal, model: str,
     if period.start_ms is None or period.end_ms is None:
         raise InvalidArgument("from" if period.start_ms is None else "to", "is required")
     for name in ("requests", "tokens_processed"):
-        if getattr(counts, name) < 0:
-            raise InvalidArgument(f"usage.{name}", "must be an integer ≥ 0")
+        rules.USAGE[f"usage.{name}"].check(f"usage.{name}", getattr(counts, name))
     owners = await owners_for(session=session, caller=caller, model=model)
     owner = owners[0] if caller.is_admin else caller.id
     row = UsageReportRow(id=new_id("rep"), model=model, owner=owner, from_ms=period.start_ms,
                          to_ms=period.end_ms, requests=counts.requests,
                          tokens_processed=counts.tokens_processed, created_at=utcnow())
     session.add(row)
+    audit.add(session, "usage.report", model, {
+        "id": row.id, "owner": owner, "from": format_time(period.start_ms),
+        "to": format_time(period.end_ms), "requests": counts.requests,
+        "tokens_processed": counts.tokens_processed})
     await session.commit()
     return row.id
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from ai1net.server.errors import NoCandidate, NotFound
 from ai1net.server.registry import ModelRecord
 
-STRATEGIES = ("balanced", "latency", "cost", "quality")
 WEIGHTS = {  # latency, cost, quality
     "balanced": (0.35, 0.30, 0.35),
     "latency": (0.90, 0.05, 0.05),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, text
+from sqlalchemy import DDL, JSON, BigInteger, Column, Index, Integer, Text, event, text
 from sqlmodel import Field, SQLModel
 
 
@@ -116,3 +117,44 @@ class ChangeRow(SQLModel, table=True):
     kind: str = Field(max_length=16)  # key | model
     item_id: str = Field(max_length=40)
     at: datetime
+
+
+class AuditEventRow(SQLModel, table=True):
+    """Who changed what: appended, never updated or deleted (triggers refuse both)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_actor", "actor_key_id", "id"),
+        Index("ix_audit_action", "action", "id"),
+    )
+
+    # Time-ordered (crypto.new_id): pages follow the primary key.
+    id: str = Field(primary_key=True, max_length=40)
+    at: datetime
+    actor_key_id: str = Field(max_length=40)
+    action: str = Field(max_length=40)
+    target: str = Field(max_length=200)
+    request_id: str = Field(default="", max_length=64)
+    # What changed, as the API names it; never a credential or a key.
+    changes: dict[str, Any] = Field(default_factory=dict,
+                                    sa_column=Column(JSON, nullable=False))
+
+
+# The statements that make audit_events append-only, per dialect (the migration runs them
+# too, so a new SQLite file and a migrated database refuse alike).
+APPEND_ONLY = {
+    "sqlite": [f"CREATE TRIGGER IF NOT EXISTS audit_events_no_{verb.lower()} BEFORE {verb} "
+               f"ON audit_events BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+               for verb in ("UPDATE", "DELETE")],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$",
+        "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+        "ON audit_events FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
+    ],
+}
+# SQLAlchemy's way to make create_all run them: a listener on the table.
+for _dialect, _statements in APPEND_ONLY.items():
+    for _statement in _statements:
+        _ddl = DDL(_statement).execute_if(dialect=_dialect)  # type: ignore[no-untyped-call]
+        event.listen(AuditEventRow.__table__, "after_create", _ddl)  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import secrets
 import subprocess
 import sys
@@ -21,11 +22,15 @@ from grpc import aio
 from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.runner import start_bridge
 from ai1net.server.settings import Settings
+from tests.support.document import checked_session
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "ai1_test-admin-" + "a" * 32
 POSTGRES_URL = os.environ.get("AI1NET_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("AI1NET_TEST_REDIS_URL")
+# Every random choice a gateway under test makes (load spreading) follows this seed, so a
+# run repeats exactly; set AI1NET_TEST_SEED to try another.
+SEED = int(os.environ.get("AI1NET_TEST_SEED", "20261206"))
 
 
 def start_process(*args: str) -> tuple[subprocess.Popen[str], str]:
@@ -148,13 +153,13 @@ def gateway_settings(database_url: str, **overrides: Any) -> Settings:
 async def run_harness(settings: Settings, *, over_grpc: bool = False) -> AsyncIterator[Harness]:
     """A gateway and its bridge: in process (as ``ai1net serve`` runs them), or with the
     bridge as a separate gRPC client (as ``--bridge-only`` runs it)."""
-    gateway = await build_gateway(settings)
+    gateway = await build_gateway(settings, rng=random.Random(SEED))
     await gateway.start()
     target = local_target(settings.grpc_addr, gateway.port)
     runner, http_port = await start_bridge(settings, target, gateway,
                                            in_process=not over_grpc)
     channel = aio.insecure_channel(target)
-    async with aiohttp.ClientSession() as http:
+    async with checked_session() as http:  # every answer checked against /openapi.json
         try:
             yield Harness(gateway=gateway, http_url=f"http://127.0.0.1:{http_port}",
                           grpc_target=target, http=http, channel=channel)

@@ -8,7 +8,7 @@ from google.protobuf import empty_pb2
 from grpc import aio
 
 from ai1net.client.convert import timestamp
-from ai1net.server.auth import current_principal
+from ai1net.server.auth import current_principal, require_role
 from ai1net.server.errors import InvalidArgument
 from ai1net.server.keys import KEEP, KeyLimits, KeyStore, Principal, usd_to_nanos
 from ai1net.server.money import nanos_to_usd
@@ -26,6 +26,7 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
 
     async def CreateKey(self, request: keys_pb2.CreateKeyRequest,
                         context: Context) -> keys_pb2.Key:
+        require_role("admin")
         principal, secret = await self._keys.create(
             role=request.role, name=request.name, limits=limits_from(request))
         answer = to_proto(principal)
@@ -34,11 +35,13 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
 
     async def ListKeys(self, request: keys_pb2.ListKeysRequest,
                        context: Context) -> keys_pb2.ListKeysResponse:
+        require_role("admin")
         keys = await self._keys.list(include_revoked=request.include_revoked)
         return keys_pb2.ListKeysResponse(keys=[to_proto(k) for k in keys])
 
     async def UpdateKey(self, request: keys_pb2.UpdateKeyRequest,
                         context: Context) -> keys_pb2.Key:
+        require_role("admin")
         paths = set(request.update_mask.paths)
         if not paths <= set(MASKABLE):
             raise InvalidArgument("update_mask", f"may only name {', '.join(MASKABLE)}")
@@ -54,6 +57,7 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
 
     async def RevokeKey(self, request: keys_pb2.RevokeKeyRequest,
                         context: Context) -> empty_pb2.Empty:
+        require_role("admin")
         await self._keys.revoke(request.id)
         return empty_pb2.Empty()
 

@@ -10,7 +10,7 @@ from google.protobuf import empty_pb2
 from grpc import aio
 
 from ai1net.client.convert import timestamp
-from ai1net.server.auth import current_principal
+from ai1net.server.auth import require_role
 from ai1net.server.errors import InvalidArgument
 from ai1net.server.health import Stats
 from ai1net.server.money import nanos_to_usd
@@ -18,6 +18,8 @@ from ai1net.server.registry import ModelChanges, ModelRecord, Registry
 from ai1net.v1 import registry_pb2, registry_pb2_grpc
 
 Context = aio.ServicerContext[Any, Any]
+# Who may change models; ownership is the registry's to check.
+PROVIDERS = ("admin", "provider")
 
 # ModelSpec paths an update may name, and the ModelChanges fields each one sets.
 UPDATABLE = {
@@ -46,8 +48,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def RegisterModel(self, request: registry_pb2.RegisterModelRequest,
                             context: Context) -> registry_pb2.Model:
+        caller = require_role(*PROVIDERS)
         changes = changes_from(request.model, paths=None)
-        model = await self._registry.register(current_principal(), changes)
+        model = await self._registry.register(caller, changes)
         return self.to_proto(model)
 
     async def GetModel(self, request: registry_pb2.GetModelRequest,
@@ -64,17 +67,19 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def UpdateModel(self, request: registry_pb2.UpdateModelRequest,
                           context: Context) -> registry_pb2.Model:
+        caller = require_role(*PROVIDERS)
         paths = list(request.update_mask.paths)
         unknown = [p for p in paths if p not in UPDATABLE]
         if unknown:
             raise InvalidArgument("update_mask", f"unknown field {unknown[0]!r}")
         changes = changes_from(request.model, paths=paths)
-        model = await self._registry.update(current_principal(), request.name, changes)
+        model = await self._registry.update(caller, request.name, changes)
         return self.to_proto(model)
 
     async def DeleteModel(self, request: registry_pb2.DeleteModelRequest,
                           context: Context) -> empty_pb2.Empty:
-        await self._registry.delete(current_principal(), request.name)
+        caller = require_role(*PROVIDERS)
+        await self._registry.delete(caller, request.name)
         return empty_pb2.Empty()
 
     def to_proto(self, model: ModelRecord) -> registry_pb2.Model:

@@ -7,7 +7,7 @@ from typing import Any
 from grpc import aio
 
 from ai1net.server import reports
-from ai1net.server.auth import current_principal
+from ai1net.server.auth import current_principal, require_role
 from ai1net.server.errors import Unavailable
 from ai1net.server.money import nanos_to_usd
 from ai1net.server.storage import Database
@@ -15,6 +15,8 @@ from ai1net.server.usage import Ledger
 from ai1net.v1 import usage_pb2, usage_pb2_grpc
 
 Context = aio.ServicerContext[Any, Any]
+# Who may report and reconcile; ownership is reports.owners_for's to check.
+PROVIDERS = ("admin", "provider")
 
 
 class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
@@ -37,20 +39,22 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
 
     async def ReportUsage(self, request: usage_pb2.ReportUsageRequest,
                           context: Context) -> usage_pb2.ReportUsageResponse:
+        caller = require_role(*PROVIDERS)
         period = reports.parse_period(getattr(request, "from"), request.to)
         counts = reports.Counts(request.usage.requests, request.usage.tokens_processed)
         async with self._db.session() as session:
             report_id = await reports.store_report(
-                session=session, caller=current_principal(), model=request.model,
+                session=session, caller=caller, model=request.model,
                 period=period, counts=counts)
         return usage_pb2.ReportUsageResponse(id=report_id)
 
     async def GetReconciliation(self, request: usage_pb2.GetReconciliationRequest,
                                 context: Context) -> usage_pb2.GetReconciliationResponse:
+        caller = require_role(*PROVIDERS)
         period = reports.parse_period(getattr(request, "from"), request.to)
         await self._flush()
         async with self._db.session() as session:
-            result = await reports.reconcile(session=session, caller=current_principal(),
+            result = await reports.reconcile(session=session, caller=caller,
                                              model=request.model, period=period)
         return usage_pb2.GetReconciliationResponse(
             model=result.model, gateway=counts_message(result.gateway),

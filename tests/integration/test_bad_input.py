@@ -258,7 +258,13 @@ KEY_CASES = [
 QUERY_CASES = [
     Bad("page_size-negative", 400, "page_size", method="GET", path="/v1/models?page_size=-1"),
     Bad("page_size-word", 400, "page_size", method="GET", path="/v1/models?page_size=ten"),
-    Bad("page_token-not-utf8", 400, "page_token", method="GET", path="/v1/models?page_token=__4"),
+    Bad("page_size-superscript", 400, "page_size", method="GET",
+        path="/v1/models?page_size=%C2%B9"),
+    Bad("page_size-over-the-maximum", 400, "page_size", method="GET",
+        path="/v1/models?page_size=1001"),
+    Bad("type-unknown", 400, "type", method="GET", path="/v1/models?type=video"),
+    Bad("page_token-not-base64url-length", 400, "page_token", method="GET",
+        path="/v1/models?page_token=abcde"),
     Bad("page_token-not-base64", 400, "page_token", method="GET",
         path="/v1/models?page_token=!!!"),
     Bad("get-unknown-model", 404, method="GET", path="/v1/models/nope", says="nope"),
@@ -266,6 +272,8 @@ QUERY_CASES = [
     Bad("patch-unknown-model", 404, method="PATCH", path="/v1/models/nope", key="provider",
         body={"description": "x"}, base=False),
     Bad("revoke-unknown-key", 404, method="DELETE", path="/v1/keys/key_nope", key="admin"),
+    Bad("patch-unknown-key", 404, method="PATCH", path="/v1/keys/key_nope", key="admin",
+        body={"name": "x"}, base=False),
 ]
 
 ALL_CASES = [*GENERATE_CASES, *BODY_CASES, *PATH_CASES, *AUTH_CASES, *REGISTER_CASES,

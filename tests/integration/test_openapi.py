@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from openapi_spec_validator import validate
+from yarl import URL
 
 from ai1net.bridge.app import build_app
 from ai1net.bridge.errors import ERROR_TYPES
 from ai1net.bridge.openapi import openapi_document
 from tests.conftest import Harness
+from tests.support.document import DocumentMismatch, check_response, check_stream_event
 
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/console", "/console/{path}"}
 
@@ -75,3 +78,20 @@ def test_generate_streams_and_credentials_are_write_only():
     assert schemas["ModelSpec"]["properties"]["credentials"]["writeOnly"] is True
     assert "credentials" not in schemas["Model"]["properties"]
     assert "key" not in schemas["Key"]["properties"]
+
+
+def test_the_response_check_refuses_what_the_document_does_not_say():
+    """The middleware every integration test's client runs (tests/support/document.py)."""
+    request = ("GET", URL("http://127.0.0.1:1/v1/models/x"))
+    envelope = b'{"error": {"message": "x", "code": 404, "type": "not_found", "request_id": "r"}}'
+    check_response(*request, 404, {"x-request-id": "r"}, "application/json", envelope)
+    with pytest.raises(DocumentMismatch):  # no such status for this operation
+        check_response(*request, 402, {"x-request-id": "r"}, "application/json", envelope)
+    with pytest.raises(DocumentMismatch):  # the envelope without its type
+        check_response(*request, 404, {"x-request-id": "r"}, "application/json",
+                       b'{"error": {"message": "x", "code": 404, "request_id": "r"}}')
+    with pytest.raises(DocumentMismatch):  # every answer carries x-request-id
+        check_response(*request, 404, {}, "application/json", envelope)
+    check_stream_event(b'{"delta": "x"}\n')
+    with pytest.raises(DocumentMismatch):
+        check_stream_event(b'data: {"delta": 5}\n')

@@ -177,7 +177,8 @@ async def test_list_filters_and_paging(harness: Harness):
     assert await names("") == ["a-1", "i-1", "t-1", "t-2", "t-3"]
     assert await names("type=text") == ["t-1", "t-2", "t-3"]
     assert await names("type=image") == ["i-1"]
-    assert await names("type=video") == []
+    status, body = await call(harness, "GET", "/v1/models?type=video", consumer)
+    assert status == 400 and body["error"]["message"].startswith("type:"), body
     assert await names("capability=coding") == ["t-1", "t-3"]  # case-insensitive
     assert await names("capability=chat&type=text") == ["t-1", "t-2"]
     assert await names("capability=chat&type=audio") == []
@@ -229,3 +230,15 @@ async def test_limits_default_and_are_patchable(harness: Harness):
         patched = await resp.json()
     assert resp.status == 200, patched
     assert (patched["max_concurrency"], patched["max_response_bytes"]) == (3, 16 << 20)
+
+
+async def test_a_revoked_key_cannot_be_changed_or_revoked_again(harness: Harness):
+    async with harness.http.post(f"{harness.http_url}/v1/keys", json={"role": "consumer"},
+                                 headers=bearer(ADMIN_KEY)) as resp:
+        key_id = (await resp.json())["id"]
+    assert (await call(harness, "DELETE", f"/v1/keys/{key_id}", ADMIN_KEY))[0] == 204
+    status, body = await call(harness, "PATCH", f"/v1/keys/{key_id}", ADMIN_KEY,
+                              {"name": "back from the dead"})
+    assert status == 404 and body["error"]["type"] == "not_found", body
+    status, _ = await call(harness, "DELETE", f"/v1/keys/{key_id}", ADMIN_KEY)
+    assert status == 404

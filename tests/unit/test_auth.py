@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+from unittest.mock import MagicMock
+
 import grpc
 import pytest
+from grpc import aio
 
-from ai1net.server.auth import METHOD_ROLES, AuthGuard
+from ai1net.bridge.local import LocalContext
+from ai1net.server import auth
+from ai1net.server.auth import METHOD_ROLES, AuthGuard, presented_key
+from ai1net.server.errors import PermissionDenied, Unauthenticated
+from ai1net.server.keys import ROLES, Principal
+from ai1net.server.services.audit import AuditServicer
+from ai1net.server.services.keys import KeyServicer
+from ai1net.server.services.registry import RegistryServicer
+from ai1net.server.services.usage import UsageServicer
+from tests.support import authz
 
 
 async def answer(_request: object, _context: object) -> str:
@@ -23,3 +37,78 @@ def test_every_gateway_method_is_guarded_and_an_unlisted_one_is_refused_at_start
     assert guard.handler("/grpc.health.v1.Health/Check", handler) is handler
     with pytest.raises(RuntimeError, match="METHOD_ROLES"):
         guard.handler("/ai1net.v1.KeyService/DropEverything", handler)
+
+
+# -- the guard alone, and the servicers alone (defence in depth: each refuses by itself) ---
+
+
+def principal(role: str, key_id: str = "") -> Principal:
+    return Principal(id=key_id or f"key_{role}", name=role, role=role, key_hash=f"h-{role}",
+                     prefix="ai1_", requests_per_minute=0, tokens_per_minute=0,
+                     budget_nanos=None, created_at=datetime.now(UTC))
+
+
+class Keys:
+    """The one KeyStore method the guard calls: a key per role, secret = "secret-<role>"."""
+
+    async def authenticate_fresh(self, presented: str | None) -> Principal:
+        if not presented:
+            raise Unauthenticated("missing API key")
+        role = presented.removeprefix("secret-")
+        if role not in ROLES:
+            raise Unauthenticated("unknown or revoked API key")
+        return principal(role)
+
+
+@pytest.mark.parametrize("rule", authz.CONTRACT_ROLES, ids=lambda rule: rule.name)
+async def test_the_guard_alone_admits_exactly_the_contracts_roles(rule: authz.Rule):
+    """The guard in front of a handler that would serve anyone."""
+    guard = AuthGuard(keys=Keys())  # type: ignore[arg-type]  # duck-typed
+    handler = guard.handler(rule.method, grpc.unary_unary_rpc_method_handler(answer))
+    for role in ROLES:
+        context = LocalContext((("authorization", f"Bearer secret-{role}"),), None)
+        if role in rule.roles:
+            assert await handler.unary_unary(object(), context) == "ok"
+        else:
+            with pytest.raises(aio.AbortError) as refused:
+                await handler.unary_unary(object(), context)
+            assert refused.value.error.code() == grpc.StatusCode.PERMISSION_DENIED, role
+    for metadata in ((), (("authorization", "Basic secret-admin"),),
+                     (("authorization", "secret-admin"),), (("x-api-key", ""),)):
+        with pytest.raises(aio.AbortError) as refused:
+            await handler.unary_unary(object(), LocalContext(metadata, None))
+        assert refused.value.error.code() == grpc.StatusCode.UNAUTHENTICATED, metadata
+
+
+@pytest.mark.parametrize(("header", "key"), [
+    (("authorization", "Bearer k1"), "k1"), (("authorization", "bearer  k1 "), "k1"),
+    (("x-api-key", " k1 "), "k1"), (("authorization", "Basic k1"), None),
+    (("authorization", "Bearer "), None), (("authorization", "k1"), None),
+    (("x-api-key", ""), None), (("cookie", "k1"), None),
+])
+def test_only_bearer_or_x_api_key_present_a_key(header: tuple[str, str], key: str | None):
+    assert presented_key((header,)) == key
+
+
+def servicers() -> dict[str, Any]:
+    """Every servicer, built with nothing behind it: a refusal must come before any use."""
+    none: Any = None
+    return {"KeyService": KeyServicer(keys=none, quota=none),
+            "RegistryService": RegistryServicer(registry=none, stats=none),
+            "UsageService": UsageServicer(db=none, ledger=none),
+            "AuditService": AuditServicer(db=none)}
+
+
+@pytest.mark.parametrize("rule", [r for r in authz.CONTRACT_ROLES if r.roles != authz.ANY],
+                         ids=lambda rule: rule.name)
+async def test_each_servicer_checks_the_role_itself(rule: authz.Rule):
+    """Without the guard (a table entry widened by mistake), the servicer still refuses."""
+    service = rule.method.split("/")[1].rpartition(".")[2]
+    servicer = servicers()[service]
+    for role in set(ROLES) - rule.roles:
+        token = auth._principal.set(principal(role))
+        try:
+            with pytest.raises(PermissionDenied):
+                await getattr(servicer, rule.name)(MagicMock(), None)
+        finally:
+            auth._principal.reset(token)

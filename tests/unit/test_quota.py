@@ -278,3 +278,29 @@ async def test_spent_by_key_sums_the_ledger(tmp_path: Path):
         assert await spent_by_key(db, "key_none") == 0
     finally:
         await db.close()
+
+
+async def test_a_wait_under_a_second_still_says_retry_after_one(quota, clock):
+    """Retry-After is whole seconds (CONTRACT §2.4): a wait of a few ms is 1, never 0."""
+    key = principal(rpm=60)  # one request a second
+    for _ in range(60):
+        await admit(quota, key)
+    clock.advance(0.999)
+    with pytest.raises(KeyRateLimited) as refused:
+        await admit(quota, key)
+    assert refused.value.retry_after_s == 1
+    clock.advance(0.001)
+    await admit(quota, key)
+
+
+async def test_settling_a_call_that_reserved_nothing_leaves_the_others_holds(quota, spent):
+    key = principal(budget=3 * CALL)
+    held = await admit(quota, key, nanos=2 * CALL)
+    free = await admit(quota, key, nanos=0)
+    await quota.settle(free, tokens=0, cost_nanos=0)
+    # 2 calls' worth still held: a reservation of more than 1 more does not fit.
+    with pytest.raises(BudgetExceeded):
+        await admit(quota, key, nanos=CALL + 1)
+    await admit(quota, key, nanos=CALL)
+    await quota.settle(held, tokens=0, cost_nanos=0)
+    assert await quota.spent_nanos(key.id) == 0

@@ -240,3 +240,36 @@ def test_one_clear_winner_ignores_the_random_source():
     plan = plan_routed([FAST, CHEAP], RouteRequest(strategy="latency"), never_observed,
                        Exploding())
     assert plan.models[0].name == "fast"
+
+
+# -- the caps: inclusive, and on both prices ------------------------------------------------
+
+
+def test_a_model_over_the_price_cap_on_output_alone_is_not_a_candidate():
+    cheap_in = model("cheap-in", price_in=0.001, price_out=0.02)
+    under = model("under", price_in=0.005, price_out=0.005)
+    names = [m.name for m in candidates([cheap_in, under],
+                                        RouteRequest(max_price_per_1k_tokens=0.01))]
+    assert names == ["under"]
+    with pytest.raises(NoCandidate, match="max_price_per_1k_tokens"):
+        candidates([cheap_in], RouteRequest(max_price_per_1k_tokens=0.01))
+
+
+def test_a_model_over_the_price_cap_on_input_alone_is_not_a_candidate():
+    dear_in = model("dear-in", price_in=0.02, price_out=0.001)
+    with pytest.raises(NoCandidate, match="max_price_per_1k_tokens"):
+        candidates([dear_in], RouteRequest(max_price_per_1k_tokens=0.01))
+
+
+def test_models_exactly_at_the_caps_are_candidates():
+    at_price = model("at-price", price_in=0.01, price_out=0.01, avg_latency_ms=10)
+    at_latency = model("at-latency", price_in=0.001, price_out=0.001, avg_latency_ms=250)
+    request = RouteRequest(max_price_per_1k_tokens=0.01, max_latency_ms=250)
+    assert {m.name for m in candidates([at_price, at_latency], request)} == {
+        "at-price", "at-latency"}
+    just_over = model("over", price_in=0.010000001, price_out=0.001, avg_latency_ms=10)
+    slower = model("slower", avg_latency_ms=250.5, price_in=0.001, price_out=0.001)
+    with pytest.raises(NoCandidate, match=r"max_price_per_1k_tokens 0\.01"):
+        candidates([just_over], request)
+    with pytest.raises(NoCandidate, match="max_latency_ms 250"):
+        candidates([slower], request)
