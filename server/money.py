@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 # The conversions are the client's (the wire carries both forms); re-exported for the server.
-from ai1net.client.money import nanos_to_usd, usd_to_nanos
+from ai1net.client.money import NANOS_PER_USD, nanos_to_usd, usd_to_nanos
 
-__all__ = ["call_cost_nanos", "is_valid_usd", "nanos_to_usd", "usd_to_nanos"]
+__all__ = ["NANOS_PER_USD", "call_cost_nanos", "is_valid_usd", "nanos_to_usd", "usd_to_nanos"]
 
 
 def call_cost_nanos(*, input_tokens: int, output_tokens: int,

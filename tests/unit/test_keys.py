@@ -110,15 +110,6 @@ async def test_ensure_keeps_an_existing_key_and_makes_a_missing_one(store: KeySt
     assert len(await store.list()) == 1
 
 
-async def test_an_unknown_key_reloads_at_most_once_per_interval(db: Database, store: KeyStore):
-    other = KeyStore(db=db)
-    _, early = await other.create(role="consumer", name="early", limits=KeyLimits())
-    assert (await store.authenticate_fresh(early)).name == "early"  # reloaded: found
-    _, late = await other.create(role="consumer", name="late", limits=KeyLimits())
-    with pytest.raises(Unauthenticated):
-        await store.authenticate_fresh(late)  # within the interval: no second reload
-
-
 @pytest.mark.parametrize(("fields", "field"), [
     ({"role": "root"}, "role"), ({"role": ""}, "role"), ({"name": "n" * 201}, "name"),
     ({"limits": KeyLimits(requests_per_minute=-1)}, "rate_limit.requests_per_minute"),
