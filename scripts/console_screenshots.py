@@ -65,11 +65,15 @@ def set_up(gateway: ThreadedGateway, provider_url: str) -> dict[str, str]:
             specialties=["demos"], cost_efficiency="medium",
             performance={"avg_latency_ms": 80, "accuracy_score": 0.8},
             pricing={"input_per_1k_tokens": price_in, "output_per_1k_tokens": price_out}))
+    return keys
+
+
+def make_calls(gateway: ThreadedGateway, key: str) -> None:
+    """A few real calls, so that the models have observed latency and error rates."""
     for i in range(12):
         model = MODELS[i % len(MODELS)][0]
-        gateway.call(harness.generate(keys["consumer"], model=model, input=f"question {i}",
-                                      parameters={"max_tokens": 40}))
-    return keys
+        gateway.call(gateway.harness.generate(key, model=model, input=f"question {i}",
+                                              parameters={"max_tokens": 40}))
 
 
 def seed_ledger(database_url: str, gateway: ThreadedGateway, count: int) -> None:
@@ -212,6 +216,7 @@ def main() -> None:
                 seed_ledger(url, gateway, args.events)
                 print(f"ledger: {args.events} synthetic events written in "
                       f"{time.perf_counter() - started:.1f} s")
+                make_calls(gateway, keys["consumer"])  # after: its spend then counts the seeds
                 console = Console(driver, gateway.url, wait_s=300)
                 time_queries(gateway)
                 capture(console, keys, args.out)
@@ -241,6 +246,14 @@ def capture(console: Console, keys: dict[str, str], out: Path) -> None:
                 console.find("form[aria-labelledby=create-h] button[type=submit]").click()
                 console.find("#new-key")
             shoot(console, out / f"{role}-{page}.png")
+            if page == "mine":
+                console.find("#register-open").click()
+                console.fill('[data-field="name"]', "my-new-model")
+                console.fill('[data-field="endpoint"]', "https://api.example.com/v1/generate")
+                console.fill('[data-field="pricing.input_per_1k_tokens"]', "-0.5")
+                console.find("form.model-form button[type=submit]").click()
+                console.find('[aria-invalid="true"]')
+                shoot(console, out / "provider-register-error.png")
     console.sign_in(keys["consumer"])
     console.color_scheme("dark")
     console.reload("spend")
