@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import grpc
@@ -33,7 +34,7 @@ from ai1net.server.services.keys import KeyServicer
 from ai1net.server.services.registry import RegistryServicer
 from ai1net.server.services.usage import UsageServicer
 from ai1net.server.settings import Settings
-from ai1net.server.storage import Database
+from ai1net.server.storage import Database, sqlite_path
 from ai1net.server.telemetry import grpc_server_interceptor, instrument_engine
 from ai1net.server.tls import server_credentials
 from ai1net.server.transport import HttpTransport, Transport
@@ -128,7 +129,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.feed.start()
-        self.ledger.start()
+        await self.ledger.start()
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -144,6 +145,16 @@ class Gateway:
             await self.feed.close()
             await self.transport.close()
             await self.db.close()
+
+
+def spool_dir(settings: Settings) -> Path | None:
+    """Where this process spools usage events; None for an in-memory database."""
+    if settings.spool_dir:
+        return Path(settings.spool_dir)
+    if settings.database_url.startswith("sqlite"):
+        database = sqlite_path(settings.database_url)
+        return database.parent / f"{database.name}.spool" if database else None
+    return Path("ai1net-spool")
 
 
 async def build_gateway(settings: Settings, *, transport: Transport | None = None,
@@ -181,7 +192,7 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     health = HealthBoard()
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
-                    enabled=settings.accounting)
+                    enabled=settings.accounting, spool_dir=spool_dir(settings))
     transport = transport or HttpTransport(allow_private=settings.allow_private_endpoints)
     providers = ProviderClient(transport=transport)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))

@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +142,9 @@ def gateway_settings(database_url: str, **overrides: Any) -> Settings:
         "grpc_addr": "127.0.0.1:0", "http_addr": "127.0.0.1:0",
         "database_url": database_url, "admin_key": ADMIN_KEY,
         "secret_key": "test-secret-passphrase", "allow_private_endpoints": True,
-        "grace_period_s": 2.0, **overrides}
+        "grace_period_s": 2.0,
+        # Its own spool directory: PostgreSQL gateways would otherwise spool in the cwd.
+        "spool_dir": tempfile.mkdtemp(prefix="ai1net-spool-"), **overrides}
     return Settings(**values)
 
 

@@ -3,56 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from ai1net.server.storage import async_url
 from tests.conftest import ADMIN_KEY, bearer
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def start_gateway(database_url: str, tmp_path: Path) -> tuple[asyncio.subprocess.Process, str]:
-    http, grpc_port = free_port(), free_port()
-    env = {**os.environ, "AI1NET_ADMIN_KEY": ADMIN_KEY, "AI1NET_SECRET_KEY": "shutdown-test",
-           "AI1NET_ALLOW_PRIVATE_ENDPOINTS": "1", "AI1NET_DATABASE_URL": database_url,
-           "AI1NET_USAGE_FLUSH_INTERVAL_S": "30"}  # only the shutdown flush writes
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ai1net.server.cli", "serve", "--http-addr", f"127.0.0.1:{http}",
-        "--grpc-addr", f"127.0.0.1:{grpc_port}", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{http}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"{base}/readyz") as resp:
-                    if resp.status == 200:
-                        return process, base
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    process.kill()
-    raise RuntimeError("gateway did not become ready")
-
-
-async def count_events(database_url: str) -> int:
-    engine = create_async_engine(async_url(database_url))
-    async with engine.connect() as conn:
-        value = (await conn.execute(text("select count(*) from usage_events"))).scalar_one()
-    await engine.dispose()
-    return int(value)
+from tests.support.gateway_process import count_events, start_gateway
 
 
 async def provider_requests(http: aiohttp.ClientSession, provider_url: str) -> int:
@@ -61,7 +19,8 @@ async def provider_requests(http: aiohttp.ClientSession, provider_url: str) -> i
 
 
 async def run_scenario(database_url: str, tmp_path: Path, provider_url: str) -> None:
-    process, base = await start_gateway(database_url, tmp_path)
+    gateway = await start_gateway(database_url, tmp_path)
+    process, base = gateway.process, gateway.base
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         async with http.post(f"{base}/v1/keys", headers=bearer(ADMIN_KEY),
                              json={"role": "consumer", "name": "c"}) as resp:
