@@ -134,17 +134,29 @@ class Gateway:
         for name in ("", *SERVICE_NAMES):
             await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Refuse new calls, let calls in flight finish, flush usage, release everything."""
+    async def drain(self) -> None:
+        """Tell health checkers this process is stopping; it still serves."""
         await self.health_servicer.enter_graceful_shutdown()
+
+    async def stop_serving(self, grace: float | None = None) -> None:
+        """Refuse new calls and let calls in flight finish (within ``grace``)."""
+        await self.drain()
         await self.server.stop(self.settings.grace_period_s if grace is None else grace)
-        try:
-            await self.ledger.close()
-        finally:
-            await self.quota.close()
-            await self.feed.close()
-            await self.transport.close()
-            await self.db.close()
+
+    async def close(self) -> None:
+        """Flush usage and release everything; what fails is logged, never raised, so a
+        stop ends cleanly whatever Redis or the database did."""
+        for name, closer in (("ledger", self.ledger.close), ("quota", self.quota.close),
+                             ("change feed", self.feed.close),
+                             ("transport", self.transport.close), ("database", self.db.close)):
+            try:
+                await closer()
+            except Exception:
+                log.exception("could not close the %s cleanly", name)
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.stop_serving(grace)
+        await self.close()
 
 
 def spool_dir(settings: Settings) -> Path | None:

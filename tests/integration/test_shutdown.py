@@ -58,3 +58,43 @@ async def test_sigterm_drains_and_flushes_on_postgres(tmp_path: Path, provider_u
         pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
     async with postgres_database() as url:
         await run_scenario(url, tmp_path, provider_url)
+
+
+async def test_sigterm_turns_unready_at_once_and_serves_through_the_drain_delay(
+        tmp_path: Path, provider_url: str):
+    from grpc import aio
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from ai1net.v1 import generate_pb2, generate_pb2_grpc
+
+    gateway = await start_gateway(f"sqlite:///{tmp_path / 'g.db'}", tmp_path,
+                                  AI1NET_DRAIN_DELAY_S="600")
+    base = gateway.base
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{base}/v1/models", headers=bearer(ADMIN_KEY),
+            json={"name": "m", "type": "text", "endpoint": provider_url + "/ok"}) as resp:
+        assert resp.status == 201
+    gateway.process.send_signal(signal.SIGTERM)
+    async with aiohttp.ClientSession() as http:  # not ready at once...
+        async with asyncio.timeout(10):
+            while True:
+                async with http.get(f"{base}/readyz") as resp:
+                    if resp.status == 503:
+                        assert (await resp.json())["error"]["message"] == "shutting down"
+                        break
+                await asyncio.sleep(0.01)
+    async with aio.insecure_channel(gateway.grpc_target) as channel:
+        health = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        answer = await generate_pb2_grpc.GenerateServiceStub(channel).Generate(  # ...but serving
+            generate_pb2.GenerateRequest(model="m", input="hi"),
+            metadata=(("x-api-key", ADMIN_KEY),), timeout=5)
+        assert answer.id.startswith("gen_")
+    async with aiohttp.ClientSession() as http, http.post(  # a new connection, in the delay
+            f"{base}/v1/generate", headers=bearer(ADMIN_KEY),
+            json={"model": "m", "input": "hi"}) as resp:
+        assert resp.status == 200
+    gateway.process.send_signal(signal.SIGTERM)  # a second signal cuts the delay short
+    assert await asyncio.wait_for(gateway.process.wait(), 15) == 0
+    assert await count_events(f"sqlite:///{tmp_path / 'g.db'}") == 2
