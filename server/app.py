@@ -129,6 +129,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.feed.start()
+        await self.quota.start()
         await self.ledger.start()
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
@@ -212,6 +213,9 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
                           quota=quota, observer=Observer(metrics=metrics),
                           in_flight=InFlight(limit=settings.max_in_flight))
     metrics.watch_usage_buffer(lambda: ledger.depth)
+    status = getattr(quota, "status", None)  # the shared quota's, with Redis
+    if status is not None:
+        metrics.watch_quota(status)
     metrics.watch_circuits(health.circuit_states)
     guard = AuthGuard(keys=keys, continue_traces=not trace_rpcs)
     server = aio.server(interceptors=[grpc_server_interceptor()] if trace_rpcs else None,

@@ -193,11 +193,12 @@ async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
 async def two_replicas(*, redis: bool = True,
                        **overrides: Any) -> AsyncIterator[tuple[Harness, Harness]]:
     """Two gateways on one fresh PostgreSQL database and (unless not ``redis``) the test
-    Redis."""
+    Redis, or the one ``redis_url`` in ``overrides`` names."""
     if not POSTGRES_URL or (redis and not REDIS_URL):
         pytest.skip("AI1NET_TEST_POSTGRES_URL and AI1NET_TEST_REDIS_URL are needed")
     async with postgres_database() as url:
-        settings = gateway_settings(url, redis_url=REDIS_URL if redis else None, **overrides)
+        settings = gateway_settings(url, **{"redis_url": REDIS_URL if redis else None,
+                                            **overrides})
         first, second = run_harness(settings), run_harness(settings)
         one = await anext(first)
         two = await anext(second)
