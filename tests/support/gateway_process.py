@@ -31,9 +31,10 @@ class GatewayProcess:
 
 
 async def start_gateway(database_url: str, tmp_path: Path, *, wait_ready: bool = True,
-                        **env: str) -> GatewayProcess:
-    """A gateway on free ports in ``tmp_path``; ``env`` adds AI1NET_* settings."""
-    http, grpc_port = free_port(), free_port()
+                        ports: tuple[int, int] | None = None, **env: str) -> GatewayProcess:
+    """A gateway in ``tmp_path`` on ``ports`` (HTTP, gRPC; default: free ones); ``env`` adds
+    AI1NET_* settings."""
+    http, grpc_port = ports or (free_port(), free_port())
     environ = {**os.environ, "AI1NET_ADMIN_KEY": ADMIN_KEY, "AI1NET_SECRET_KEY": "process-test",
                "AI1NET_ALLOW_PRIVATE_ENDPOINTS": "1", "AI1NET_DATABASE_URL": database_url,
                "AI1NET_USAGE_FLUSH_INTERVAL_S": "30", **env}  # only the shutdown flush writes
