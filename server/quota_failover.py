@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from ai1net.server.keys import Principal
 from ai1net.server.metrics import QuotaStatus
 from ai1net.server.quota import Admission, LocalQuota, SpentLoader
-from ai1net.server.quota_redis import QuotaStoreDown, RedisQuota, SettleArgs
+from ai1net.server.quota_redis import QuotaStoreDown, RedisQuota, SettleArgs, settlement
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,23 @@ class FailoverQuota:
         return admission
 
     async def settle(self, admission: Admission, *, tokens: int, cost_nanos: int) -> None:
-        if not admission.local:
+        if not admission.local and not self.degraded:
             await self._shared.settle(admission, tokens=tokens, cost_nanos=cost_nanos)
+            return
+        if not admission.local:  # admitted by Redis, which is away now: tell it later
+            owed = settlement(admission, tokens=tokens, cost_nanos=cost_nanos)
+            if owed is not None:
+                self._owe(admission.key_id, owed)
             return
         await self._local.settle(admission, tokens=tokens, cost_nanos=cost_nanos)
         if not (admission.budgeted and cost_nanos):
             return
         # The shared budget's spend, without a hold or tokens: Redis never saw the call.
-        args: SettleArgs = [0, 0, cost_nanos, "1", ""]
+        spend: SettleArgs = [0, 0, cost_nanos, "1", ""]
         if self.degraded:
-            self._owe(admission.key_id, args)
+            self._owe(admission.key_id, spend)
         else:  # Redis came back while the call ran
-            await asyncio.shield(self._apply(admission.key_id, args))
+            await asyncio.shield(self._apply(admission.key_id, spend))
 
     async def spent_nanos(self, key_id: str) -> int:
         return await self._shared.spent_nanos(key_id)

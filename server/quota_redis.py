@@ -203,15 +203,9 @@ class RedisQuota:
         return self._admission(key, reply, reserve_tokens, reserve_nanos, hold)
 
     async def settle(self, admission: Admission, *, tokens: int, cost_nanos: int) -> None:
-        if admission.settled:
+        args = settlement(admission, tokens=tokens, cost_nanos=cost_nanos)
+        if args is None:
             return
-        admission.settled = True
-        back = admission.tokens - tokens if admission.tokens_per_minute else 0
-        if not back and not admission.budgeted:
-            return
-        budgeted = "1" if admission.budgeted else "0"
-        args: list[int | str] = [admission.tokens_per_minute, back, cost_nanos, budgeted,
-                                 admission.hold]
         task = asyncio.ensure_future(self._call_settle(admission.key_id, args))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
@@ -281,6 +275,19 @@ class RedisQuota:
                          nanos=reserve_nanos if hold else 0, limits=limits,
                          tokens_per_minute=key.tokens_per_minute,
                          budgeted=key.budget_nanos is not None, hold=hold)
+
+
+def settlement(admission: Admission, *, tokens: int, cost_nanos: int) -> SettleArgs | None:
+    """The settle script's arguments for ``admission`` (marked settled), or None when there
+    is nothing to tell Redis."""
+    if admission.settled:
+        return None
+    admission.settled = True
+    back = admission.tokens - tokens if admission.tokens_per_minute else 0
+    if not back and not admission.budgeted:
+        return None
+    return [admission.tokens_per_minute, back, cost_nanos,
+            "1" if admission.budgeted else "0", admission.hold]
 
 
 def _keys(key_id: str) -> tuple[str, str, str]:
