@@ -7,8 +7,9 @@
 
 A fresh SQLite file is made when no URL is given; a database that already holds events is
 queried as it is (to compare query changes without refilling). Events are spread over the
-last 30 days, 20 models of 5 owners, and 500 keys (``--keys``: fewer, busier keys); 2% fail. Each query runs
-``--repeat`` times through the same function GetUsage calls; medians are printed.
+last 30 days, 20 models of 5 owners, and 500 keys (``--keys``: fewer, busier keys); 2%
+fail. Each query runs ``--repeat`` times through the same function GetUsage calls;
+medians are printed.
 """
 
 from __future__ import annotations
