@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test api-fuzz mutation protos protos-check lint bench bench-peer bench-workers soak clean
+.PHONY: install run test api-fuzz mutation protos protos-check lint deploy-check cluster-test bench bench-peer bench-workers soak clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -39,6 +39,12 @@ lint: $(PY)
 	ln -sfn ../../../clients/python/ai1net/v1 $(TYPECHECK)/v1
 	ln -sfn ../../../clients/python/ai1net/client $(TYPECHECK)/client
 	$(VENV)/bin/mypy -p ai1net.server -p ai1net.bridge -p ai1net.client
+
+cluster-test: $(PY)  ## three replicas behind HAProxy on PostgreSQL and Redis, minutes (tests/cluster)
+	AI1NET_CLUSTER_TEST=1 $(PY) -m pytest -s -p no:xdist tests/cluster $(PYTEST_ARGS)
+
+deploy-check: $(PY)  ## validate deploy/: Dockerfile, compose.yaml, Kubernetes manifests, HAProxy
+	$(PY) scripts/check_deploy.py
 
 bench: $(PY)  ## AI1NET against a direct call and the bare proxies (BENCH_ARGS=--quick, --no-costs)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

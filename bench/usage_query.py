@@ -3,11 +3,13 @@
     python -m bench.usage_query                      # a fresh SQLite file in a temp dir
     python -m bench.usage_query --events 200000
     python -m bench.usage_query --database-url postgresql://postgres@127.0.0.1:5432/bench
+    python -m bench.usage_query --keys 20          # calls concentrated on fewer keys
 
 A fresh SQLite file is made when no URL is given; a database that already holds events is
 queried as it is (to compare query changes without refilling). Events are spread over the
-last 30 days, 20 models of 5 owners, and 500 keys; 2% fail. Each query runs
-``--repeat`` times through the same function GetUsage calls; medians are printed.
+last 30 days, 20 models of 5 owners, and 500 keys (``--keys``: fewer, busier keys); 2%
+fail. Each query runs ``--repeat`` times through the same function GetUsage calls;
+medians are printed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ai1net.server.tables import UsageEventRow
 DAY_MS = 86_400_000
 MODELS = [f"model-{i:02d}" for i in range(20)]
 OWNERS = [f"key_owner{i}" for i in range(5)]
-KEYS = [f"key_consumer{i:03d}" for i in range(500)]
+KEYS = [f"key_consumer{i:03d}" for i in range(500)]  # --keys takes the first N
 CHUNK = 20_000
 
 
@@ -43,7 +45,8 @@ def principal(role: str, key_id: str) -> Principal:
                      created_at=datetime.now(UTC))
 
 
-def event_rows(count: int, *, start_ms: int, seed: int = 7) -> list[dict[str, object]]:
+def event_rows(count: int, *, start_ms: int, seed: int = 7,
+               keys: int = len(KEYS)) -> list[dict[str, object]]:
     rng = random.Random(seed)
     rows = []
     for i in range(count):
@@ -52,7 +55,7 @@ def event_rows(count: int, *, start_ms: int, seed: int = 7) -> list[dict[str, ob
         tokens_in, tokens_out = (rng.randrange(1, 2000), rng.randrange(1, 1000)) if ok else (0, 0)
         rows.append({
             "id": f"gen_{i:024x}", "ts_ms": start_ms + rng.randrange(30 * DAY_MS),
-            "key_id": rng.choice(KEYS), "model": MODELS[model],
+            "key_id": rng.choice(KEYS[:keys]), "model": MODELS[model],
             "model_owner": OWNERS[model % len(OWNERS)], "input_tokens": tokens_in,
             "output_tokens": tokens_out, "estimated": False,
             "cost_nanos": (tokens_in * 2_000_000 + tokens_out * 4_000_000 + 999) // 1000,
@@ -61,11 +64,12 @@ def event_rows(count: int, *, start_ms: int, seed: int = 7) -> list[dict[str, ob
     return rows
 
 
-async def fill(db: Database, count: int, start_ms: int) -> float:
+async def fill(db: Database, count: int, start_ms: int, keys: int) -> float:
     table = UsageEventRow.__table__  # type: ignore[attr-defined]
     began = time.perf_counter()
     for offset in range(0, count, CHUNK):
-        rows = event_rows(min(CHUNK, count - offset), start_ms=start_ms, seed=offset)
+        rows = event_rows(min(CHUNK, count - offset), start_ms=start_ms, seed=offset,
+                          keys=keys)
         for row_number, row in enumerate(rows, start=offset):
             row["id"] = f"gen_{row_number:024x}"
         async with db.engine.begin() as conn:
@@ -86,7 +90,7 @@ async def timed(repeat: int, query: Callable[[], Awaitable[UsageReport]]
     return statistics.median(walls), statistics.median(cpus), result
 
 
-async def main(url: str, events: int, repeat: int) -> None:
+async def main(url: str, events: int, repeat: int, keys: int) -> None:
     db = Database(url)
     await db.migrate()
     print(f"database: {db.url.split('@')[-1]}")
@@ -97,7 +101,7 @@ async def main(url: str, events: int, repeat: int) -> None:
         print(f"querying the {held[0]:,} events already there")
     else:
         start_ms = (int(time.time() * 1000) // DAY_MS - 30) * DAY_MS
-        print(f"inserted {events:,} events in {await fill(db, events, start_ms):.1f} s")
+        print(f"inserted {events:,} events in {await fill(db, events, start_ms, keys):.1f} s")
     async with db.engine.begin() as conn:
         await conn.execute(text("ANALYZE usage_events"))  # as autovacuum would, in time
     admin = principal("admin", "key_admin")
@@ -134,13 +138,16 @@ def cli() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keys", type=int, default=len(KEYS),
+                        help=f"consumer keys the events spread over (at most {len(KEYS)})")
     args = parser.parse_args()
+    keys = max(1, min(args.keys, len(KEYS)))
     if args.database_url:
-        asyncio.run(main(args.database_url, args.events, args.repeat))
+        asyncio.run(main(args.database_url, args.events, args.repeat, keys))
         return
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'usage-bench.db'}"
-        asyncio.run(main(url, args.events, args.repeat))
+        asyncio.run(main(url, args.events, args.repeat, keys))
 
 
 if __name__ == "__main__":

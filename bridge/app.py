@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 METRICS = web.AppKey("metrics", CollectorRegistry)
 CONTINUE_TRACES = web.AppKey("continue_traces", bool)
+# Set when the process starts to stop: /readyz answers 503 while calls are still served.
+DRAINING = web.AppKey("draining", asyncio.Event)
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -91,6 +94,8 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[DRAINING].is_set():
+        raise HttpError(503, "shutting down")
     try:
         answer = await request.app[BACKEND].health.Check(
             health_pb2.HealthCheckRequest(service=""), timeout=3)
@@ -121,6 +126,7 @@ def build_app(*, target: str | None = None, backend: Backend | None = None,
     app = web.Application(client_max_size=max_body_bytes, middlewares=[envelope_middleware])
     app[METRICS] = metrics_registry or CollectorRegistry()
     app[CONTINUE_TRACES] = continue_traces
+    app[DRAINING] = asyncio.Event()
 
     async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
         app[BACKEND] = backend or Backend.connect(target or "", credentials)

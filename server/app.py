@@ -7,6 +7,7 @@ import functools
 import logging
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import grpc
@@ -35,7 +36,7 @@ from ai1net.server.services.keys import KeyServicer
 from ai1net.server.services.registry import RegistryServicer
 from ai1net.server.services.usage import UsageServicer
 from ai1net.server.settings import Settings
-from ai1net.server.storage import Database
+from ai1net.server.storage import Database, sqlite_path
 from ai1net.server.telemetry import grpc_server_interceptor, instrument_engine
 from ai1net.server.tls import server_credentials
 from ai1net.server.transport import HttpTransport, Transport
@@ -133,22 +134,45 @@ class Gateway:
 
     async def start(self) -> None:
         await self.feed.start()
-        self.ledger.start()
+        await self.quota.start()
+        await self.ledger.start()
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Refuse new calls, let calls in flight finish, flush usage, release everything."""
+    async def drain(self) -> None:
+        """Tell health checkers this process is stopping; it still serves."""
         await self.health_servicer.enter_graceful_shutdown()
+
+    async def stop_serving(self, grace: float | None = None) -> None:
+        """Refuse new calls and let calls in flight finish (within ``grace``)."""
+        await self.drain()
         await self.server.stop(self.settings.grace_period_s if grace is None else grace)
-        try:
-            await self.ledger.close()
-        finally:
-            await self.quota.close()
-            await self.feed.close()
-            await self.transport.close()
-            await self.db.close()
+
+    async def close(self) -> None:
+        """Flush usage and release everything; what fails is logged, never raised, so a
+        stop ends cleanly whatever Redis or the database did."""
+        for name, closer in (("ledger", self.ledger.close), ("quota", self.quota.close),
+                             ("change feed", self.feed.close),
+                             ("transport", self.transport.close), ("database", self.db.close)):
+            try:
+                await closer()
+            except Exception:
+                log.exception("could not close the %s cleanly", name)
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.stop_serving(grace)
+        await self.close()
+
+
+def spool_dir(settings: Settings) -> Path | None:
+    """Where this process spools usage events; None for an in-memory database."""
+    if settings.spool_dir:
+        return Path(settings.spool_dir)
+    if settings.database_url.startswith("sqlite"):
+        database = sqlite_path(settings.database_url)
+        return database.parent / f"{database.name}.spool" if database else None
+    return Path("ai1net-spool")
 
 
 async def build_gateway(settings: Settings, *, transport: Transport | None = None,
@@ -188,7 +212,7 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     health = HealthBoard()
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
-                    enabled=settings.accounting)
+                    enabled=settings.accounting, spool_dir=spool_dir(settings))
     transport = transport or HttpTransport(allow_private=settings.allow_private_endpoints)
     providers = ProviderClient(transport=transport)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
@@ -196,6 +220,9 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
                           quota=quota, observer=Observer(metrics=metrics),
                           in_flight=InFlight(limit=settings.max_in_flight), rng=rng)
     metrics.watch_usage_buffer(lambda: ledger.depth)
+    status = getattr(quota, "status", None)  # the shared quota's, with Redis
+    if status is not None:
+        metrics.watch_quota(status)
     metrics.watch_circuits(health.circuit_states)
     guard = AuthGuard(keys=keys, continue_traces=not trace_rpcs)
     server = aio.server(interceptors=[grpc_server_interceptor()] if trace_rpcs else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,8 @@ from ai1net.server.money import nanos_to_usd
 from ai1net.server.money import usd_to_nanos as _usd_to_nanos
 from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import KeyRow
+
+log = logging.getLogger(__name__)
 
 ROLES = rules.ROLES
 # Tells other replicas that a row changed: (kind, id).
@@ -172,13 +175,23 @@ class KeyStore:
         return principal, secret
 
     async def ensure(self, secret: str, *, role: str, name: str) -> Principal:
-        """The key with this secret, created if missing (AI1NET_ADMIN_KEY, the demo's keys)."""
+        """The key with this secret, created if missing (AI1NET_ADMIN_KEY). An upsert:
+        replicas starting together store one row and all use it. A revoked key stays so."""
         digest = hash_key(secret)
+        candidate = KeyRow(id=new_id("key"), name=name, role=role, key_hash=digest,
+                           prefix=secret[:8], created_at=utcnow())
         async with self._db.session() as session:
+            inserted = await storage.insert_key_once(session=session, row=candidate)
+            if inserted:
+                await storage.record_change(session=session, kind="key", item_id=candidate.id)
+            await session.commit()
             row = await storage.key_by_hash(session=session, key_hash=digest)
-            if row is not None and row.revoked_at is None:
-                return self._by_hash.setdefault(digest, Principal.from_row(row))
-        principal, _ = await self.create(role=role, name=name, limits=KeyLimits(), secret=secret)
+        assert row is not None  # inserted, or already there
+        if row.revoked_at is not None:
+            log.warning("%s names a revoked key: it stays revoked", name)
+        principal = self.refresh(row)
+        if inserted:
+            await self._notify("key", row.id)
         return principal
 
     async def list(self, *, include_revoked: bool = False) -> list[Principal]:

@@ -269,6 +269,32 @@ class _CircuitCollector(Collector):
                                  labels=["model"])
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """What the shared quota says of itself (read at scrape time)."""
+
+    degraded: bool  # Redis away: limits and budgets are per-process shares
+    replicas: int  # replicas seen by their heartbeats
+    local_admissions: int  # calls admitted by per-process shares, ever
+
+
+class _QuotaCollector(Collector):
+    def __init__(self, status: Callable[[], QuotaStatus]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._status()
+        yield GaugeMetricFamily(f"{NAMESPACE}_quota_degraded",
+                                "1 while Redis is away and rate limits and budgets are "
+                                "per-process shares", value=int(status.degraded))
+        yield GaugeMetricFamily(f"{NAMESPACE}_quota_replicas_seen",
+                                "Replicas alive by their Redis heartbeats (last count known)",
+                                value=status.replicas)
+        yield CounterMetricFamily(f"{NAMESPACE}_quota_local_admissions",
+                                  "Calls admitted by per-process shares while Redis was away",
+                                  value=status.local_admissions)
+
+
 class Metrics:
     def __init__(self, *, registry: CollectorRegistry | None = None,
                  max_models: int = 1000, shared_dir: str | None = None) -> None:
@@ -297,6 +323,10 @@ class Metrics:
     def watch_circuits(self, states: Callable[[], Mapping[str, int]]) -> None:
         """``states()`` maps each model to a `CircuitState`; it is read at scrape time."""
         self.circuit_states = states
+
+    def watch_quota(self, status: Callable[[], QuotaStatus]) -> None:
+        """The shared quota's state, read at scrape time (only with Redis)."""
+        self.registry.register(_QuotaCollector(status))
 
     def watch_usage_buffer(self, depth: Callable[[], float]) -> None:
         """``depth()`` is read at scrape time."""

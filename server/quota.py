@@ -17,7 +17,8 @@ is rebuilt from the database on next use.
 
 :class:`LocalQuota` (here) serves one process: each ``--workers`` process has its own
 limits. ``quota_redis.RedisQuota`` makes limits and budgets global across replicas with one
-Lua script per admit and one per settle. :func:`build_quota` picks one.
+Lua script per admit and one per settle; ``quota_failover.FailoverQuota`` wraps it with
+per-process shares while Redis is away. :func:`build_quota` picks one.
 
 Over a rate limit: :class:`KeyRateLimited` (a ``RateLimited`` carrying the x-ratelimit-*
 values); over budget: ``BudgetExceeded``; the store unreachable: ``Unavailable``.
@@ -84,6 +85,7 @@ class Admission:
     budgeted: bool = False
     hold: str = ""  # the reservation's id
     settled: bool = False
+    local: bool = False  # admitted by this process alone (Redis away): settled here
 
     def headers(self) -> dict[str, str]:
         return self.limits.headers()
@@ -104,6 +106,10 @@ class KeyRateLimited(RateLimited):
 
 
 class Quota(Protocol):
+    async def start(self) -> None:
+        """Begin background work (heartbeats); before the first call."""
+        ...
+
     async def admit(self, key: Principal, *, reserve_tokens: int,
                     reserve_nanos: int) -> Admission:
         """Take one request and ``reserve_tokens``, reserve ``reserve_nanos``, or raise."""
@@ -126,9 +132,11 @@ def build_quota(redis_url: str | None, *, load_spent: SpentLoader) -> Quota:
     if not redis_url:
         return LocalQuota(load_spent=load_spent)
     # Imported here: a single-replica gateway never loads the Redis client.
+    from ai1net.server.quota_failover import FailoverQuota
     from ai1net.server.quota_redis import RedisQuota
 
-    return RedisQuota.from_url(redis_url, load_spent=load_spent)
+    return FailoverQuota(RedisQuota.from_url(redis_url, load_spent=load_spent),
+                         load_spent=load_spent)
 
 
 async def spent_by_key(db: Database, key_id: str) -> int:
@@ -260,6 +268,9 @@ class LocalQuota:
 
     async def forget(self, key_id: str) -> None:
         self._budgets.pop(key_id, None)
+
+    async def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         for task in list(self._loading.values()):

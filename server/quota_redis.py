@@ -7,6 +7,8 @@ Per key (the braces are a cluster hash tag, so one script's keys share a slot):
     ai1net:{key_id}:budget  hash spent/reserved (nano-dollars); never expires
     ai1net:{key_id}:holds   sorted set of reservations "id:nanos" by deadline (ms)
 
+    ai1net:replicas         sorted set of live replicas by heartbeat deadline (ms)
+
 Time is Redis's own (``TIME``), so replicas with skewed clocks agree. The budget hash is
 created from the database's sum the first time a script finds it missing (the script asks
 for it; whichever replica loads it first wins). A hold past its deadline belongs to a call
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -129,14 +132,40 @@ end
 return 1
 """
 
+# KEYS: replicas. ARGV: this replica's member, ttl ms. Reply: the replicas alive.
+_LUA_HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return redis.call('ZCARD', KEYS[1])
+"""
+REPLICAS = "ai1net:replicas"
+
 _OK, _RATE_LIMITED, _OVER_BUDGET, _LOAD_SPENT = 1, 2, 3, 4
+SettleArgs = list[int | str]
+SettleFailed = Callable[[str, SettleArgs], None]
+
+
+class QuotaStoreDown(Unavailable):
+    """Redis did not answer (refused, reset, timed out)."""
+
+    def __init__(self) -> None:
+        super().__init__("the quota store (Redis) is unreachable")
+
+
+def _log_lost_settlement(key_id: str, _args: SettleArgs) -> None:
+    # The usage event still reaches the ledger; the hold lapses after hold_ttl_s.
+    log.warning("could not settle a call of key %s in Redis", key_id, exc_info=True)
 
 
 class RedisQuota:
     """Limits and budgets shared by every replica on one Redis, one script call each way."""
 
     def __init__(self, client: Redis, *, load_spent: SpentLoader,
-                 hold_ttl_s: float = 3600.0) -> None:
+                 hold_ttl_s: float = 3600.0,
+                 settle_failed: SettleFailed = _log_lost_settlement) -> None:
         # hold_ttl_s must outlast the longest call (timeouts times fallbacks): a hold older
         # than that is taken for a dead replica's and released.
         self._client = client
@@ -144,12 +173,18 @@ class RedisQuota:
         self._hold_ttl_ms = max(1, round(hold_ttl_s * 1000))
         self._admit = client.register_script(_LUA_ADMIT)
         self._settle = client.register_script(_LUA_SETTLE)
+        self._heartbeat = client.register_script(_LUA_HEARTBEAT)
         self._settling: set[asyncio.Task[None]] = set()
+        # What to do with a settlement Redis did not take (it is passed the key and the
+        # arguments for apply_settlement).
+        self.settle_failed = settle_failed
 
     @classmethod
-    def from_url(cls, url: str, *, load_spent: SpentLoader, **options: float) -> RedisQuota:
-        client = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        return cls(client, load_spent=load_spent, **options)
+    def from_url(cls, url: str, *, load_spent: SpentLoader, hold_ttl_s: float = 3600.0,
+                 timeout_s: float = 2.0) -> RedisQuota:
+        client = Redis.from_url(url, socket_timeout=timeout_s,
+                                socket_connect_timeout=timeout_s)
+        return cls(client, load_spent=load_spent, hold_ttl_s=hold_ttl_s)
 
     async def admit(self, key: Principal, *, reserve_tokens: int,
                     reserve_nanos: int) -> Admission:
@@ -168,15 +203,9 @@ class RedisQuota:
         return self._admission(key, reply, reserve_tokens, reserve_nanos, hold)
 
     async def settle(self, admission: Admission, *, tokens: int, cost_nanos: int) -> None:
-        if admission.settled:
+        args = settlement(admission, tokens=tokens, cost_nanos=cost_nanos)
+        if args is None:
             return
-        admission.settled = True
-        back = admission.tokens - tokens if admission.tokens_per_minute else 0
-        if not back and not admission.budgeted:
-            return
-        budgeted = "1" if admission.budgeted else "0"
-        args: list[int | str] = [admission.tokens_per_minute, back, cost_nanos, budgeted,
-                                 admission.hold]
         task = asyncio.ensure_future(self._call_settle(admission.key_id, args))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
@@ -186,14 +215,30 @@ class RedisQuota:
         try:
             spent = await self._client.hget(_keys(key_id)[1], "spent")
         except RedisError as exc:
-            raise Unavailable("the quota store (Redis) is unreachable") from exc
+            raise QuotaStoreDown from exc
         return int(spent) if spent is not None else await loaded_spent(self._load_spent(key_id))
 
     async def forget(self, key_id: str) -> None:
         try:
             await self._client.delete(*_keys(key_id)[1:])
         except RedisError as exc:
-            raise Unavailable("the quota store (Redis) is unreachable") from exc
+            raise QuotaStoreDown from exc
+
+    async def heartbeat(self, member: str, ttl_ms: int) -> int:
+        """Say this replica is alive for ``ttl_ms``; how many replicas are. Raises
+        QuotaStoreDown."""
+        try:
+            return int(await self._heartbeat(keys=[REPLICAS], args=[member, ttl_ms]))
+        except RedisError as exc:
+            raise QuotaStoreDown from exc
+
+    async def apply_settlement(self, key_id: str, args: SettleArgs) -> None:
+        """Run a settlement that failed before (or one made while Redis was away);
+        raises QuotaStoreDown."""
+        try:
+            await self._settle(keys=_keys(key_id), args=args)
+        except RedisError as exc:
+            raise QuotaStoreDown from exc
 
     async def close(self) -> None:
         if self._settling:
@@ -204,15 +249,14 @@ class RedisQuota:
         try:
             reply: list[int] = await self._admit(keys=_keys(key_id), args=args)
         except RedisError as exc:
-            raise Unavailable("the quota store (Redis) is unreachable") from exc
+            raise QuotaStoreDown from exc
         return reply
 
-    async def _call_settle(self, key_id: str, args: list[int | str]) -> None:
+    async def _call_settle(self, key_id: str, args: SettleArgs) -> None:
         try:
-            await self._settle(keys=_keys(key_id), args=args)
-        except RedisError:
-            # The usage event still reaches the ledger; the hold lapses after hold_ttl_s.
-            log.warning("could not settle a call of key %s in Redis", key_id, exc_info=True)
+            await self.apply_settlement(key_id, args)
+        except QuotaStoreDown:
+            self.settle_failed(key_id, args)
 
     def _admission(self, key: Principal, reply: list[int], reserve_tokens: int,
                    reserve_nanos: int, hold: str) -> Admission:
@@ -231,6 +275,19 @@ class RedisQuota:
                          nanos=reserve_nanos if hold else 0, limits=limits,
                          tokens_per_minute=key.tokens_per_minute,
                          budgeted=key.budget_nanos is not None, hold=hold)
+
+
+def settlement(admission: Admission, *, tokens: int, cost_nanos: int) -> SettleArgs | None:
+    """The settle script's arguments for ``admission`` (marked settled), or None when there
+    is nothing to tell Redis."""
+    if admission.settled:
+        return None
+    admission.settled = True
+    back = admission.tokens - tokens if admission.tokens_per_minute else 0
+    if not back and not admission.budgeted:
+        return None
+    return [admission.tokens_per_minute, back, cost_nanos,
+            "1" if admission.budgeted else "0", admission.hold]
 
 
 def _keys(key_id: str) -> tuple[str, str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ai1net.bridge.app import build_app
+from ai1net.bridge.app import DRAINING, build_app
 from ai1net.bridge.backend import Backend
 from ai1net.server import demo_provider
 from ai1net.server.accesslog import configure_logging
@@ -101,10 +102,10 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
         setup_tracing()
     if full_tracing:
         instrument()  # before any aiohttp app or client session exists
-    stop = asyncio.Event()
+    stop, hurry = asyncio.Event(), asyncio.Event()  # the first signal; a second one
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, lambda: hurry.set() if stop.is_set() else stop.set())
     if demo:
         settings = dataclasses.replace(settings, allow_private_endpoints=True)
     metrics_dir = shared_metrics_dir(settings)
@@ -132,17 +133,35 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
         # What start-up made lives as long as the process: keep the collector off it.
         gc.freeze()
         await stop.wait()
-        log.info("stopping: finishing calls in flight (grace %.0fs)", settings.grace_period_s)
+        await drain(settings, gateway, runner, workers, hurry)
     finally:
         await stop_workers(workers)
-        if runner is not None:
-            await runner.cleanup()
+        await asyncio.gather(*(
+            ([runner.cleanup()] if runner is not None else [])
+            + ([gateway.stop_serving()] if gateway is not None else [])))
         if gateway is not None:
-            await gateway.stop()
+            await gateway.close()
         if provider is not None:
             await provider.cleanup()
         if metrics_dir is not None:
             metrics_dir.cleanup()
+
+
+async def drain(settings: Settings, gateway: Gateway | None, runner: web.AppRunner | None,
+                workers: list[subprocess.Popen[bytes]], hurry: asyncio.Event) -> None:
+    """Not ready at once (/readyz and gRPC health), still serving for the drain delay (a
+    second signal cuts it short), so load balancers move away before the listeners close.
+    Workers drain alongside."""
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    if runner is not None:
+        runner.app[DRAINING].set()
+    if gateway is not None:
+        await gateway.drain()
+    log.info("stopping: not ready; serving %.1fs more, then finishing calls in flight "
+             "(grace %.0fs)", settings.drain_delay_s, settings.grace_period_s)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(hurry.wait(), settings.drain_delay_s)
 
 
 def shared_metrics_dir(settings: Settings) -> tempfile.TemporaryDirectory[str] | None:

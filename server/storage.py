@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, delete, event, func, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -164,6 +165,18 @@ async def list_keys(*, session: AsyncSession, include_revoked: bool) -> Sequence
     if not include_revoked:
         query = query.where(KeyRow.revoked_at == None)  # noqa: E711
     return (await session.exec(query)).all()
+
+
+async def insert_key_once(*, session: AsyncSession, row: KeyRow) -> bool:
+    """Insert ``row`` unless a key with its hash exists (whether it was): replicas starting
+    together with the same AI1NET_ADMIN_KEY all succeed, and one row is stored."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = KeyRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
+    statement = dialect.insert(table).values(row.model_dump())
+    connection = await session.connection()
+    result = await connection.execute(
+        statement.on_conflict_do_nothing(index_elements=["key_hash"]))
+    return bool(result.rowcount)
 
 
 async def key_by_hash(*, session: AsyncSession, key_hash: str) -> KeyRow | None:

@@ -2,10 +2,16 @@
 
 Events wait in a bounded in-memory buffer and are flushed every ``interval`` seconds
 or as soon as ``batch_size`` are waiting. A failed write is retried with the same
-event ids (inserts that ignore ids already stored), so an event is never written
-twice nor lost while the process lives; ``close()`` flushes what is left. When the
-database is down long enough for the buffer to fill, the oldest events are kept and
-new ones are counted in ``dropped`` and logged: the buffer bounds memory, not truth.
+event ids (the generation ids: inserts that ignore ids already stored), so an event is
+never written twice nor lost while the process lives; ``close()`` flushes what is left.
+
+With a spool (``server/spool.py``) each event is also appended to a local file as it is
+recorded, before its call's answer leaves, and the file is emptied whenever the buffer has
+been written: a process killed with events unwritten leaves them there, and the next
+process to start on that spool directory writes them (:meth:`Ledger.start`). When the
+database is down long enough for the buffer to fill, new events are counted in ``dropped``
+and logged, and stay in the spool (which is then no longer emptied) until the next start:
+the buffer bounds memory, not truth.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from opentelemetry.trace import SpanContext
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
+from ai1net.server.spool import Spool, orphans
 from ai1net.server.storage import Database
 from ai1net.server.tables import UsageEventRow
 from ai1net.server.telemetry import call_context, usage_flush_span
@@ -58,8 +66,11 @@ def now_ms() -> int:
 
 class Ledger:
     def __init__(self, *, db: Database, interval: float = 0.1, batch_size: int = 500,
-                 limit: int = 100_000, enabled: bool = True) -> None:
+                 limit: int = 100_000, enabled: bool = True,
+                 spool_dir: Path | None = None) -> None:
         self._db = db
+        self._spool_dir = spool_dir
+        self._spool: Spool | None = None
         self._interval = interval
         self._batch_size = batch_size
         self._limit = limit
@@ -77,15 +88,41 @@ class Ledger:
     def depth(self) -> int:
         return len(self._pending)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Write what dead processes left in the spool directory, then open this one's."""
+        if self._spool_dir is not None and self.enabled:
+            await self.recover(self._spool_dir)
+            self._spool = Spool(self._spool_dir)
         self._task = asyncio.create_task(self._run(), name="ai1net-ledger")
+
+    async def recover(self, directory: Path) -> int:
+        """Write the events of the spool files no live process holds; how many there were."""
+        recovered = 0
+        for orphan in orphans(directory):
+            try:
+                events = [UsageEvent(*row) for row in orphan.rows()
+                          if len(row) == len(EVENT_FIELDS)]
+                for start in range(0, len(events), self._batch_size):
+                    await self._write(events[start:start + self._batch_size])
+            except BaseException:
+                orphan.release(remove=False)
+                raise
+            orphan.release(remove=True)
+            recovered += len(events)
+            if events:
+                log.warning("wrote %d usage events left unwritten in %s by a process that "
+                            "stopped", len(events), orphan.path)
+        return recovered
 
     def record(self, event: UsageEvent) -> None:
         if not self.enabled:
             return
+        if self._spool is not None:
+            self._spool.append(event)
         if len(self._pending) >= self._limit:
             self.dropped += 1
-            log.error("usage buffer full (%d events): dropped event %s", self._limit, event.id)
+            log.error("usage buffer full (%d events): event %s left in the spool only",
+                      self._limit, event.id)
             return
         self._pending.append(event)
         self._calls.append(call_context())
@@ -103,8 +140,12 @@ class Ledger:
                 del self._pending[: len(batch)]
                 del self._calls[: len(batch)]
                 self.written += len(batch)
+            if self._spool is not None and not self.dropped:
+                self._spool.truncate()  # no await since the buffer emptied: all is stored
 
     async def close(self) -> None:
+        """Flush what is left. If the database refuses, the events stay in the spool for
+        the next start (without a spool they are lost, and logged as such)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -113,8 +154,12 @@ class Ledger:
         try:
             await self.flush()
         except Exception:
-            log.exception("could not flush %d usage events at shutdown", len(self._pending))
-            raise
+            kept = "kept in the spool for the next start" if self._spool else "lost"
+            log.exception("could not flush %d usage events at shutdown: %s",
+                          len(self._pending), kept)
+        if self._spool is not None:
+            self._spool.close(remove=not self._pending and not self.dropped)
+            self._spool = None
 
     async def _run(self) -> None:
         backoff = self._interval

@@ -9,6 +9,7 @@ import random
 import secrets
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,9 @@ def gateway_settings(database_url: str, **overrides: Any) -> Settings:
         "grpc_addr": "127.0.0.1:0", "http_addr": "127.0.0.1:0",
         "database_url": database_url, "admin_key": ADMIN_KEY,
         "secret_key": "test-secret-passphrase", "allow_private_endpoints": True,
-        "grace_period_s": 2.0, **overrides}
+        "grace_period_s": 2.0,
+        # Its own spool directory: PostgreSQL gateways would otherwise spool in the cwd.
+        "spool_dir": tempfile.mkdtemp(prefix="ai1net-spool-"), **overrides}
     return Settings(**values)
 
 
@@ -195,11 +198,12 @@ async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
 async def two_replicas(*, redis: bool = True,
                        **overrides: Any) -> AsyncIterator[tuple[Harness, Harness]]:
     """Two gateways on one fresh PostgreSQL database and (unless not ``redis``) the test
-    Redis."""
+    Redis, or the one ``redis_url`` in ``overrides`` names."""
     if not POSTGRES_URL or (redis and not REDIS_URL):
         pytest.skip("AI1NET_TEST_POSTGRES_URL and AI1NET_TEST_REDIS_URL are needed")
     async with postgres_database() as url:
-        settings = gateway_settings(url, redis_url=REDIS_URL if redis else None, **overrides)
+        settings = gateway_settings(url, **{"redis_url": REDIS_URL if redis else None,
+                                            **overrides})
         first, second = run_harness(settings), run_harness(settings)
         one = await anext(first)
         two = await anext(second)

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from ai1net.server.errors import BudgetExceeded, Unavailable
 from ai1net.server.keys import Principal
 from ai1net.server.quota import Admission, KeyRateLimited, build_quota
+from ai1net.server.quota_failover import FailoverQuota
 from ai1net.server.quota_redis import RedisQuota
 from tests.conftest import REDIS_URL
 
@@ -205,5 +206,5 @@ async def test_an_unreachable_redis_is_unavailable(spent):
 
 async def test_build_quota_with_redis(redis_url, spent):
     quota = build_quota(redis_url, load_spent=spent)
-    assert isinstance(quota, RedisQuota)
+    assert isinstance(quota, FailoverQuota)
     await quota.close()

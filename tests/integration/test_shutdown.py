@@ -3,56 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from ai1net.server.storage import async_url
 from tests.conftest import ADMIN_KEY, bearer
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def start_gateway(database_url: str, tmp_path: Path) -> tuple[asyncio.subprocess.Process, str]:
-    http, grpc_port = free_port(), free_port()
-    env = {**os.environ, "AI1NET_ADMIN_KEY": ADMIN_KEY, "AI1NET_SECRET_KEY": "shutdown-test",
-           "AI1NET_ALLOW_PRIVATE_ENDPOINTS": "1", "AI1NET_DATABASE_URL": database_url,
-           "AI1NET_USAGE_FLUSH_INTERVAL_S": "30"}  # only the shutdown flush writes
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ai1net.server.cli", "serve", "--http-addr", f"127.0.0.1:{http}",
-        "--grpc-addr", f"127.0.0.1:{grpc_port}", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{http}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"{base}/readyz") as resp:
-                    if resp.status == 200:
-                        return process, base
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    process.kill()
-    raise RuntimeError("gateway did not become ready")
-
-
-async def count_events(database_url: str) -> int:
-    engine = create_async_engine(async_url(database_url))
-    async with engine.connect() as conn:
-        value = (await conn.execute(text("select count(*) from usage_events"))).scalar_one()
-    await engine.dispose()
-    return int(value)
+from tests.support.gateway_process import count_events, start_gateway
 
 
 async def provider_requests(http: aiohttp.ClientSession, provider_url: str) -> int:
@@ -61,7 +19,8 @@ async def provider_requests(http: aiohttp.ClientSession, provider_url: str) -> i
 
 
 async def run_scenario(database_url: str, tmp_path: Path, provider_url: str) -> None:
-    process, base = await start_gateway(database_url, tmp_path)
+    gateway = await start_gateway(database_url, tmp_path)
+    process, base = gateway.process, gateway.base
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         async with http.post(f"{base}/v1/keys", headers=bearer(ADMIN_KEY),
                              json={"role": "consumer", "name": "c"}) as resp:
@@ -99,3 +58,43 @@ async def test_sigterm_drains_and_flushes_on_postgres(tmp_path: Path, provider_u
         pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
     async with postgres_database() as url:
         await run_scenario(url, tmp_path, provider_url)
+
+
+async def test_sigterm_turns_unready_at_once_and_serves_through_the_drain_delay(
+        tmp_path: Path, provider_url: str):
+    from grpc import aio
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from ai1net.v1 import generate_pb2, generate_pb2_grpc
+
+    gateway = await start_gateway(f"sqlite:///{tmp_path / 'g.db'}", tmp_path,
+                                  AI1NET_DRAIN_DELAY_S="600")
+    base = gateway.base
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{base}/v1/models", headers=bearer(ADMIN_KEY),
+            json={"name": "m", "type": "text", "endpoint": provider_url + "/ok"}) as resp:
+        assert resp.status == 201
+    gateway.process.send_signal(signal.SIGTERM)
+    async with aiohttp.ClientSession() as http:  # not ready at once...
+        async with asyncio.timeout(10):
+            while True:
+                async with http.get(f"{base}/readyz") as resp:
+                    body = await resp.json()
+                if resp.status == 503 and body["error"]["message"] == "shutting down":
+                    break
+                await asyncio.sleep(0.01)
+    async with aio.insecure_channel(gateway.grpc_target) as channel:
+        health = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        answer = await generate_pb2_grpc.GenerateServiceStub(channel).Generate(  # ...but serving
+            generate_pb2.GenerateRequest(model="m", input="hi"),
+            metadata=(("x-api-key", ADMIN_KEY),), timeout=5)
+        assert answer.id.startswith("gen_")
+    async with aiohttp.ClientSession() as http, http.post(  # a new connection, in the delay
+            f"{base}/v1/generate", headers=bearer(ADMIN_KEY),
+            json={"model": "m", "input": "hi"}) as resp:
+        assert resp.status == 200
+    gateway.process.send_signal(signal.SIGTERM)  # a second signal cuts the delay short
+    assert await asyncio.wait_for(gateway.process.wait(), 15) == 0
+    assert await count_events(f"sqlite:///{tmp_path / 'g.db'}") == 2
