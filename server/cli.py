@@ -53,6 +53,28 @@ def cmd_demo_provider(args: argparse.Namespace) -> int:
     return demo_provider.main(argv)
 
 
+def cmd_provider_check(args: argparse.Namespace) -> int:
+    """Run the conformance check against an endpoint; 0 when nothing failed, else 1."""
+    from ai1net.server.conformance import Checker, Target
+    from ai1net.server.transport import HttpTransport
+
+    allow_private = Settings.from_env().allow_private_endpoints
+    auth = args.auth or ("bearer" if args.key else "none")
+    target = Target(endpoint=args.url, type=args.type, api=args.api, auth_type=auth,
+                    key=args.key or "", upstream_model=args.upstream_model or "")
+
+    async def main() -> Any:
+        transport = HttpTransport(allow_private=allow_private)
+        try:
+            return await Checker(transport=transport, calls=args.calls).run(target)
+        finally:
+            await transport.close()
+
+    report = run(main())
+    print(json.dumps(report.as_json(), indent=2) if args.json else report.text())
+    return 0 if report.passed else 1
+
+
 # -- keys (straight to the database) -------------------------------------------------------
 
 
@@ -235,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
     demo.add_argument("--port", type=int, default=3000, help="port to listen on (0: any)")
     demo.set_defaults(func=cmd_demo_provider)
+    add_provider_check(commands)
     add_keys(commands)
     add_secrets(commands)
     add_api_commands(commands)
@@ -242,6 +265,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 Commands = Any  # argparse's private _SubParsersAction
+
+
+def add_provider_check(commands: Commands) -> None:
+    check = commands.add_parser(
+        "provider-check", help="check a provider endpoint against the provider contract",
+        description="Call a provider endpoint as the gateway would and report, check by "
+                    "check, what the provider contract asks of it. Exit status 0 when "
+                    "nothing failed, 1 otherwise, 2 on bad usage.")
+    check.add_argument("url", help="the endpoint (for --api openai: its base URL, .../v1)")
+    check.add_argument("--key", help="the provider's credential, if it asks for one")
+    check.add_argument("--auth", choices=("bearer", "api_key", "none"),
+                       help="how the key is sent (default bearer with --key, else none)")
+    check.add_argument("--type", choices=("text", "image", "audio"), default="text",
+                       help="the model type the answers must fit (default text)")
+    check.add_argument("--api", choices=("ai1net", "openai"), default="ai1net",
+                       help="the wire format (default ai1net)")
+    check.add_argument("--upstream-model", help="with --api openai: the model to ask for")
+    check.add_argument("--calls", type=int, default=5,
+                       help="calls to measure latency over (default 5)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(func=cmd_provider_check)
 
 
 def add_serve(commands: Commands) -> None:

@@ -273,7 +273,7 @@ def _media_type(headers: Mapping[str, str]) -> str:
 
 async def _events(response: TransportResponse, *, sse: bool,
                   limit: int) -> AsyncGenerator[StreamEvent]:
-    async for line in _lines(response, limit):
+    async for line in stream_lines(response, limit):
         if sse:
             if not line.startswith(b"data:"):
                 continue
@@ -286,7 +286,7 @@ async def _events(response: TransportResponse, *, sse: bool,
             yield event
 
 
-async def _lines(response: TransportResponse, limit: int) -> AsyncGenerator[bytes]:
+async def stream_lines(response: TransportResponse, limit: int) -> AsyncGenerator[bytes]:
     """Lines as they arrive, however the provider's writes were cut into chunks; a line
     over ``limit`` bytes (``max_event_bytes``) fails as soon as it is longer."""
     pending = bytearray()
@@ -319,7 +319,7 @@ async def _openai_events(response: TransportResponse, *,
     """A chat-completions SSE stream: text deltas, then Done at ``data: [DONE]`` with the
     usage and finish reason its last chunks carried."""
     reader = openai_upstream.StreamReader()
-    async for line in _lines(response, limit):
+    async for line in stream_lines(response, limit):
         if not line.startswith(b"data:"):
             continue
         line = line[5:].strip()
