@@ -133,10 +133,14 @@ def _model_schemas() -> Schema:
     stats = _obj({"requests": _count(), "error_rate": _t("number", minimum=0, maximum=1),
                   "p50_latency_ms": _t("number"), "ttft_p50_ms": _t("number"),
                   "health": _enum(HEALTH)}, doc="What the gateway observed")
-    spec = rules.nested(rules.MODEL)
+    spec = {**rules.nested(rules.MODEL),
+            "verify": _t("boolean", "At registration: run the conformance check first and "
+                         "register only if it passes (400 naming the failed checks); not "
+                         "stored", writeOnly=True)}
     model = {**rules.nested(rules.MODEL, responses=True),
              "owner": _t("string", "Key id of the provider"), "has_credentials": _t("boolean"),
-             "created_at": _time(), "updated_at": _time(), "stats": stats}
+             "created_at": _time(), "updated_at": _time(), "stats": stats,
+             "verification": _ref("Verification")}
     return {
         "ModelSpec": _obj(spec, doc="Registration body; a PATCH sends any subset"),
         "ModelRegistration": {"allOf": [
@@ -144,6 +148,20 @@ def _model_schemas() -> Schema:
             {"required": list(REGISTRATION_REQUIRED),
              "properties": {name: {"type": "string"} for name in REGISTRATION_REQUIRED}}]},
         "Model": _obj(model, *model),
+        "Verification": _t(["object", "null"], "The last conformance check; null before one",
+                           properties={"verified_at": _time(), "passed": _t("boolean"),
+                                       "summary": _t("string")},
+                           required=["verified_at", "passed", "summary"],
+                           additionalProperties=False),
+        "CheckReport": _obj({
+            "endpoint": _t("string"), "passed": _t("boolean", "Nothing failed"),
+            "summary": _t("string"),
+            "checks": _t("array", items=_obj({
+                "name": _t("string"), "result": _enum(("pass", "warn", "fail")),
+                "detail": _t("string")}, "name", "result", "detail")),
+            "latency_ms": _obj({"p50": _t("number"), "p95": _t("number")}, "p50", "p95")},
+            "endpoint", "passed", "summary", "checks", "latency_ms",
+            doc="One line per check of CONTRACT §3.1, then the latency over the calls"),
         "ModelList": _obj({"models": _t("array", items=_ref("Model")),
                            "next_page_token": _t("string", "Empty on the last page")},
                           "models", "next_page_token"),
@@ -517,6 +535,14 @@ def _model_paths() -> Schema:
                                  "Take a model out of traffic; its usage history stays",
                                  {"204": _response("Deleted")}, errors=(403, 404),
                                  params=name),
+        },
+        "/v1/models/{name}/check": {
+            "post": _operation("checkModel", "models",
+                               "Run the conformance check against the model's endpoint (owner, "
+                               "admin); the result is stored as its verification",
+                               {"200": _response("The conformance report",
+                                                 _ref("CheckReport"))},
+                               errors=(403, 404), params=name),
         },
     }
 

@@ -163,6 +163,13 @@ async def delete_model(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def check_model(request: web.Request) -> web.Response:
+    report = await _backend(request).registry.CheckModel(
+        registry_pb2.CheckModelRequest(name=request.match_info["name"]),
+        metadata=call_metadata(request))
+    return json_response(translate.check_report_json(report))
+
+
 # -- keys ----------------------------------------------------------------------------------
 
 
@@ -259,6 +266,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models/{name}", get_model)
     app.router.add_patch("/v1/models/{name}", update_model)
     app.router.add_delete("/v1/models/{name}", delete_model)
+    app.router.add_post("/v1/models/{name}/check", check_model)
     app.router.add_post("/v1/keys", create_key)
     app.router.add_get("/v1/keys", list_keys)
     app.router.add_get("/v1/keys/me", current_key)

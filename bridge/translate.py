@@ -163,6 +163,7 @@ def model_spec(body: JSON) -> tuple[registry_pb2.ModelSpec, list[str]]:
     if enabled is not None:
         spec.enabled = enabled
         paths.append("enabled")
+    spec.verify = bool(_take(body, "verify", _boolean))  # an instruction, not a field
     return spec, paths
 
 
@@ -199,7 +200,18 @@ def model_json(model: registry_pb2.Model) -> JSON:
         "stats": {"requests": stats.requests, "error_rate": stats.error_rate,
                   "p50_latency_ms": stats.p50_latency_ms, "ttft_p50_ms": stats.ttft_p50_ms,
                   "health": stats.health or "healthy"},
+        "verification": {"verified_at": _rfc3339(model.verification.verified_at),
+                         "passed": model.verification.passed,
+                         "summary": model.verification.summary}
+        if model.HasField("verification") else None,
     }
+
+
+def check_report_json(report: registry_pb2.CheckReport) -> JSON:
+    return {"endpoint": report.endpoint, "passed": report.passed, "summary": report.summary,
+            "checks": [{"name": c.name, "result": c.result, "detail": c.detail}
+                       for c in report.checks],
+            "latency_ms": {"p50": report.latency_p50_ms, "p95": report.latency_p95_ms}}
 
 
 def update_mask(paths: list[str]) -> field_mask_pb2.FieldMask:

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ai1net.server.auth import AuthGuard
 from ai1net.server.changes import ChangeFeed
+from ai1net.server.conformance import Checker
 from ai1net.server.crypto import CredentialBox, passphrases
 from ai1net.server.generate import Generator
 from ai1net.server.health import HealthBoard
@@ -234,7 +235,8 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     generate_pb2_grpc.add_GenerateServiceServicer_to_server(
         GenerateServicer(generator=generator), registrar)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-        RegistryServicer(registry=registry, stats=health.stats), registrar)
+        RegistryServicer(registry=registry, stats=health.stats,
+                         checker=Checker(transport=transport, calls=3)), registrar)
     keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys, quota=quota), registrar)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(
         UsageServicer(db=db, ledger=ledger), registrar)

@@ -37,6 +37,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "/ai1net.v1.RegistryService/ListModels": ANY,
     "/ai1net.v1.RegistryService/UpdateModel": PROVIDERS,
     "/ai1net.v1.RegistryService/DeleteModel": PROVIDERS,
+    "/ai1net.v1.RegistryService/CheckModel": PROVIDERS,
     "/ai1net.v1.UsageService/GetUsage": ANY,
     "/ai1net.v1.UsageService/ReportUsage": PROVIDERS,
     "/ai1net.v1.UsageService/GetReconciliation": PROVIDERS,

@@ -56,12 +56,14 @@ def cmd_demo_provider(args: argparse.Namespace) -> int:
 def cmd_provider_check(args: argparse.Namespace) -> int:
     """Run the conformance check against an endpoint; 0 when nothing failed, else 1."""
     from ai1net.server.conformance import Checker, Target
+    from ai1net.server.registry import auth_headers
     from ai1net.server.transport import HttpTransport
 
     allow_private = Settings.from_env().allow_private_endpoints
     auth = args.auth or ("bearer" if args.key else "none")
-    target = Target(endpoint=args.url, type=args.type, api=args.api, auth_type=auth,
-                    key=args.key or "", upstream_model=args.upstream_model or "")
+    target = Target(endpoint=args.url, type=args.type, api=args.api,
+                    auth=auth_headers(auth, {"api_key": args.key or ""}),
+                    upstream_model=args.upstream_model or "")
 
     async def main() -> Any:
         transport = HttpTransport(allow_private=allow_private)

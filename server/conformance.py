@@ -22,7 +22,6 @@ import orjson
 from ai1net.server.errors import GatewayError
 from ai1net.server.http1 import Limits
 from ai1net.server.providers import stream_lines
-from ai1net.server.registry import auth_headers
 from ai1net.server.transport import ProviderRequest, Transport
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -39,8 +38,8 @@ class Target:
     endpoint: str
     type: str = "text"
     api: str = "ai1net"
-    auth_type: str = "none"
-    key: str = field(default="", repr=False)
+    # The auth header the endpoint expects, ready to send (registry.auth_headers).
+    auth: Mapping[str, str] = field(default_factory=dict, repr=False)
     upstream_model: str = ""
 
     @property
@@ -103,7 +102,7 @@ class Checker:
 
     async def run(self, target: Target) -> Report:
         checks: list[Check] = []
-        if target.key and target.auth_type != "none":
+        if target.auth:
             checks.append(await self._auth(target))
         first = await self._unary(target, {"max_tokens": MAX_TOKENS})
         checks.extend(self._answer_checks(target, first))
@@ -208,7 +207,7 @@ class Checker:
                     stream: bool = False) -> _Reply:
         headers = {"Content-Type": "application/json", "Idempotency-Key": "conformance-check"}
         if keyed:
-            headers.update(auth_headers(target.auth_type, {"api_key": target.key}))
+            headers.update(target.auth)
         if stream:
             headers["Accept"] = "application/x-ndjson, text/event-stream, application/json"
         request = ProviderRequest(url=target.url, headers=headers, body=orjson.dumps(body),

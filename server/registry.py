@@ -25,6 +25,15 @@ CREDENTIAL_NAMES = rules.CREDENTIAL_NAMES
 
 
 @dataclass(frozen=True, slots=True)
+class Verification:
+    """The last conformance check of a model."""
+
+    verified_at: datetime
+    passed: bool
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRecord:
     """A live model as the hot path sees it; credentials stay out of every repr."""
 
@@ -55,6 +64,7 @@ class ModelRecord:
     has_credentials: bool
     # The outbound auth header, ready to send.
     auth_headers: Mapping[str, str] = dataclasses.field(repr=False, compare=False)
+    verification: Verification | None = None
 
     @property
     def call_url(self) -> str:
@@ -187,6 +197,30 @@ class Registry:
         await self._notify("model", row.id)
         return self.refresh(row)
 
+    async def validated(self, changes: ModelChanges) -> dict[str, object]:
+        """A registration's fields, checked as `register` checks them, without storing."""
+        fields = _validate(changes, creating=True)
+        await self._check_endpoint(fields)
+        return fields
+
+    def owned(self, caller: Principal, name: str) -> ModelRecord:
+        """The model, when ``caller`` owns it or is an admin."""
+        model = self.get(name)
+        self._authorize(caller, model)
+        return model
+
+    async def verified(self, name: str, *, passed: bool, summary: str) -> ModelRecord:
+        """Store the outcome of a conformance check on the model."""
+        async with self._db.session() as session:
+            row = await self._live_row(session, name)
+            row.verified_at, row.verification_passed = utcnow(), passed
+            row.verification_summary = summary[:2000]
+            session.add(row)
+            await storage.record_change(session=session, kind="model", item_id=row.id)
+            await session.commit()
+        await self._notify("model", row.id)
+        return self.refresh(row)
+
     async def delete(self, caller: Principal, name: str) -> None:
         self._authorize(caller, self.get(name))
         async with self._db.session() as session:
@@ -267,7 +301,10 @@ class Registry:
             description=row.description,
             enabled=row.enabled and row.deleted_at is None,
             created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at),
-            has_credentials=bool(creds), auth_headers=auth_headers(row.auth_type, creds))
+            has_credentials=bool(creds), auth_headers=auth_headers(row.auth_type, creds),
+            verification=Verification(as_utc(row.verified_at), row.verification_passed,
+                                      row.verification_summary)
+            if row.verified_at is not None else None)
 
 
 def auth_headers(auth_type: str, credentials: Mapping[str, str]) -> dict[str, str]:

@@ -58,6 +58,10 @@ class ModelRow(SQLModel, table=True):
     # The wire protocol: "ai1net" (CONTRACT §3's POST) or "openai" (chat completions).
     api: str = Field(default="ai1net", max_length=16)
     upstream_model: str = Field(default="", max_length=200)
+    # The last conformance check: when, whether it passed, its summary.
+    verified_at: datetime | None = None
+    verification_passed: bool = False
+    verification_summary: str = Field(default="", sa_type=Text)
     description: str = Field(default="", sa_type=Text)
     enabled: bool = True
     created_at: datetime

@@ -11,10 +11,11 @@ from grpc import aio
 
 from ai1net.client.convert import timestamp
 from ai1net.server.auth import require_role
+from ai1net.server.conformance import Checker, Report, Target
 from ai1net.server.errors import InvalidArgument
 from ai1net.server.health import Stats
 from ai1net.server.money import nanos_to_usd
-from ai1net.server.registry import ModelChanges, ModelRecord, Registry
+from ai1net.server.registry import ModelChanges, ModelRecord, Registry, auth_headers
 from ai1net.v1 import registry_pb2, registry_pb2_grpc
 
 Context = aio.ServicerContext[Any, Any]
@@ -42,16 +43,40 @@ UPDATABLE = {
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, *, registry: Registry, stats: Callable[[str], Stats]) -> None:
+    def __init__(self, *, registry: Registry, stats: Callable[[str], Stats],
+                 checker: Checker) -> None:
         self._registry = registry
         self._stats = stats
+        self._checker = checker
 
     async def RegisterModel(self, request: registry_pb2.RegisterModelRequest,
                             context: Context) -> registry_pb2.Model:
+        """With ``verify``, the conformance check runs first and a failure registers
+        nothing (400 naming the failed checks)."""
         caller = require_role(*PROVIDERS)
         changes = changes_from(request.model, paths=None)
+        report = None
+        if request.model.verify:
+            fields = await self._registry.validated(changes)
+            report = await self._checker.run(_target(fields))
+            if not report.passed:
+                raise InvalidArgument("verify", f"the conformance check failed: "
+                                                f"{report.summary()}")
         model = await self._registry.register(caller, changes)
+        if report is not None:
+            model = await self._registry.verified(model.name, passed=True,
+                                                  summary=report.summary())
         return self.to_proto(model)
+
+    async def CheckModel(self, request: registry_pb2.CheckModelRequest,
+                         context: Context) -> registry_pb2.CheckReport:
+        model = self._registry.owned(require_role(*PROVIDERS), request.name)
+        report = await self._checker.run(Target(
+            endpoint=model.endpoint, type=model.type, api=model.api, auth=model.auth_headers,
+            upstream_model=model.upstream_model or model.name))
+        await self._registry.verified(model.name, passed=report.passed,
+                                      summary=report.summary())
+        return report_proto(report)
 
     async def GetModel(self, request: registry_pb2.GetModelRequest,
                        context: Context) -> registry_pb2.Model:
@@ -104,7 +129,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 requests=stats.requests, error_rate=stats.error_rate,
                 p50_latency_ms=stats.p50_latency_ms, ttft_p50_ms=stats.ttft_p50_ms,
                 health=stats.health),
-            has_credentials=model.has_credentials)
+            has_credentials=model.has_credentials,
+            verification=registry_pb2.Verification(
+                verified_at=timestamp(model.verification.verified_at),
+                passed=model.verification.passed, summary=model.verification.summary)
+            if model.verification is not None else None)
 
 
 def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> ModelChanges:
@@ -147,3 +176,21 @@ def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> Mo
 def _optional(spec: registry_pb2.ModelSpec, name: str) -> int | None:
     value: int = getattr(spec, name)
     return value if spec.HasField(name) else None
+
+
+def _target(fields: dict[str, object]) -> Target:
+    """The conformance target of a registration's checked fields."""
+    credentials = fields.get("credentials") or {}
+    assert isinstance(credentials, dict)
+    name, api = str(fields["name"]), str(fields.get("api") or "ai1net")
+    return Target(endpoint=str(fields["endpoint"]), type=str(fields["type"]), api=api,
+                  auth=auth_headers(str(fields.get("auth_type") or "none"), credentials),
+                  upstream_model=str(fields.get("upstream_model") or name))
+
+
+def report_proto(report: Report) -> registry_pb2.CheckReport:
+    return registry_pb2.CheckReport(
+        endpoint=report.endpoint, passed=report.passed, summary=report.summary(),
+        checks=[registry_pb2.CheckResult(name=c.name, result=c.result, detail=c.detail)
+                for c in report.checks],
+        latency_p50_ms=report.p50_ms, latency_p95_ms=report.p95_ms)

@@ -84,6 +84,9 @@ CALLS: dict[str, Call] = {
     "DeleteModel": Call(lambda t: ("DELETE", f"/v1/models/{t.model}", None), 204,
                         lambda t: ("registry", "DeleteModel",
                                    registry_pb2.DeleteModelRequest(name=t.model))),
+    "CheckModel": Call(lambda t: ("POST", f"/v1/models/{t.model}/check", None), 200,
+                       lambda t: ("registry", "CheckModel",
+                                  registry_pb2.CheckModelRequest(name=t.model))),
     "GetUsage": Call(lambda t: ("GET", "/v1/usage", None), 200,
                      lambda t: ("usage", "GetUsage", usage_pb2.GetUsageRequest())),
     "ReportUsage": Call(

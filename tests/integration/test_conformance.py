@@ -12,7 +12,7 @@ import pytest
 
 from ai1net.server.conformance import Checker, Report, Target
 from ai1net.server.transport import HttpTransport
-from tests.conftest import ROOT, start_process, stop_process
+from tests.conftest import ROOT, Harness, bearer, start_process, stop_process
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ async def test_fractional_usage_and_a_stream_answered_whole_are_warnings(checker
     ("/image", {}, "answer", "must be a string"),
     ("/ok", {"type": "image"}, "answer", "image_url"),
     ("/status/500", {}, "answer", "HTTP 500"),
-    ("/ok", {"auth_type": "bearer", "key": "sk-anything"}, "auth", "without the key was answered"),
+    ("/ok", {"auth": {"Authorization": "Bearer sk-any"}}, "auth", "without the key was answered"),
 ])
 async def test_each_broken_rule_fails_by_name(checker: Checker, provider_url: str, path: str,
                                               target: dict, check: str, detail: str):
@@ -64,8 +64,8 @@ async def test_each_broken_rule_fails_by_name(checker: Checker, provider_url: st
 
 
 async def test_a_provider_that_demands_its_key(checker: Checker, provider_url: str):
-    report = await checker.run(Target(f"{provider_url}/auth/sk-real", auth_type="bearer",
-                                      key="sk-real"))
+    report = await checker.run(Target(f"{provider_url}/auth/sk-real",
+                                      auth={"x-api-key": "sk-real"}))
     assert results(report)["auth"] == "pass", report.text()
     assert results(report)["answer"] == "pass"
 
@@ -111,3 +111,41 @@ def test_the_command_reports_and_exits_by_the_result(demo_provider_url: str,
                              env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
                              timeout=60, check=False)
     assert guarded.returncode == 1 and "not a public address" in guarded.stdout
+
+
+async def test_a_model_is_checked_on_request_and_keeps_its_verification(harness: Harness,
+                                                                        demo_provider_url: str):
+    provider = await harness.key("provider")
+    await harness.register(provider, name="checked", type="text",
+                           endpoint=f"{demo_provider_url}/v1/generate")
+    async with harness.http.post(f"{harness.http_url}/v1/models/checked/check",
+                                 headers=bearer(provider)) as resp:
+        report = await resp.json()
+    assert resp.status == 200, report
+    assert report["passed"] is True
+    assert {c["name"] for c in report["checks"]} >= {"answer", "usage", "streaming", "errors"}
+    async with harness.http.get(f"{harness.http_url}/v1/models/checked",
+                                headers=bearer(provider)) as resp:
+        verification = (await resp.json())["verification"]
+    assert verification["passed"] is True
+    assert verification["summary"] == report["summary"]
+
+
+async def test_registration_with_verify_refuses_a_failing_endpoint(harness: Harness,
+                                                                   provider_url: str,
+                                                                   demo_provider_url: str):
+    provider = await harness.key("provider")
+    async with harness.http.post(f"{harness.http_url}/v1/models", headers=bearer(provider),
+                                 json={"name": "unverified", "type": "text", "verify": True,
+                                       "endpoint": f"{provider_url}/stream/cut"}) as resp:
+        body = await resp.json()
+    assert resp.status == 400, body
+    assert body["error"]["type"] == "invalid_request"
+    assert "conformance check failed" in body["error"]["message"]
+    assert "streaming" in body["error"]["message"]
+    async with harness.http.get(f"{harness.http_url}/v1/models/unverified",
+                                headers=bearer(provider)) as resp:
+        assert resp.status == 404  # nothing was registered
+    model = await harness.register(provider, name="verified", type="text", verify=True,
+                                   endpoint=f"{demo_provider_url}/v1/generate")
+    assert model["verification"]["passed"] is True

@@ -32,6 +32,7 @@ CONTRACT_ROLES = [
     Rule("/ai1net.v1.RegistryService/ListModels", ANY),
     Rule("/ai1net.v1.RegistryService/UpdateModel", PROVIDERS, owned=True),
     Rule("/ai1net.v1.RegistryService/DeleteModel", PROVIDERS, owned=True),
+    Rule("/ai1net.v1.RegistryService/CheckModel", PROVIDERS, owned=True),
     Rule("/ai1net.v1.UsageService/GetUsage", ANY),
     Rule("/ai1net.v1.UsageService/ReportUsage", PROVIDERS, owned=True),
     Rule("/ai1net.v1.UsageService/GetReconciliation", PROVIDERS, owned=True),

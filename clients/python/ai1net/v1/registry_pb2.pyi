@@ -42,7 +42,7 @@ class ModelStats(_message.Message):
     def __init__(self, requests: _Optional[int] = ..., error_rate: _Optional[float] = ..., p50_latency_ms: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ..., health: _Optional[str] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
-    __slots__ = ("name", "type", "endpoint", "auth_type", "credentials", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "enabled", "description", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model")
+    __slots__ = ("name", "type", "endpoint", "auth_type", "credentials", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "enabled", "description", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model", "verify")
     class CredentialsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class ModelSpec(_message.Message):
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     API_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     endpoint: str
@@ -88,10 +89,11 @@ class ModelSpec(_message.Message):
     max_concurrency: int
     api: str
     upstream_model: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., credentials: _Optional[_Mapping[str, str]] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ...) -> None: ...
+    verify: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., credentials: _Optional[_Mapping[str, str]] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ..., verify: _Optional[bool] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "type", "endpoint", "auth_type", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "description", "owner", "enabled", "created_at", "updated_at", "stats", "has_credentials", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model")
+    __slots__ = ("name", "type", "endpoint", "auth_type", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "description", "owner", "enabled", "created_at", "updated_at", "stats", "has_credentials", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model", "verification")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +117,7 @@ class Model(_message.Message):
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     API_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     endpoint: str
@@ -138,7 +141,50 @@ class Model(_message.Message):
     max_concurrency: int
     api: str
     upstream_model: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., has_credentials: _Optional[bool] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ...) -> None: ...
+    verification: Verification
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., has_credentials: _Optional[bool] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ..., verification: _Optional[_Union[Verification, _Mapping]] = ...) -> None: ...
+
+class Verification(_message.Message):
+    __slots__ = ("verified_at", "passed", "summary")
+    VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    verified_at: _timestamp_pb2.Timestamp
+    passed: bool
+    summary: str
+    def __init__(self, verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., passed: _Optional[bool] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class CheckModelRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CheckResult(_message.Message):
+    __slots__ = ("name", "result", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    result: str
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., result: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class CheckReport(_message.Message):
+    __slots__ = ("endpoint", "passed", "summary", "checks", "latency_p50_ms", "latency_p95_ms")
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    endpoint: str
+    passed: bool
+    summary: str
+    checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
+    latency_p50_ms: float
+    latency_p95_ms: float
+    def __init__(self, endpoint: _Optional[str] = ..., passed: _Optional[bool] = ..., summary: _Optional[str] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ...) -> None: ...
 
 class RegisterModelRequest(_message.Message):
     __slots__ = ("model",)

@@ -61,6 +61,11 @@ class RegistryServiceStub:
                 request_serializer=ai1net_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.CheckModel = channel.unary_unary(
+                '/ai1net.v1.RegistryService/CheckModel',
+                request_serializer=ai1net_dot_v1_dot_registry__pb2.CheckModelRequest.SerializeToString,
+                response_deserializer=ai1net_dot_v1_dot_registry__pb2.CheckReport.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -99,6 +104,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckModel(self, request, context):
+        """Run the conformance check (CONTRACT §3.1) against a model's endpoint (owner or
+        admin); the result is also stored on the model as its verification.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +139,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.DeleteModel,
                     request_deserializer=ai1net_dot_v1_dot_registry__pb2.DeleteModelRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'CheckModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckModel,
+                    request_deserializer=ai1net_dot_v1_dot_registry__pb2.CheckModelRequest.FromString,
+                    response_serializer=ai1net_dot_v1_dot_registry__pb2.CheckReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +282,33 @@ class RegistryService:
             '/ai1net.v1.RegistryService/DeleteModel',
             ai1net_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ai1net.v1.RegistryService/CheckModel',
+            ai1net_dot_v1_dot_registry__pb2.CheckModelRequest.SerializeToString,
+            ai1net_dot_v1_dot_registry__pb2.CheckReport.FromString,
             options,
             channel_credentials,
             insecure,

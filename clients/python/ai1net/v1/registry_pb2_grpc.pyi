@@ -41,6 +41,10 @@ class RegistryServiceStub:
     """Partial update: only the fields named in update_mask change."""
     DeleteModel: _grpc.UnaryUnaryMultiCallable[_registry_pb2.DeleteModelRequest, _empty_pb2.Empty]
     """Soft delete: the model stops taking traffic; its usage history stays."""
+    CheckModel: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CheckModelRequest, _registry_pb2.CheckReport]
+    """Run the conformance check (CONTRACT §3.1) against a model's endpoint (owner or
+    admin); the result is also stored on the model as its verification.
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -54,6 +58,10 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Partial update: only the fields named in update_mask change."""
     DeleteModel: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteModelRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Soft delete: the model stops taking traffic; its usage history stays."""
+    CheckModel: _aio.UnaryUnaryMultiCallable[_registry_pb2.CheckModelRequest, _registry_pb2.CheckReport]  # type: ignore[assignment]
+    """Run the conformance check (CONTRACT §3.1) against a model's endpoint (owner or
+    admin); the result is also stored on the model as its verification.
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """RegistryService holds the models providers register."""
@@ -94,5 +102,15 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
         """Soft delete: the model stops taking traffic; its usage history stays."""
+
+    @_abc_1.abstractmethod
+    def CheckModel(
+        self,
+        request: _registry_pb2.CheckModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.CheckReport, _abc.Awaitable[_registry_pb2.CheckReport]]:
+        """Run the conformance check (CONTRACT §3.1) against a model's endpoint (owner or
+        admin); the result is also stored on the model as its verification.
+        """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
