@@ -323,8 +323,8 @@ def add_tls_client_options(command: argparse.ArgumentParser, server: str) -> Non
     command.add_argument("--tls", action="store_true", default=None,
                          help=f"connect to {server} over TLS (default AI1NET_TLS)")
     command.add_argument("--ca-file", metavar="FILE",
-                         help="CA certificates to verify the server with (default "
-                              "AI1NET_CA_FILE, else the system's trust store)")
+                         help="CA certificates to verify the server with, implies --tls "
+                              "(default AI1NET_CA_FILE, else the system's trust store)")
     command.add_argument("--client-cert", metavar="FILE",
                          help="a client certificate, for a server that requires one")
     command.add_argument("--client-key", metavar="FILE", help="the private key of --client-cert")

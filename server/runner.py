@@ -74,7 +74,8 @@ async def start_bridge(settings: Settings, target: str | None = None,
         if gateway is not None and in_process else None
     credentials = channel_credentials(
         ca_file=settings.ca_file, client_cert=settings.client_cert,
-        client_key=settings.client_key) if settings.tls and backend is None else None
+        client_key=settings.client_key) \
+        if backend is None and (settings.tls or settings.ca_file or settings.client_cert) else None
     app = build_app(target=None if backend else target, backend=backend,
                     max_body_bytes=settings.max_body_bytes,
                     metrics_registry=gateway.metrics.registry if gateway else None,
