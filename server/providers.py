@@ -28,6 +28,7 @@ from ai1net.server.transport import ProviderRequest, Transport, TransportRespons
 
 CHARS_PER_TOKEN = 4
 MAX_MESSAGE = 500
+MAX_RETRY_AFTER_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +224,18 @@ def provider_error(status: int, headers: Mapping[str, str], body: bytes) -> Gate
 
 
 def retry_after(value: str | None) -> float:
-    if not value:
+    """A provider's Retry-After (seconds or an HTTP date), at least 1 s and at most
+    ``MAX_RETRY_AFTER_S``; anything else reads as 1 s."""
+    text = (value or "").strip()
+    if text.isascii() and text.isdigit():
+        return min(max(1.0, float(text)), MAX_RETRY_AFTER_S)
+    try:
+        parsed = email.utils.parsedate_to_datetime(text) if "," in text else None
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
         return 1.0
-    if value.strip().isdigit():
-        return float(value.strip())
-    parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
-    return max(1.0, parsed.timestamp() - time.time()) if parsed else 1.0
+    return min(max(1.0, parsed.timestamp() - time.time()), MAX_RETRY_AFTER_S)
 
 
 def _count(usage: Mapping[str, Any], *names: str) -> int | None:

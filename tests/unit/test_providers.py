@@ -172,8 +172,9 @@ def test_error_message_from_any_body(raw: bytes, says: str):
 
 
 @pytest.mark.parametrize(("value", "seconds"), [
-    ("7", 7.0), (" 12 ", 12.0), ("0", 0.0), (None, 1.0), ("", 1.0), ("soon", 1.0),
-    ("-3", 1.0), ("1.5", 1.0),
+    ("7", 7.0), (" 12 ", 12.0), ("0", 1.0), (None, 1.0), ("", 1.0), ("soon", 1.0),
+    ("-3", 1.0), ("1.5", 1.0), ("\u00b9", 1.0), ("\u0663", 1.0), ("9" * 400, 3600.0),
+    ("Mon, 99 Foo 2026 00:00:00 GMT", 1.0), (",", 1.0),
 ])
 def test_retry_after_seconds(value: str | None, seconds: float):
     assert retry_after(value) == seconds
