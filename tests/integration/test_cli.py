@@ -20,6 +20,7 @@ async def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     return process.returncode or 0, out.decode() + err.decode()
 
 
+@pytest.mark.timeout(180)  # a dozen CLI processes, each importing the server
 async def test_keys_models_and_generate_from_the_command_line(tmp_path: Path,
                                                               provider_url: str):
     url = f"sqlite:///{tmp_path / 'cli.db'}"

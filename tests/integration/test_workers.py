@@ -14,7 +14,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, bearer
-from tests.integration.test_shutdown import free_port
+from tests.support.gateway_process import free_port
 
 CALLS = 20
 
