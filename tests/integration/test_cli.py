@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, gateway_settings, run_harness
 
 
