@@ -138,7 +138,8 @@ class Response:
         self._connection = connection
         self._limits = limits
         # The answer's own parser (llhttp), whose callbacks are the on_* methods below.
-        self._parser = httptools.HttpResponseParser(self)
+        self._parser: httptools.HttpResponseParser | None = \
+            httptools.HttpResponseParser(self)
         self.head: asyncio.Future[None] = connection.loop.create_future()  # head received
         self.idle_timeout = IDLE_TIMEOUT_S
         self._waiter: asyncio.Future[None] | None = None
@@ -211,6 +212,8 @@ class Response:
         end yet (the error is what the connection carried after it)."""
         if self._error is None:
             self._error = error
+            self._body, self._buffered = [], 0  # nobody will read it: let it go now
+            self._parser = None
             if not self.head.done():
                 self.head.set_exception(error)
                 self.head.exception()  # retrieved: a caller gone since must not warn
@@ -227,6 +230,8 @@ class Response:
                                                 f"{self._limits.head_bytes} bytes")
 
     def feed(self, data: bytes) -> None:
+        if self._parser is None:  # failed or complete: nothing more is parsed
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -268,8 +273,10 @@ class Response:
             values.append(value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if status == 101 or self._parser.should_upgrade():
+        parser = self._parser
+        assert parser is not None  # it is the one calling
+        status = parser.get_status_code()
+        if status == 101 or parser.should_upgrade():
             raise ProtocolError("the provider answered with an upgrade (HTTP 101), "
                                 "which no provider call asks for")
         if status < 200:  # 100 Continue and the like: the answer follows
@@ -322,6 +329,7 @@ class Response:
         if self._interim:
             self._interim = False
             return
+        assert self._parser is not None  # it is the one calling
         self._keep_alive = self._parser.should_keep_alive()
         self.finish()
 
@@ -336,6 +344,7 @@ class Response:
             if tail:
                 self._body.append(tail)
         self._complete = True
+        self._parser = None  # the parser and its callbacks hold this answer in a cycle
         if self._paused:  # nothing more to hold back; an idle connection must see a close
             self._paused = False
             self._connection.resume_reading()
@@ -390,6 +399,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._response = None  # the exchange is over; no cycle keeps its answer alive
         if self._transport is not None:
             self._transport.close()
 
