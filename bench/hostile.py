@@ -7,7 +7,7 @@ then each kind of hostile answer, and all kinds mixed, is called 8 times at once
 ``--rounds`` rounds. Each batch calls models registered for it (the breaker ejects a model
 after 5 failures, and every call of a batch is meant to reach the provider) with the default
 limits (``max_response_bytes`` 16 MiB, ``max_event_bytes`` 1 MiB, a header block of 64 KiB
-and 128 fields) and ``timeout_ms`` 5000, so that the trickle ends.
+and 128 fields) and ``timeout_ms`` 5000 (``--timeout-ms``), so that the trickle ends.
 
 Per batch: the peak RSS while the calls are in flight (VmRSS sampled every 10 ms, and VmHWM)
 and how far it rose over the RSS before the batch, AI1NET's CPU time, each call's status and
@@ -56,7 +56,6 @@ KINDS = {  # kind: the hostile provider's path, streamed, the documented status
 MIXED = "all mixed"
 IN_FLIGHT = 8
 PEAK_BOUND_MIB, AFTER_BOUND_MIB = 256.0, 32.0
-TIMEOUT_MS = 5000
 
 
 def start_provider(stack: ExitStack) -> str:
@@ -114,6 +113,7 @@ class HostileRun:
     provider_url: str
     session: aiohttp.ClientSession
     settle_s: float
+    timeout_ms: int
     idle_mib: float = 0.0
     rows: dict[str, Row] = field(default_factory=dict)
 
@@ -147,7 +147,7 @@ class HostileRun:
             path, stream, status = KINDS[kind]
             model = f"{path[1:]}-{name.replace(' ', '-')}-{number}-{index}"
             self.ai1net.register(self.admin_key, model, self.provider_url + path,
-                                 timeout_ms=TIMEOUT_MS)
+                                 timeout_ms=self.timeout_ms)
             calls.append(Call(model, stream, status))
             paths.add(path)
         cpu_before = process_cpu_s(self.ai1net.service.pid) or 0.0
@@ -223,9 +223,10 @@ async def hostile(args: argparse.Namespace, ai1net: gateway.Gateway, admin_key: 
                   provider_url: str) -> HostileRun:
     _key_id, key = ai1net.mint_key(admin_key, "hostile")
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
-        run = HostileRun(ai1net, admin_key, key, provider_url, session, args.settle)
+    timeout = aiohttp.ClientTimeout(total=args.timeout_ms / 1000 + 30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        run = HostileRun(ai1net, admin_key, key, provider_url, session, args.settle,
+                         args.timeout_ms)
         await measure(run, args.rounds)
     return run
 
@@ -256,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds to wait after the provider saw the connections closed")
+    parser.add_argument("--timeout-ms", type=int, default=5000,
+                        help="the hostile models' timeout_ms (the trickle's time to its 504); "
+                        "on a machine whose cores are taken by others, the bombs may need more")
     parser.add_argument("--ai1net-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for AI1NET (e.g. MALLOC_ARENA_MAX=2)")
     args = parser.parse_args(argv)
