@@ -3,6 +3,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: install run test api-fuzz mutation protos protos-check lint deploy-check cluster-test bench bench-peer bench-workers soak clean
+.PHONY: bench-hostile bench-fairshare
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -57,6 +58,14 @@ bench-peer: $(PY)  ## LiteLLM's proxy against the same mock, in its own venv
 bench-workers: $(PY)  ## AI1NET with --workers 1 and 2, unpinned, same load
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m bench.workers $(BENCH_ARGS)
+
+bench-hostile: $(PY)  ## AI1NET's RSS with 8 hostile provider answers in flight (HOSTILE_ARGS=--rounds 1)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.hostile $(HOSTILE_ARGS)
+
+bench-fairshare: $(PY)  ## a healthy model's p99, alone and with 200 calls stalled on another model
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.fairshare
 
 soak: $(PY)  ## AI1NET at half its measured maximum for 10 minutes (SOAK_ARGS=--duration 60)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

@@ -42,16 +42,21 @@ class Gateway:
 
     def prepare(self, admin_key: str, mock_url: str) -> str:
         """Register the model, mint a consumer key (no limits), prove one call works."""
-        status, answer = self.post("/v1/models", admin_key, {
-            "name": MODEL, "type": "text", "endpoint": mock_url,
-            "pricing": {"input_per_1k_tokens": 0.001, "output_per_1k_tokens": 0.002}})
-        if status != 201:
-            raise RuntimeError(f"registering the model: {status} {answer!r}")
+        self.register(admin_key, MODEL, mock_url)
         _key_id, key = self.mint_key(admin_key, "bench")
         status, answer = self.post("/v1/generate", key, {"model": MODEL, "input": "hello"})
         if status != 200 or not answer.get("output"):
             raise RuntimeError(f"smoke call: {status} {answer!r}")
         return key
+
+    def register(self, admin_key: str, name: str, endpoint: str, **fields: Any) -> None:
+        """A text model at ``endpoint``; ``fields`` override the defaults (limits, ...)."""
+        status, answer = self.post("/v1/models", admin_key, {
+            "name": name, "type": "text", "endpoint": endpoint,
+            "pricing": {"input_per_1k_tokens": 0.001, "output_per_1k_tokens": 0.002},
+            **fields})
+        if status != 201:
+            raise RuntimeError(f"registering the model {name!r}: {status} {answer!r}")
 
     def mint_key(self, admin_key: str, name: str) -> tuple[str, str]:
         """A consumer key without limits: (its id, as usage_events.key_id holds it; the secret)."""

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,15 +81,63 @@ def spawn(name: str, command: list[str], *, core: int | None, log_dir: Path,
     return Service(name, process, log_path, spawned_at, log)
 
 
-def vm_hwm_kib(pid: int) -> int | None:
+def status_kib(pid: int, name: str) -> int | None:
+    """One memory field of /proc/<pid>/status (VmRSS, VmHWM, ...) in KiB; None if gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{name}:"):
             return int(line.split()[1])
     return None
+
+
+def vm_hwm_kib(pid: int) -> int | None:
+    return status_kib(pid, "VmHWM")
+
+
+def rss_mib(service: Service) -> float | None:
+    """Resident memory (VmRSS) of the process and its children, in MiB."""
+    known = [kib for pid in (service.pid, *child_pids(service.pid))
+             if (kib := status_kib(pid, "VmRSS")) is not None]
+    return round(sum(known) / 1024, 2) if known else None
+
+
+class PeakRss:
+    """The peak resident memory of one process over a ``with`` block: VmRSS sampled every
+    ``interval`` seconds from a thread, and VmHWM where /proc lets it be reset at the start
+    (so a spike between two samples is not missed)."""
+
+    def __init__(self, pid: int, interval: float = 0.01) -> None:
+        self._pid, self._interval = pid, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._hwm_reset = False
+        self.peak_kib = 0
+
+    def __enter__(self) -> PeakRss:
+        try:
+            Path(f"/proc/{self._pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+            self._hwm_reset = True
+        except OSError:
+            pass
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._hwm_reset:
+            self.peak_kib = max(self.peak_kib, vm_hwm_kib(self._pid) or 0)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak_kib = max(self.peak_kib, status_kib(self._pid, "VmRSS") or 0)
+
+    @property
+    def peak_mib(self) -> float:
+        return round(self.peak_kib / 1024, 1)
 
 
 def child_pids(pid: int) -> list[int]:

@@ -75,6 +75,17 @@ class Systems:
     startup_s: float = 0.0
 
 
+def start_mock(stack: ExitStack, name: str, delay_ms: float = 0.0) -> tuple[Service, str]:
+    """The mock provider on core 0; its generate URL."""
+    port = free_port()
+    mock = spawn(name, python_module("bench.mock_provider", "--port", str(port),
+                                     "--delay-ms", str(delay_ms)),
+                 core=MOCK_CORE, log_dir=LOG_DIR)
+    stack.callback(mock.stop)
+    wait_tcp(mock, port)
+    return mock, f"http://127.0.0.1:{port}/v1/generate"
+
+
 def start_bare(stack: ExitStack, kind: str, mock_url: str) -> tuple[Service, str]:
     port = free_port()
     proxy = spawn(f"bare-{kind}", python_module("bench.bare_proxies", kind, "--port", str(port),
@@ -264,14 +275,8 @@ def run(options: Options) -> dict[str, Any]:
     if options.costs:
         steps += costs.steps(options.costs_rounds)
     bench = Bench(options, Progress(total=steps))
-    mock_port = free_port()
-    mock_url = f"http://127.0.0.1:{mock_port}/v1/generate"
     with ExitStack() as stack:
-        mock = spawn("mock", python_module("bench.mock_provider", "--port", str(mock_port),
-                                           "--delay-ms", str(options.delay_ms)),
-                     core=MOCK_CORE, log_dir=LOG_DIR)
-        stack.callback(mock.stop)
-        wait_tcp(mock, mock_port)
+        mock, mock_url = start_mock(stack, "mock", options.delay_ms)
         systems = start_systems(stack, bench, mock, mock_url)
         scenarios = measure(bench, systems)
         paired = paired_with_bare(bench, systems) if options.pair_rounds else None

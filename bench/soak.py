@@ -40,7 +40,6 @@ from collections import Counter, deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 import orjson
@@ -48,8 +47,8 @@ import orjson
 from bench import gateway
 from bench.loadgen import complete_answer, http_request
 from bench.passes import MOCK_CORE, SUT_CORE, Bench, Options, Progress, Target, other_load
-from bench.procs import TASKSET, Service, child_pids, free_port, spawn, wait_tcp
-from bench.run import LOG_DIR, RESULTS, machine, python_module, wait_until_idle
+from bench.procs import TASKSET, Service, rss_mib
+from bench.run import LOG_DIR, RESULTS, machine, start_mock, wait_until_idle
 from bench.stats import CpuWindow, summarize
 
 perf = time.perf_counter
@@ -217,20 +216,6 @@ class OpenLoop:
 # -- the soak ------------------------------------------------------------------------------
 
 
-def rss_mib(service: Service) -> float | None:
-    """Resident memory (VmRSS) of the process and its children, in MiB."""
-    total, known = 0, False
-    for pid in (service.pid, *child_pids(service.pid)):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total, known = total + int(line.split()[1]), True
-    return round(total / 1024, 2) if known else None
-
-
 def slope_mib_per_min(samples: list[tuple[float, float]]) -> float | None:
     """Least-squares slope of RSS (MiB) over time, per minute."""
     if len(samples) < 3:
@@ -373,13 +358,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"started_at": started_at, "machine": machine(),
                                "options": vars(args), "idle_before_pct": idle}
     with ExitStack() as stack:
-        mock_port = free_port()
-        mock_url = f"http://127.0.0.1:{mock_port}/v1/generate"
-        mock = spawn("soak-mock", python_module("bench.mock_provider", "--port", str(mock_port),
-                                                "--delay-ms", str(args.delay_ms)),
-                     core=MOCK_CORE, log_dir=LOG_DIR)
-        stack.callback(mock.stop)
-        wait_tcp(mock, mock_port)
+        mock, mock_url = start_mock(stack, "soak-mock", args.delay_ms)
         admin_key = secrets.token_urlsafe(24)
         progress.start("AI1NET start-up", 0)
         ai1net = gateway.start(admin_key=admin_key, log_dir=LOG_DIR, name="soak-ai1net",

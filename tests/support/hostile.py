@@ -19,6 +19,7 @@ path answers a POST with one thing a broken or malicious provider might send.
     POST /deep-json                  valid HTTP, JSON nested 200,000 deep
     POST /invalid-utf8               valid HTTP, JSON holding bytes that are not UTF-8
     POST /ok                         a valid answer (the control)
+    POST /stall?s=N                  nothing for N seconds (default 30), then a valid answer
     POST /keep-then-hang-up          answers, then reads the next request on the connection
                                      and closes it without answering
     GET  /_state?path=P              {"requests": n, "open": m} for P (POSTs read, and
@@ -54,8 +55,28 @@ def ok_answer(body: bytes = OK_BODY, *fields: str) -> bytes:
                 f"Content-Length: {len(body)}") + body
 
 
+class Bomb:
+    """2 GiB of zeros compressed (about 2 MiB), in pieces of 1 MiB before compression, each
+    compressed once, when first sent: the time of a call is then the gateway's, not spent
+    compressing zeros here."""
+
+    PIECES = 2048 + 1  # the last one is the compressor's flush
+
+    def __init__(self, wbits: int) -> None:
+        self._compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+        self._pieces: list[bytes] = []
+
+    def piece(self, index: int) -> bytes:
+        while len(self._pieces) <= index:
+            last = len(self._pieces) == self.PIECES - 1
+            self._pieces.append(self._compressor.flush() if last
+                                else self._compressor.compress(ZEROS))
+        return self._pieces[index]
+
+
 class Hostile:
     def __init__(self) -> None:
+        self.bombs = {"gzip": Bomb(16 + zlib.MAX_WBITS), "deflate": Bomb(zlib.MAX_WBITS)}
         self.requests: collections.Counter[str] = collections.Counter()
         self.open: collections.Counter[str] = collections.Counter()
         self.changed = asyncio.Event()
@@ -81,7 +102,7 @@ class Hostile:
             "/deep-json": fixed(ok_answer(b'{"output": ' + b"[" * 200_000 + b"]" * 200_000
                                           + b"}")),
             "/invalid-utf8": fixed(ok_answer(b'{"output": "\xff\xfe\xfd"}')),
-            "/ok": fixed(ok_answer()),
+            "/ok": fixed(ok_answer()), "/stall": fixed(ok_answer()),
         }
 
     async def serve(self, reader: asyncio.StreamReader, writer: Writer) -> None:
@@ -99,6 +120,8 @@ class Hostile:
                 await self._read_request(reader)
                 self.requests[path] += 1
                 return
+            if path == "/stall":
+                await asyncio.sleep(float(query.get("s", ["30"])[0]))
             await self.routes.get(path, fixed(head("404 Not Found", "Content-Length: 0")))(writer)
             await writer.drain()
             await reader.read()  # until the gateway hangs up
@@ -133,17 +156,17 @@ class Hostile:
     # -- the hostile answers -----------------------------------------------------------------
 
     async def gzip_bomb(self, writer: Writer) -> None:
-        await self._bomb(writer, "gzip", zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS))
+        await self._bomb(writer, "gzip", self.bombs["gzip"])
 
     async def deflate_bomb(self, writer: Writer) -> None:
-        await self._bomb(writer, "deflate", zlib.compressobj(9))
+        await self._bomb(writer, "deflate", self.bombs["deflate"])
 
-    async def _bomb(self, writer: Writer, encoding: str, compressor: zlib._Compress) -> None:
+    @staticmethod
+    async def _bomb(writer: Writer, encoding: str, bomb: Bomb) -> None:
         writer.write(head("200 OK", "Content-Type: application/json",
                           f"Content-Encoding: {encoding}", "Transfer-Encoding: chunked"))
-        for _ in range(2048):  # 2 GiB of zeros, about 2 MiB on the wire
-            await _chunk(writer, compressor.compress(ZEROS))
-        await _chunk(writer, compressor.flush())
+        for index in range(Bomb.PIECES):
+            await _chunk(writer, bomb.piece(index))
         writer.write(b"0\r\n\r\n")
 
     async def huge_body(self, writer: Writer) -> None:
