@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
+from google.protobuf import struct_pb2
 
 from ai1net.bridge.errors import HttpError, invalid, openai_envelope
 from ai1net.bridge.streaming import SSE
@@ -119,30 +120,30 @@ def _turns(messages: Any) -> list[tuple[str, str]]:
         raise invalid("messages", "is required: a non-empty list of messages")
     turns = []
     for index, message in enumerate(messages):
-        field = f"messages[{index}]"
+        # Field names are made only for an error: this runs on every call.
         if not isinstance(message, dict):
-            raise invalid(field, "must be a JSON object")
-        role = message.get("role")
+            raise invalid(f"messages[{index}]", "must be a JSON object")
+        role, content = message.get("role"), message.get("content")
         if role not in ROLES:
-            raise invalid(f"{field}.role", f"must be one of {', '.join(ROLES)}")
-        turns.append((role, _content(message.get("content"), f"{field}.content",
-                                     optional=role == "assistant")))
+            raise invalid(f"messages[{index}].role", f"must be one of {', '.join(ROLES)}")
+        if not isinstance(content, str):
+            content = _parts(content, index, optional=role == "assistant")
+        turns.append((role, content))
     return turns
 
 
-def _content(content: Any, field: str, *, optional: bool) -> str:
-    """Text content, or the text of content parts (only ``text`` parts are understood)."""
-    if isinstance(content, str):
-        return content
+def _parts(content: Any, index: int, *, optional: bool) -> str:
+    """The text of content parts (only ``text`` parts are understood)."""
+    field = f"messages[{index}].content"
     if content is None and optional:
         return ""
     if not isinstance(content, list):
         raise invalid(field, "must be a string or a list of text parts")
     texts = []
-    for index, part in enumerate(content):
+    for number, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") != "text":
-            raise invalid(f"{field}[{index}].type", 'only "text" parts are supported')
-        texts.append(_string(part.get("text"), f"{field}[{index}].text"))
+            raise invalid(f"{field}[{number}].type", 'only "text" parts are supported')
+        texts.append(_string(part.get("text"), f"{field}[{number}].text"))
     return "".join(texts)
 
 
@@ -217,8 +218,9 @@ def _asked(body: JSON, text: str, parameters: JSON, *, text_field: str,
     model = _take(body, "model", _string) or AUTO
     if model != AUTO:
         message.model = model
-    if parameters:
-        message.parameters.update(parameters)
+    fields = message.parameters.fields
+    for name, value in parameters.items():
+        _fill(fields[name], value)
     hints = _take(body, "ai1net", _object)
     if hints or kind:
         _fill_hints(message, hints or {}, kind)
@@ -227,6 +229,31 @@ def _asked(body: JSON, text: str, parameters: JSON, *, text_field: str,
     include_usage = _take(options, "include_usage", _boolean, "stream_options.")
     return Asked(message=message, stream=stream, include_usage=bool(include_usage),
                  max_tokens=parameters.get("max_tokens"))
+
+
+def _fill(into: struct_pb2.Value, value: Any) -> None:
+    """A JSON value into a protobuf Value: what ``Struct.update`` does, for JSON's types
+    only, in a third fewer instructions (``messages`` makes this part of every call)."""
+    if isinstance(value, str):
+        into.string_value = value
+    elif isinstance(value, dict):
+        if not value:
+            into.struct_value.SetInParent()  # an empty object stays one
+        fields = into.struct_value.fields
+        for key, item in value.items():
+            _fill(fields[key], item)
+    elif isinstance(value, list):
+        if not value:
+            into.list_value.SetInParent()
+        values = into.list_value.values
+        for item in value:
+            _fill(values.add(), item)
+    elif isinstance(value, bool):
+        into.bool_value = value
+    elif isinstance(value, int | float):
+        into.number_value = value
+    else:
+        into.null_value = struct_pb2.NULL_VALUE
 
 
 def _fill_hints(message: generate_pb2.GenerateRequest, hints: JSON, kind: str) -> None:
@@ -255,40 +282,45 @@ def usage_json(usage: generate_pb2.Usage) -> JSON:
 
 
 def _extras(answer: generate_pb2.GenerateResponse | generate_pb2.GenerateStreamResponse,
-            ) -> JSON:
+            usage: generate_pb2.Usage) -> JSON:
     extras: JSON = {"generation_id": answer.id, "cost_usd": answer.cost_usd,
                     "latency_ms": answer.latency_ms}
-    if answer.usage.estimated:
+    if usage.estimated:
         extras["usage_estimated"] = True
     return extras
 
 
-def _text(output: Any) -> str:
+def _text(output: struct_pb2.Value) -> str:
     """A text model's output; for an image or audio model, its URL."""
-    if isinstance(output, str):
-        return output
-    url = output.get("image_url") or output.get("audio_url") if isinstance(output, dict) \
+    if output.WhichOneof("kind") == "string_value":
+        return output.string_value
+    value = value_to_python(output)
+    url = value.get("image_url") or value.get("audio_url") if isinstance(value, dict) \
         else None
-    return url if isinstance(url, str) else orjson.dumps(output).decode()
+    return url if isinstance(url, str) else orjson.dumps(value).decode()
 
 
 def chat_json(response: generate_pb2.GenerateResponse, asked: Asked, created: int) -> JSON:
-    return {"id": f"chatcmpl-{response.id}", "object": "chat.completion", "created": created,
-            "model": response.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": _text(
-                value_to_python(response.output))}, "logprobs": None, "finish_reason":
-                finish_reason(response.usage.output_tokens, asked.max_tokens)}],
-            "usage": usage_json(response.usage), "ai1net": _extras(response)}
+    return _answer(response, asked, created, chat=True)
 
 
 def completion_json(response: generate_pb2.GenerateResponse, asked: Asked,
                     created: int) -> JSON:
-    return {"id": f"cmpl-{response.id}", "object": "text_completion", "created": created,
-            "model": response.model,
-            "choices": [{"index": 0, "text": _text(value_to_python(response.output)),
-                         "logprobs": None, "finish_reason": finish_reason(
-                             response.usage.output_tokens, asked.max_tokens)}],
-            "usage": usage_json(response.usage), "ai1net": _extras(response)}
+    return _answer(response, asked, created, chat=False)
+
+
+def _answer(response: generate_pb2.GenerateResponse, asked: Asked, created: int, *,
+            chat: bool) -> JSON:
+    usage = response.usage  # each read of a sub-message makes a new wrapper: read it once
+    text = _text(response.output)
+    choice: JSON = {"index": 0, "message": {"role": "assistant", "content": text}} if chat \
+        else {"index": 0, "text": text}
+    choice["logprobs"] = None
+    choice["finish_reason"] = finish_reason(usage.output_tokens, asked.max_tokens)
+    return {"id": f"chatcmpl-{response.id}" if chat else f"cmpl-{response.id}",
+            "object": "chat.completion" if chat else "text_completion", "created": created,
+            "model": response.model, "choices": [choice], "usage": usage_json(usage),
+            "ai1net": _extras(response, usage)}
 
 
 def images_json(response: generate_pb2.GenerateResponse, *, b64: bool, created: int) -> JSON:
@@ -373,8 +405,7 @@ class ChunkFraming:
     def message(self, message: generate_pb2.GenerateStreamResponse) -> bytes:
         if message.done:
             return self._last(message)
-        text = message.delta if message.HasField("delta") \
-            else _text(value_to_python(message.output))
+        text = message.delta if message.HasField("delta") else _text(message.output)
         return self._event([self._choice({"content": text} if self._chat else text)])
 
     def failure(self, error: HttpError, request_id: str) -> bytes:
@@ -384,11 +415,12 @@ class ChunkFraming:
         return b"data: [DONE]\n\n"
 
     def _last(self, done: generate_pb2.GenerateStreamResponse) -> bytes:
-        finish = finish_reason(done.usage.output_tokens, self._asked.max_tokens)
+        usage = done.usage
+        finish = finish_reason(usage.output_tokens, self._asked.max_tokens)
         last = self._event([self._choice({} if self._chat else "", finish)],
-                           ai1net={**_extras(done), "ttft_ms": done.ttft_ms})
+                           ai1net={**_extras(done, usage), "ttft_ms": done.ttft_ms})
         if self._asked.include_usage:
-            last += self._event([], usage=usage_json(done.usage))
+            last += self._event([], usage=usage_json(usage))
         return last
 
     def _choice(self, delta: JSON | str, finish: str | None = None) -> JSON:

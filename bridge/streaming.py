@@ -1,5 +1,5 @@
 """Streaming generate over HTTP: NDJSON by default, SSE on ``Accept: text/event-stream``
-(or OpenAI's chunks, ``bridge/openai.py``: one relay, a framing per wire format).
+(or OpenAI's chunks, ``openai_wire.ChunkFraming``: one relay, a framing per wire format).
 
 The first message is awaited before any byte is sent, so a failure before it is a real
 HTTP status with the envelope; a failure after it ends the body with ``{"error": ...}``

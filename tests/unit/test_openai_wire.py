@@ -207,3 +207,15 @@ def test_a_failure_event_is_openais_error():
     failure = events(framing.failure(HttpError(502, "provider cut"), "req_1"))
     assert failure == [{"error": {"message": "provider cut", "type": "upstream_error",
                                   "param": None, "code": "upstream_error"}}]
+
+
+def test_parameters_are_filled_as_struct_update_would():
+    from google.protobuf import struct_pb2
+    value = {"messages": HI, "empty": [], "nothing": {}, "null": None,
+             "mixed": [1, 2.5, True, "x", {"deep": [None, {}]}, []], "seed": -3}
+    filled = generate_pb2.GenerateRequest()
+    for name, item in value.items():
+        wire._fill(filled.parameters.fields[name], item)
+    expected = struct_pb2.Struct()
+    expected.update(value)
+    assert filled.parameters == expected
