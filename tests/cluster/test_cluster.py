@@ -107,7 +107,7 @@ class Cluster:
         return await start_gateway(
             self.database_url, self.tmp_path, wait_ready=False, ports=self.ports[i],
             AI1NET_REDIS_URL=self.redis_url, AI1NET_SPOOL_DIR=str(self.tmp_path / f"spool{i}"),
-            AI1NET_USAGE_FLUSH_INTERVAL_S="0.1", AI1NET_DRAIN_DELAY_S="1",
+            AI1NET_USAGE_FLUSH_INTERVAL_S="0.1", AI1NET_DRAIN_DELAY_S="2",
             AI1NET_GRACE_PERIOD_S="10")
 
     async def restart(self, i: int) -> None:

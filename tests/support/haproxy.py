@@ -22,11 +22,13 @@ defaults
     timeout connect 1s
     timeout client 60s
     timeout server 60s
+    # A loaded machine may take a while to answer a check: slow is not down.
+    timeout check 2s
     retry-on conn-failure
     retries 3
     option redispatch 1
     # A refused connection takes the server out at once, before its next check.
-    default-server check inter 200ms fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down
+    default-server check inter 500ms fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down
 
 frontend http_in
     bind 127.0.0.1:{http}
