@@ -53,6 +53,7 @@ import aiohappyeyeballs
 import httptools
 
 from ai1net.server.endpoints import forbidden_address, forbidden_name, literal_address
+from ai1net.server.memory import TRIMMER
 
 IDLE_TIMEOUT_S = 15.0
 KEEP_ALIVE_MARGIN_S = 1.0  # closed this long before the provider's own keep-alive time-out
@@ -61,6 +62,7 @@ DNS_TTL_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 HAPPY_EYEBALLS_DELAY_S = 0.25
 MAX_BUFFERED = 1 << 20
+TRIM_AFTER_BYTES = 1 << 20  # a failed answer that held this much gives memory back
 MAX_TARGETS = 4096
 USER_AGENT = "ai1net-gateway"
 _GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS  # wbits that accept either header
@@ -211,9 +213,12 @@ class Response:
         """The exchange failed; a complete answer fails too when its reader has not seen the
         end yet (the error is what the connection carried after it)."""
         if self._error is None:
-            self._error = error
-            self._body, self._buffered = [], 0  # nobody will read it: let it go now
-            self._parser = None
+            self._error = _without_frames(error)
+            held = self._decoded + self._head_bytes
+            # Nobody will read what was buffered: let it go now, and the memory with it.
+            self._body, self._buffered, self._decoder, self._parser = [], 0, None, None
+            if held > TRIM_AFTER_BYTES:
+                TRIMMER.trim_soon()
             if not self.head.done():
                 self.head.set_exception(error)
                 self.head.exception()  # retrieved: a caller gone since must not warn
@@ -457,6 +462,16 @@ class Connection(asyncio.Protocol):
             self._response.connection_lost(reused=self._exchanges > 1)
         except OSError as error:
             self._response.fail(error)
+
+
+def _without_frames(error: OSError) -> OSError:
+    """The error without its tracebacks (theirs and their causes'): kept on a failed
+    answer, they would hold the frames that held its bytes."""
+    seen: BaseException | None = error
+    while seen is not None:
+        seen.__traceback__ = None
+        seen = seen.__cause__ or seen.__context__
+    return error
 
 
 def _idle_timeout(keep_alive: str | None) -> float:
