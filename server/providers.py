@@ -22,6 +22,7 @@ from ai1net.server.errors import (
     UpstreamViolation,
 )
 from ai1net.server.http1 import DEFAULT_LIMITS, Limits
+from ai1net.server.memory import TRIMMER
 from ai1net.server.registry import ModelRecord
 from ai1net.server.telemetry import inject
 from ai1net.server.transport import ProviderRequest, Transport, TransportResponse
@@ -303,20 +304,23 @@ async def stream_lines(response: TransportResponse, limit: int) -> AsyncGenerato
         start = 0
         while (end := pending.find(b"\n", scanned)) >= 0:
             if end - start > limit:
-                raise _event_too_large(limit)
+                raise _event_too_large(limit, pending)
             line = bytes(pending[start:end]).strip()
             if line:
                 yield line
             start = scanned = end + 1
         del pending[:start]
         if len(pending) > limit:
-            raise _event_too_large(limit)
+            raise _event_too_large(limit, pending)
     line = bytes(pending).strip()
     if line:
         yield line
 
 
-def _event_too_large(limit: int) -> UpstreamViolation:
+def _event_too_large(limit: int, pending: bytearray) -> UpstreamViolation:
+    """The violation; what was held of the line is let go first (and the memory with it)."""
+    pending.clear()
+    TRIMMER.trim_soon()
     return UpstreamViolation(f"the provider sent a stream line or event over {limit} bytes "
                              f"(max_event_bytes)", kind="event_bytes")
 
