@@ -111,6 +111,10 @@ async def _check(request: ClientRequest, handler: ClientHandlerType) -> ClientRe
         _check_opaque(request, response)
         response.content = _CheckedStream(response.content)  # type: ignore[assignment]
         return response
+    if "Content-Type" not in response.headers:  # no body at all (204): aiohttp says
+        check_response(request.method, request.url, response.status, headers, "",
+                       await response.read())  # octet-stream, the document says nothing
+        return response
     if not _readable(response.content_type):  # a script, a style sheet, an image, audio
         _check_opaque(request, response)
         return response
