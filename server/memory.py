@@ -22,10 +22,12 @@ def _malloc_trim() -> Callable[[int], int] | None:
     if not name:
         return None
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+        trim = ctypes.CDLL(name).malloc_trim
     except (OSError, AttributeError):
         return None
-    return trim
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    function: Callable[[int], int] = trim
+    return function
 
 
 class Trimmer:
@@ -34,17 +36,21 @@ class Trimmer:
     def __init__(self) -> None:
         self._trim = _malloc_trim()
         self._last = 0.0
-        self._pending = False
+        # The loop a trim is waiting in (one per loop: a loop may close before it runs).
+        self._pending: asyncio.AbstractEventLoop | None = None
 
     def trim_soon(self) -> None:
-        if self._trim is None or self._pending:
+        if self._trim is None:
             return
-        self._pending = True
+        loop = asyncio.get_running_loop()
+        if self._pending is loop:
+            return
+        self._pending = loop
         delay = max(0.0, self._last + TRIM_INTERVAL_S - time.monotonic())
-        asyncio.get_running_loop().call_later(delay, self._run)
+        loop.call_later(delay, self._run)
 
     def _run(self) -> None:
-        self._pending = False
+        self._pending = None
         self._last = time.monotonic()
         assert self._trim is not None
         self._trim(0)
