@@ -25,7 +25,7 @@ from ai1net.bridge.errors import (
     openai_envelope,
 )
 from ai1net.bridge.openai import OPENAI_PREFIX, add_openai_routes
-from ai1net.bridge.openapi import openapi_document
+from ai1net.bridge.openapi import documented_methods, openapi_document
 from ai1net.bridge.routes import add_routes, json_response
 from ai1net.server.telemetry import continued_trace
 
@@ -80,7 +80,9 @@ def _http_exception(error: web.HTTPException, request: web.Request) -> HttpError
     if error.status == 404:
         return HttpError(404, f"no such path: {request.path}")
     if error.status == 405:
-        allow = error.headers.get("Allow", "")
+        # The document's methods for the path: aiohttp would also count those of a
+        # template that matches it (/v1/keys/{id} for /v1/keys/me).
+        allow = documented_methods(request.path) or error.headers.get("Allow", "")
         return HttpError(405, f"method {request.method} is not allowed on {request.path}",
                          headers={"Allow": allow} if allow else None)
     if error.status == 413:

@@ -8,6 +8,7 @@ shared error responses, then the paths.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib.metadata import version
 from typing import Any
@@ -486,6 +487,15 @@ ANSWER_HEADERS = ("x-ai1net-model", "x-ai1net-attempts", "x-ai1net-route",
 TIMEOUTS = (_ref("x-request-timeout-ms", "parameters"), _ref("grpc-timeout", "parameters"))
 
 
+def _sse(item: str, *, done: bool = False) -> Schema:
+    """An event stream: in OpenAPI 3.1 ``schema`` describes one event (field by field, as
+    an SSE parser reads it); ``x-item-schema`` is what its ``data`` holds, as JSON."""
+    data = f"One `{item}` as JSON" + (", or `[DONE]` at the end" if done else "")
+    event = _obj({"data": _t("string", data), "event": _t("string"), "id": _t("string"),
+                  "retry": _t("integer", minimum=0)}, "data", doc=f"SSE events `data: <{item}>`")
+    return {"schema": event, "x-item-schema": _ref(item)}
+
+
 def _generate_paths() -> Schema:
     ok = _response("The answer; with `stream: true`, a stream of StreamEvent objects",
                    _ref("GenerateResponse"), *ANSWER_HEADERS)
@@ -494,8 +504,7 @@ def _generate_paths() -> Schema:
     ok["content"] |= {
         "application/x-ndjson": {"schema": _ref("StreamEvent"),
                                  "x-item-schema": _ref("StreamEvent")},
-        "text/event-stream": {"schema": _t("string", "SSE events `data: <StreamEvent>`"),
-                              "x-item-schema": _ref("StreamEvent")},
+        "text/event-stream": _sse("StreamEvent"),
     }
     return {"/v1/generate": {"post": _operation(
         "generate", "generate", "Call a model, by name or by routing", {"200": ok},
@@ -650,9 +659,7 @@ def _openai_paths() -> Schema:
         ok = _response(f"The answer; with `stream: true`, SSE `{answer}Chunk` events, then "
                        "`data: [DONE]` (a failure after the first event: an `OpenAIError` "
                        "event, no `[DONE]`)", _ref(answer), *ANSWER_HEADERS)
-        ok["content"]["text/event-stream"] = {
-            "schema": _t("string", f"SSE events `data: <{answer}Chunk>`"),
-            "x-item-schema": _ref(f"{answer}Chunk")}
+        ok["content"]["text/event-stream"] = _sse(f"{answer}Chunk", done=True)
         return {"post": _openai_operation(op_id, summary, {"200": ok}, errors=generating,
                                           body=body, params=TIMEOUTS)}
     audio = _response("The audio bytes of the answer's `data:` URL", _t(
@@ -686,6 +693,26 @@ def _console_file() -> Schema:
     return {"description": "The file", "headers": _header_refs(),
             "content": {media: {"schema": _t("string")}
                         for media in ("text/javascript", "text/css", "image/svg+xml")}}
+
+
+def documented_methods(path: str) -> str:
+    """``Allow`` for a path as the document has it: its own entry, else the first template
+    that matches (as OpenAPI ranks a concrete path above a template); "" if none."""
+    paths = openapi_document()["paths"]
+    item = paths.get(path) or next(
+        (item for template, item in paths.items() if _template(template).fullmatch(path)), None)
+    if item is None:
+        return ""
+    methods = [m.upper() for m in item if m in HTTP_METHODS]
+    return ", ".join([*methods, "HEAD"] if "GET" in methods else methods)
+
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+@cache
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
 
 
 @cache

@@ -256,17 +256,25 @@ def _install(module: str, index: int) -> None:
     exec(compile(tree, mutant.__file__, "exec"), mutant.__dict__)  # noqa: S102
 
 
-def _pytest_passes(module: str) -> bool:
+def _pytest_passes(module: str) -> bool | None:
+    """True: every test passed; False: one failed; None: the run itself broke."""
     import contextlib
     import io
 
     import pytest
 
     tests = [str(ROOT / t) for t in MODULES[module] if (ROOT / t).exists()]
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                            "--no-header", "-o", "addopts=", *tests])
-    return code == 0
+    # A resource warning pytest reports after the run would raise out of pytest.main.
+    arguments = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--no-header",
+                 "-o", "addopts=", "-W", "ignore::pytest.PytestUnraisableExceptionWarning",
+                 *tests]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            code = pytest.main(arguments)
+    except Exception:
+        return None
+    return code == 0 if code in (0, 1) else None
 
 
 def worker(module: str, indexes: list[int]) -> None:
@@ -284,13 +292,13 @@ def worker(module: str, indexes: list[int]) -> None:
         print(json.dumps({"index": index, "survived": _pytest_passes(module)}), flush=True)
 
 
-def run_workers(module: str, indexes: list[int], jobs: int) -> dict[int, bool]:
+def run_workers(module: str, indexes: list[int], jobs: int) -> dict[int, bool | None]:
     """Each of ``jobs`` workers takes every jobs-th mutant; their verdicts by index."""
     shares = [indexes[i::jobs] for i in range(jobs) if indexes[i::jobs]]
     children = [subprocess.Popen(
         [sys.executable, __file__, "--worker", module, ",".join(map(str, share))],
         cwd=ROOT, stdout=subprocess.PIPE, text=True) for share in shares]
-    verdicts: dict[int, bool] = {}
+    verdicts: dict[int, bool | None] = {}
     with ThreadPoolExecutor(max(1, len(children))) as pool:
         for lines in pool.map(lambda child: child.communicate(timeout=TIMEOUT_S * 20)[0],
                               children):
@@ -298,8 +306,8 @@ def run_workers(module: str, indexes: list[int], jobs: int) -> dict[int, bool]:
                 if line.startswith("{"):
                     verdict = json.loads(line)
                     verdicts[verdict["index"]] = verdict["survived"]
-    missing = set(indexes) - set(verdicts)
-    verdicts.update(dict.fromkeys(missing, False))  # a worker that died: those hung or crashed
+    # A worker that died (a mutant that hangs or crashes the process) leaves no verdict.
+    verdicts.update(dict.fromkeys(set(indexes) - set(verdicts)))
     return verdicts
 
 
@@ -309,7 +317,11 @@ def run_module(module: str, jobs: int, only: list[int] | None) -> dict[str, obje
     chosen = [m for m in mutants(module) if only is None or m.index in only]
     started = time.monotonic()
     verdicts = run_workers(module, [m.index for m in chosen], jobs)
-    survivors = [asdict(m) for m in chosen if verdicts[m.index]]
+    broken = [index for index, verdict in verdicts.items() if verdict is None]
+    for index in broken:  # once more, alone, in a fresh worker
+        verdicts[index] = run_workers(module, [index], 1)[index]
+    # A run that still breaks counts as a survivor: it must be explained, not assumed killed.
+    survivors = [asdict(m) for m in chosen if verdicts[m.index] is not False]
     killed = len(chosen) - len(survivors)
     score = killed / len(chosen) if chosen else 1.0
     print(f"{module}: {killed}/{len(chosen)} killed ({score:.0%}) in "

@@ -11,7 +11,7 @@ import pytest
 from grpc import aio
 
 from ai1net.bridge.local import LocalContext
-from ai1net.server import auth
+from ai1net.server import audit, auth
 from ai1net.server.auth import METHOD_ROLES, AuthGuard, presented_key
 from ai1net.server.errors import PermissionDenied, Unauthenticated
 from ai1net.server.keys import ROLES, Principal
@@ -112,3 +112,44 @@ async def test_each_servicer_checks_the_role_itself(rule: authz.Rule):
                 await getattr(servicer, rule.name)(MagicMock(), None)
         finally:
             auth._principal.reset(token)
+
+
+async def test_the_guard_hands_the_call_its_caller_request_id_and_audit_actor():
+    """What the servicer behind the guard sees: the principal, the request id (at most 64
+    characters, the audit column's width) and the audit trail's actor."""
+    seen: dict[str, Any] = {}
+
+    async def look(_request: object, _context: object) -> str:
+        seen.update(principal=auth.current_principal(), request_id=auth.current_request_id(),
+                    actor=audit._actor.get())
+        return "ok"
+
+    guard = AuthGuard(keys=Keys())  # type: ignore[arg-type]
+    handler = guard.handler("/ai1net.v1.KeyService/ListKeys",
+                            grpc.unary_unary_rpc_method_handler(look))
+    long_id = "r" * 100
+    metadata = (("x-api-key", "secret-admin"), ("x-request-id", long_id))
+    assert await handler.unary_unary(object(), LocalContext(metadata, None)) == "ok"
+    assert seen["principal"].role == "admin"
+    assert seen["request_id"] == long_id[:64]
+    assert seen["actor"] == audit.Actor("key_admin", long_id[:64])
+
+
+async def test_a_failure_inside_a_method_becomes_its_status_and_never_leaks():
+    async def fail(_request: object, _context: object) -> str:
+        raise PermissionDenied("model 'x' belongs to another provider")
+
+    async def crash(_request: object, _context: object) -> str:
+        raise KeyError("secret detail")
+
+    guard = AuthGuard(keys=Keys())  # type: ignore[arg-type]
+    context = LocalContext((("x-api-key", "secret-admin"),), None)
+    for behaviour, code, message in ((fail, grpc.StatusCode.PERMISSION_DENIED, "belongs"),
+                                     (crash, grpc.StatusCode.INTERNAL, "internal error")):
+        handler = guard.handler("/ai1net.v1.KeyService/ListKeys",
+                                grpc.unary_unary_rpc_method_handler(behaviour))
+        with pytest.raises(aio.AbortError) as failed:
+            await handler.unary_unary(object(), context)
+        assert failed.value.error.code() == code
+        assert message in failed.value.error.details()
+        assert "secret detail" not in failed.value.error.details()

@@ -10,7 +10,14 @@ import pytest
 
 from ai1net.server.crypto import KEY_PREFIX
 from ai1net.server.errors import InvalidArgument, NotFound, Unauthenticated
-from ai1net.server.keys import KEEP, KeyLimits, KeyStore, Principal, usd_to_nanos
+from ai1net.server.keys import (
+    KEEP,
+    RELOAD_INTERVAL_S,
+    KeyLimits,
+    KeyStore,
+    Principal,
+    usd_to_nanos,
+)
 from ai1net.server.storage import Database
 
 
@@ -143,3 +150,19 @@ def test_a_principal_without_limits_is_not_limited():
                           created_at=None)  # type: ignore[arg-type]
     assert not principal.limited and not principal.is_admin
     assert "key_hash" not in repr(principal)
+
+
+async def test_unknown_keys_reload_once_per_interval_and_no_sooner(
+        db: Database, store: KeyStore, monkeypatch: pytest.MonkeyPatch):
+    now = [1000.0]
+    monkeypatch.setattr("ai1net.server.keys.time.monotonic", lambda: now[0])
+    other = KeyStore(db=db)
+    with pytest.raises(Unauthenticated):
+        await store.authenticate_fresh("ai1_unknown")  # reloads now
+    _, secret = await other.create(role="consumer", name="late", limits=KeyLimits())
+    now[0] += RELOAD_INTERVAL_S - 0.001
+    with pytest.raises(Unauthenticated):
+        await store.authenticate_fresh(secret)  # too soon: no reload
+    now[0] += 0.001
+    assert (await store.authenticate_fresh(secret)).name == "late"  # exactly the interval
+    assert RELOAD_INTERVAL_S == 2.0
