@@ -15,6 +15,7 @@ from ai1net.server.routing import (
     Norms,
     Observation,
     RouteRequest,
+    _spread,
     candidates,
     plan_explicit,
     plan_routed,
@@ -273,3 +274,82 @@ def test_models_exactly_at_the_caps_are_candidates():
         candidates([just_over], request)
     with pytest.raises(NoCandidate, match="max_latency_ms 250"):
         candidates([slower], request)
+
+
+# -- the score, pinned to the formula the module's docstring states --------------------------
+
+DOC_WEIGHTS = {"balanced": (0.35, 0.30, 0.35), "latency": (0.90, 0.05, 0.05),
+               "cost": (0.10, 0.80, 0.10), "quality": (0.05, 0.05, 0.90)}
+DOC_EFFICIENCY = {"low": 0.0, "medium": 0.02, "high": 0.05}
+
+
+def documented_score(m: ModelRecord, seen: Observation | None, strategy: str,
+                     specialties: tuple[str, ...], fastest: float, cheapest: float,
+                     best: float) -> float:
+    weight = seen.samples / (seen.samples + 5.0) if seen and seen.samples else 0.0
+    prior = m.avg_latency_ms or 1000.0
+    latency = max((1 - weight) * prior + weight * (seen.latency_ms if seen else 0), 1.0)
+    price = (m.input_price_nanos + m.output_price_nanos) / 2
+    w_l, w_c, w_q = DOC_WEIGHTS[strategy]
+    total = (w_l * fastest / latency + w_c * (cheapest + 1) / (price + 1)
+             + w_q * (m.accuracy_score or 0.5) / best)
+    total += DOC_EFFICIENCY.get(m.cost_efficiency, 0.0) * w_c / 0.3
+    if specialties:
+        wanted = {s.lower() for s in specialties}
+        total += 0.10 * len(wanted & {s.lower() for s in m.specialties}) / len(wanted)
+    if seen is not None and seen.samples:
+        total *= 1 - weight * seen.error_rate
+    return total
+
+
+SCORED = [
+    model("plain"),
+    model("unknown-latency", avg_latency_ms=0, accuracy_score=0, cost_efficiency="high"),
+    model("pricey", price_in=0.5, price_out=1.5, cost_efficiency="low", accuracy_score=0.97,
+          specialties=("Coding", "math")),
+    model("odd-efficiency", cost_efficiency="exotic", avg_latency_ms=0.2),
+]
+SEEN = {"plain": Observation(samples=7, latency_ms=180.0, error_rate=0.25),
+        "pricey": Observation(samples=0, latency_ms=50.0, error_rate=1.0),
+        "odd-efficiency": Observation(samples=3, latency_ms=0.4, error_rate=0.0)}
+
+
+@pytest.mark.parametrize("strategy", sorted(DOC_WEIGHTS))
+@pytest.mark.parametrize("specialties", [(), ("coding", "poetry")])
+def test_scores_follow_the_documented_formula(strategy: str, specialties: tuple[str, ...]):
+    norms = Norms.of(SCORED, SEEN)
+    request = RouteRequest(strategy=strategy, specialties=specialties)
+    for m in SCORED:
+        expected = documented_score(m, SEEN.get(m.name), strategy, specialties,
+                                    norms.fastest, norms.cheapest, norms.best_quality)
+        assert score(m, SEEN.get(m.name), request, norms) == pytest.approx(expected, rel=1e-12)
+    assert norms.fastest == pytest.approx(1.0)  # observed 0.4 ms blended, floored at 1 ms
+    assert norms.best_quality == 0.97
+
+
+def test_an_observation_is_available_unless_it_says_otherwise():
+    assert Observation(samples=1, latency_ms=1.0, error_rate=0.0).available
+
+
+class Picks:
+    """A random source that records its draw and takes the last of the choices."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], list[float]]] = []
+
+    def choices(self, population: list[ModelRecord], weights: list[float]) -> list[ModelRecord]:
+        self.calls.append(([m.name for m in population], list(weights)))
+        return [population[-1]]
+
+
+@pytest.mark.parametrize(("second", "shared"), [(0.95, True), (0.9499, False), (1.0, True)])
+def test_the_first_place_is_shared_within_five_percent_of_the_best(second: float,
+                                                                   shared: bool):
+    a, b, c = model("a"), model("b"), model("c")
+    picks = Picks()
+    ranked = _spread([a, b, c], {"a": 1.0, "b": second, "c": 0.5}, picks)  # type: ignore[arg-type]
+    if shared:
+        assert [m.name for m in ranked] == ["b", "a", "c"]
+        assert picks.calls == [(["a", "b"], [1.0, second])]
+    else:
+        assert ranked == [a, b, c] and picks.calls == []
