@@ -700,7 +700,7 @@ def documented_methods(path: str) -> str:
     that matches (as OpenAPI ranks a concrete path above a template); "" if none."""
     paths = openapi_document()["paths"]
     item = paths.get(path) or next(
-        (item for template, item in paths.items() if _template(template).fullmatch(path)), None)
+        (item for template, item in paths.items() if path_pattern(template).fullmatch(path)), None)
     if item is None:
         return ""
     methods = [m.upper() for m in item if m in HTTP_METHODS]
@@ -711,7 +711,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 
 
 @cache
-def _template(path: str) -> re.Pattern[str]:
+def path_pattern(path: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
 
 

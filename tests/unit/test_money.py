@@ -7,12 +7,13 @@ import math
 import pytest
 
 from ai1net.server.money import (
-    NANOS_PER_USD,
     call_cost_nanos,
     is_valid_usd,
     nanos_to_usd,
     usd_to_nanos,
 )
+
+NANOS_PER_USD = 1_000_000_000
 
 
 @pytest.mark.parametrize(("usd", "nanos"), [
