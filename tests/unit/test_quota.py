@@ -304,3 +304,80 @@ async def test_settling_a_call_that_reserved_nothing_leaves_the_others_holds(quo
     await admit(quota, key, nanos=CALL)
     await quota.settle(held, tokens=0, cost_nanos=0)
     assert await quota.spent_nanos(key.id) == 0
+
+
+# -- what the mutation run found untested (docs/MUTATION.md) --------------------------------
+
+
+def test_an_admission_by_default_took_no_tokens_and_holds_no_budget():
+    admission = Admission(key_id="key_a", tokens=0, nanos=0)
+    assert (admission.tokens_per_minute, admission.budgeted, admission.hold) == (0, False, "")
+
+
+@pytest.mark.parametrize(("rpm", "tpm", "first", "second", "says"), [
+    # Tokens run out while one request is left: only the tokens are named.
+    (2, 10, 10, 5, "rate limit exceeded: 10 tokens per minute"),
+    # Requests run out while exactly enough tokens are left: only the requests are named.
+    (1, 10, 0, 10, "rate limit exceeded: 1 requests per minute"),
+])
+async def test_the_refusal_names_only_the_limit_that_was_hit(quota, rpm, tpm, first, second,
+                                                             says):
+    key = principal(rpm=rpm, tpm=tpm)
+    await admit(quota, key, tokens=first)
+    with pytest.raises(KeyRateLimited) as refused:
+        await admit(quota, key, tokens=second)
+    assert refused.value.message == says
+
+
+async def test_tokens_used_beyond_the_reservation_after_a_full_refill(quota, clock):
+    """Settling counts time first: the bucket refilled to the top, then pays the extra."""
+    key = principal(tpm=10)
+    admission = await admit(quota, key, tokens=0)
+    clock.advance(60)
+    await quota.settle(admission, tokens=5, cost_nanos=0)
+    assert (await admit(quota, key, tokens=0)).limits.tokens.remaining == 5
+
+
+async def test_settling_a_call_made_without_a_token_limit_leaves_the_bucket(quota):
+    limited = principal(tpm=10)
+    await admit(quota, limited, tokens=4)
+    unlimited = await admit(quota, replace(limited, tokens_per_minute=0), tokens=3)
+    await quota.settle(unlimited, tokens=3, cost_nanos=0)
+    assert (await admit(quota, limited, tokens=0)).limits.tokens.remaining == 6
+
+
+async def test_a_call_admitted_without_a_budget_is_not_charged_to_one_set_later(quota):
+    key = principal()
+    before = await admit(quota, key, nanos=CALL)
+    budgeted = replace(key, budget_nanos=10 * CALL)
+    await quota.settle(await admit(quota, budgeted, nanos=CALL), tokens=0, cost_nanos=CALL)
+    await quota.settle(before, tokens=0, cost_nanos=CALL)  # the ledger has it; not here
+    assert await quota.spent_nanos(key.id) == CALL
+
+
+async def test_closing_cancels_a_budget_still_loading(clock):
+    started = asyncio.Event()
+
+    async def never(_key_id: str) -> int:
+        started.set()
+        await asyncio.Event().wait()
+        return 0
+
+    quota = LocalQuota(load_spent=never, clock=clock)
+    waiting = asyncio.create_task(admit(quota, principal(budget=CALL), nanos=1))
+    await started.wait()
+    await quota.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_a_gateway_error_while_loading_the_budget_is_passed_on_as_it_is(clock):
+    failure = Unavailable("the ledger is being rebuilt")
+
+    async def failing(_key_id: str) -> int:
+        raise failure
+
+    quota = LocalQuota(load_spent=failing, clock=clock)
+    with pytest.raises(Unavailable) as raised:
+        await admit(quota, principal(budget=CALL), nanos=1)
+    assert raised.value is failure
