@@ -70,7 +70,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def CheckModel(self, request: registry_pb2.CheckModelRequest,
                          context: Context) -> registry_pb2.CheckReport:
-        model = self._registry.owned(require_role(*PROVIDERS), request.name)
+        caller = require_role(*PROVIDERS)
+        model = self._registry.owned(caller, request.name)
         report = await self._checker.run(Target(
             endpoint=model.endpoint, type=model.type, api=model.api, auth=model.auth_headers,
             upstream_model=model.upstream_model or model.name))

@@ -94,7 +94,7 @@ def servicers() -> dict[str, Any]:
     """Every servicer, built with nothing behind it: a refusal must come before any use."""
     none: Any = None
     return {"KeyService": KeyServicer(keys=none, quota=none),
-            "RegistryService": RegistryServicer(registry=none, stats=none),
+            "RegistryService": RegistryServicer(registry=none, stats=none, checker=none),
             "UsageService": UsageServicer(db=none, ledger=none),
             "AuditService": AuditServicer(db=none)}
 
