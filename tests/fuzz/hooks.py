@@ -31,6 +31,9 @@ STATED_RULES = (
     # The model's own provider refused the input or parameters (CONTRACT §3: 400/422 → 400).
     ("POST /v1/generate", "the provider rejected the request"),
     ("POST /openai/v1/", "the provider rejected the request"),
+    # `verify: true` runs the conformance check first; a failing one registers nothing
+    # (CONTRACT §2.6) — and a generated endpoint answers nothing.
+    ("POST /v1/models", "verify: the conformance check failed"),
     # A PATCH is checked merged with the stored model: auth_type needs stored credentials.
     ("PATCH /v1/models/{name}", "credentials: an api_key is required"),
 )

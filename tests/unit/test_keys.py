@@ -12,7 +12,6 @@ from ai1net.server.crypto import KEY_PREFIX
 from ai1net.server.errors import InvalidArgument, NotFound, Unauthenticated
 from ai1net.server.keys import (
     KEEP,
-    RELOAD_INTERVAL_S,
     KeyLimits,
     KeyStore,
     Principal,
@@ -152,17 +151,21 @@ def test_a_principal_without_limits_is_not_limited():
     assert "key_hash" not in repr(principal)
 
 
-async def test_unknown_keys_reload_once_per_interval_and_no_sooner(
-        db: Database, store: KeyStore, monkeypatch: pytest.MonkeyPatch):
-    now = [1000.0]
-    monkeypatch.setattr("ai1net.server.keys.time.monotonic", lambda: now[0])
+async def test_an_unknown_key_catches_up_on_changes_and_a_known_one_does_not(db: Database):
+    caught_up: list[int] = []
+
+    async def catch_up() -> None:  # the change feed's, which rate-limits itself
+        caught_up.append(1)
+        await store.load()
+
+    store = KeyStore(db=db, catch_up=catch_up)
+    await store.load()
     other = KeyStore(db=db)
+    _, written = await other.create(role="consumer", name="written", limits=KeyLimits())
+    assert (await store.authenticate_fresh(written)).name == "written"
+    assert len(caught_up) == 1
+    assert (await store.authenticate_fresh(written)).name == "written"  # known: no catch-up
+    assert len(caught_up) == 1
     with pytest.raises(Unauthenticated):
-        await store.authenticate_fresh("ai1_unknown")  # reloads now
-    _, secret = await other.create(role="consumer", name="late", limits=KeyLimits())
-    now[0] += RELOAD_INTERVAL_S - 0.001
-    with pytest.raises(Unauthenticated):
-        await store.authenticate_fresh(secret)  # too soon: no reload
-    now[0] += 0.001
-    assert (await store.authenticate_fresh(secret)).name == "late"  # exactly the interval
-    assert RELOAD_INTERVAL_S == 2.0
+        await store.authenticate_fresh("ai1_unknown")
+    assert len(caught_up) == 2

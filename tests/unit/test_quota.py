@@ -381,3 +381,15 @@ async def test_a_gateway_error_while_loading_the_budget_is_passed_on_as_it_is(cl
     with pytest.raises(Unavailable) as raised:
         await admit(quota, principal(budget=CALL), nanos=1)
     assert raised.value is failure
+
+
+async def test_a_bucket_gains_nothing_while_no_time_passes(quota, clock):
+    key = principal(rpm=60)  # one request a second
+    for _ in range(60):
+        await admit(quota, key)
+    clock.advance(0.999999)  # one microsecond short of the next request
+    for _ in range(2):  # asking again at the same instant does not bring it closer
+        with pytest.raises(KeyRateLimited):
+            await admit(quota, key)
+    clock.advance(0.000001)
+    await admit(quota, key)
