@@ -324,7 +324,8 @@ def _openai_answer_schemas() -> Schema:
                     *(() if chunk else ("usage",)))
     model = {"id": _t("string"), "object": {"const": "model"}, "created": _count(),
              "owned_by": _t("string", "Key id of the provider"), "type": _enum(MODEL_TYPES),
-             "pricing": _obj({"input_per_1k_tokens": _usd(), "output_per_1k_tokens": _usd()}),
+             "pricing": _obj({"input_per_1k_tokens": _usd(), "output_per_1k_tokens": _usd(),
+                              "per_request_usd": _usd()}),
              "capabilities": _strings(), "specialties": _strings(),
              "description": _t("string")}
     detail = _obj({"message": _t("string"), "type": _enum(tuple(ERROR_TYPES.values())),

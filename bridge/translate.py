@@ -150,7 +150,7 @@ def model_spec(body: JSON) -> tuple[registry_pb2.ModelSpec, list[str]]:
             spec.credentials[key] = _string(value, f"credentials.{key}")
         paths.append("credentials")
     _fill_numbers(body, "pricing", spec.pricing,
-                  ("input_per_1k_tokens", "output_per_1k_tokens"), paths)
+                  ("input_per_1k_tokens", "output_per_1k_tokens", "per_request_usd"), paths)
     _fill_numbers(body, "performance", spec.performance,
                   ("avg_latency_ms", "accuracy_score"), paths)
     for name in ("timeout_ms", "first_byte_timeout_ms", "max_response_bytes",
@@ -184,8 +184,7 @@ def model_json(model: registry_pb2.Model) -> JSON:
     return {
         "name": model.name, "type": model.type, "endpoint": model.endpoint,
         "auth_type": model.auth_type,
-        "pricing": {"input_per_1k_tokens": model.pricing.input_per_1k_tokens,
-                    "output_per_1k_tokens": model.pricing.output_per_1k_tokens},
+        "pricing": pricing_json(model.pricing),
         "capabilities": list(model.capabilities),
         "performance": {"avg_latency_ms": model.performance.avg_latency_ms,
                         "accuracy_score": model.performance.accuracy_score},
@@ -212,6 +211,12 @@ def check_report_json(report: registry_pb2.CheckReport) -> JSON:
             "checks": [{"name": c.name, "result": c.result, "detail": c.detail}
                        for c in report.checks],
             "latency_ms": {"p50": report.latency_p50_ms, "p95": report.latency_p95_ms}}
+
+
+def pricing_json(pricing: registry_pb2.Pricing) -> JSON:
+    return {"input_per_1k_tokens": pricing.input_per_1k_tokens,
+            "output_per_1k_tokens": pricing.output_per_1k_tokens,
+            "per_request_usd": pricing.per_request_usd}
 
 
 def update_mask(paths: list[str]) -> field_mask_pb2.FieldMask:

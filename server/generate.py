@@ -346,7 +346,8 @@ class Generator:
         cost = call_cost_nanos(input_tokens=tokens.input_tokens,
                                output_tokens=tokens.output_tokens,
                                input_per_1k=model.input_price_nanos,
-                               output_per_1k=model.output_price_nanos)
+                               output_per_1k=model.output_price_nanos,
+                               per_request=model.request_price_nanos if outcome == "ok" else 0)
         self._ledger.record(UsageEvent(
             id=state.id, ts_ms=now_ms(), key_id=state.caller.id, model=model.name,
             model_owner=model.owner, input_tokens=tokens.input_tokens,
@@ -386,7 +387,8 @@ class _Admitted:
         input_tokens = estimate_tokens(call.input)
         worst = max(call_cost_nanos(input_tokens=input_tokens, output_tokens=max_tokens,
                                     input_per_1k=m.input_price_nanos,
-                                    output_per_1k=m.output_price_nanos)
+                                    output_per_1k=m.output_price_nanos,
+                                    per_request=m.request_price_nanos)
                     for m in state.plan.models[:MAX_ATTEMPTS])
         state.admission = await self._generator._quota.admit(
             state.caller, reserve_tokens=input_tokens + max_tokens, reserve_nanos=worst)

@@ -45,6 +45,7 @@ class ModelRow(SQLModel, table=True):
     credentials_encrypted: str | None = Field(default=None, sa_type=Text)
     input_price_nanos: int = Field(default=0, sa_type=BigInteger)  # per 1k tokens
     output_price_nanos: int = Field(default=0, sa_type=BigInteger)  # per 1k tokens
+    request_price_nanos: int = Field(default=0, sa_type=BigInteger)  # per successful call
     capabilities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     specialties: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     avg_latency_ms: float = 0.0

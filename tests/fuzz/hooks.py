@@ -31,6 +31,9 @@ STATED_RULES = (
     # The model's own provider refused the input or parameters (CONTRACT §3: 400/422 → 400).
     ("POST /v1/generate", "the provider rejected the request"),
     ("POST /openai/v1/", "the provider rejected the request"),
+    # Money is a whole number of nano-dollars: JSON Schema cannot say "at most 9 decimals"
+    # of binary floats (rules.Rule.decimals).
+    (None, r"pricing\.per_request_usd: must be a number in \[0, 1000\] with at most 9 decimal"),
     # A PATCH is checked merged with the stored model: auth_type needs stored credentials.
     ("PATCH /v1/models/{name}", "credentials: an api_key is required"),
 )

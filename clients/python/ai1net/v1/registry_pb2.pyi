@@ -12,12 +12,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Pricing(_message.Message):
-    __slots__ = ("input_per_1k_tokens", "output_per_1k_tokens")
+    __slots__ = ("input_per_1k_tokens", "output_per_1k_tokens", "per_request_usd")
     INPUT_PER_1K_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PER_1K_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PER_REQUEST_USD_FIELD_NUMBER: _ClassVar[int]
     input_per_1k_tokens: float
     output_per_1k_tokens: float
-    def __init__(self, input_per_1k_tokens: _Optional[float] = ..., output_per_1k_tokens: _Optional[float] = ...) -> None: ...
+    per_request_usd: float
+    def __init__(self, input_per_1k_tokens: _Optional[float] = ..., output_per_1k_tokens: _Optional[float] = ..., per_request_usd: _Optional[float] = ...) -> None: ...
 
 class Performance(_message.Message):
     __slots__ = ("avg_latency_ms", "accuracy_score")
