@@ -133,7 +133,11 @@ REGISTRATION_REQUIRED = ("name", "type", "endpoint")
 def _model_schemas() -> Schema:
     stats = _obj({"requests": _count(), "error_rate": _t("number", minimum=0, maximum=1),
                   "p50_latency_ms": _t("number"), "ttft_p50_ms": _t("number"),
-                  "health": _enum(HEALTH)}, doc="What the gateway observed")
+                  "health": _enum(HEALTH), "feedback_count": _count("Ratings received"),
+                  "observed_quality": _t("number", "The ratings blended with the registered "
+                                         "accuracy_score; what quality routing uses",
+                                         minimum=0, maximum=1)},
+                 doc="What the gateway observed")
     spec = {**rules.nested(rules.MODEL),
             "verify": _t("boolean", "At registration: run the conformance check first and "
                          "register only if it passes (400 naming the failed checks); not "
@@ -212,6 +216,13 @@ def _usage_schemas() -> Schema:
                                         "must be later than `from`"),
         "UsageReportAccepted": _obj({"id": _t("string"), "status": {"const": "accepted"}},
                                     "id", "status"),
+        "FeedbackRequest": _obj(rules.nested(rules.FEEDBACK,
+                                             required=("generation_id", "score")),
+                                "generation_id", "score"),
+        "Feedback": _obj({**rules.nested(rules.FEEDBACK, responses=True),
+                          "model": _t("string", "The model that answered"),
+                          "created_at": _time()},
+                         "generation_id", "model", "score", "comment", "created_at"),
         "Reconciliation": _obj({**period, "gateway": _ref("UsageCounts"),
                                 "provider": _ref("UsageCounts"),
                                 "difference": _ref("UsageCounts")},
@@ -605,6 +616,10 @@ def _usage_paths() -> Schema:
             errors=(400, 403, 404),
             params=(_query("model", rules.USAGE["model"].schema(), required=True),
                     *period))},
+        "/v1/feedback": {"post": _operation(
+            "submitFeedback", "usage", "Rate a generation of the caller's (or any, admin); "
+            "one rating each", {"201": _response("Stored", _ref("Feedback"))},
+            errors=(400, 404, 409), body="FeedbackRequest")},
     }
 
 

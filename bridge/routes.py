@@ -235,6 +235,13 @@ async def reconciliation(request: web.Request) -> web.Response:
     return json_response(translate.reconciliation_json(response))
 
 
+async def submit_feedback(request: web.Request) -> web.Response:
+    message = translate.feedback_request(await read_json(request))
+    response = await _backend(request).usage.SubmitFeedback(message,
+                                                            metadata=call_metadata(request))
+    return json_response(translate.feedback_json(response), status=201)
+
+
 def _period(query: Mapping[str, str]) -> dict[str, str]:
     """The ``from``/``to`` query parameters (``from`` is a Python keyword: passed by name)."""
     for name in ("from", "to"):
@@ -276,5 +283,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/usage/reports", report_usage)
     app.router.add_get("/v1/usage/reconciliation", reconciliation)
     app.router.add_get("/v1/audit", list_audit)
+    app.router.add_post("/v1/feedback", submit_feedback)
 
 

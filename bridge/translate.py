@@ -198,7 +198,8 @@ def model_json(model: registry_pb2.Model) -> JSON:
         "created_at": _rfc3339(model.created_at), "updated_at": _rfc3339(model.updated_at),
         "stats": {"requests": stats.requests, "error_rate": stats.error_rate,
                   "p50_latency_ms": stats.p50_latency_ms, "ttft_p50_ms": stats.ttft_p50_ms,
-                  "health": stats.health or "healthy"},
+                  "health": stats.health or "healthy", "feedback_count": stats.feedback_count,
+                  "observed_quality": stats.observed_quality},
         "verification": {"verified_at": _rfc3339(model.verification.verified_at),
                          "passed": model.verification.passed,
                          "summary": model.verification.summary}
@@ -304,6 +305,25 @@ def reconciliation_json(response: usage_pb2.GetReconciliationResponse) -> JSON:
 
 def counts_json(counts: usage_pb2.UsageCounts) -> JSON:
     return {"requests": counts.requests, "tokens_processed": counts.tokens_processed}
+
+
+def feedback_request(body: JSON) -> usage_pb2.SubmitFeedbackRequest:
+    """A rating (POST /v1/feedback); the server checks the bounds."""
+    message = usage_pb2.SubmitFeedbackRequest()
+    for name, check in (("generation_id", _string), ("comment", _string)):
+        value = _take(body, name, check)
+        if value is not None:
+            setattr(message, name, value)
+    if body.get("score") is None:
+        raise invalid("score", "is required")
+    message.score = _number(body["score"], "score")
+    return message
+
+
+def feedback_json(feedback: usage_pb2.Feedback) -> JSON:
+    return {"generation_id": feedback.generation_id, "model": feedback.model,
+            "score": feedback.score, "comment": feedback.comment,
+            "created_at": _rfc3339(feedback.created_at)}
 
 
 def audit_event_json(event: audit_pb2.AuditEvent) -> JSON:

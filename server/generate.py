@@ -53,7 +53,9 @@ from ai1net.server.quota import Admission, Quota
 from ai1net.server.registry import ModelRecord, Registry
 from ai1net.server.routing import (
     MAX_ATTEMPTS,
+    NO_RATINGS,
     Plan,
+    Rated,
     plan_explicit,
     plan_routed,
 )
@@ -100,7 +102,8 @@ class _Call:
 class Generator:
     def __init__(self, *, registry: Registry, providers: ProviderClient, health: HealthBoard,
                  ledger: Ledger, quota: Quota, observer: Observer | None = None,
-                 rng: random.Random | None = None, in_flight: InFlight | None = None) -> None:
+                 rng: random.Random | None = None, in_flight: InFlight | None = None,
+                 rated: Rated | None = None) -> None:
         self._quota = quota
         self._in_flight = in_flight or InFlight()
         self._observer = observer or Observer()
@@ -109,13 +112,15 @@ class Generator:
         self._health = health
         self._ledger = ledger
         self._rng = rng or random.Random()
+        self._rated = rated or (lambda _name: NO_RATINGS)
 
     def plan(self, call: GenerateCall) -> Plan:
         check_call(call)
         if call.model:
             return self._admitted(plan_explicit(call.model, call.fallbacks,
                                                 self._registry.find))
-        return plan_routed(self._registry.all(), call.route, self._health.observe, self._rng)
+        return plan_routed(self._registry.all(), call.route, self._health.observe, self._rng,
+                           self._rated)
 
     def _admitted(self, plan: Plan) -> Plan:
         """The named models whose breaker lets a call through; when none does, the call

@@ -396,6 +396,16 @@ USAGE: dict[str, Rule] = {
     "usage.tokens_processed": COUNT,
 }
 
+# -- feedback (CONTRACT §2.6) --------------------------------------------------------------
+
+MAX_COMMENT_CHARS = 1000
+FEEDBACK: dict[str, Rule] = {
+    "generation_id": Rule("string", "The `id` of a generate answer of the caller's",
+                          min_length=1, max_length=40),
+    "score": Rule("number", "0 (useless) to 1 (perfect)", minimum=0, maximum=1),
+    "comment": Rule("string", max_length=MAX_COMMENT_CHARS),
+}
+
 # -- the audit trail (CONTRACT §2.6) -------------------------------------------------------
 
 AUDIT_ACTIONS = ("key.create", "key.update", "key.revoke", "model.register", "model.update",

@@ -6,9 +6,11 @@ from typing import Any
 
 from grpc import aio
 
+from ai1net.client.convert import timestamp
 from ai1net.server import reports
 from ai1net.server.auth import current_principal, require_role
 from ai1net.server.errors import Unavailable
+from ai1net.server.feedback import FeedbackBoard
 from ai1net.server.money import nanos_to_usd
 from ai1net.server.storage import Database
 from ai1net.server.usage import Ledger
@@ -20,9 +22,10 @@ PROVIDERS = ("admin", "provider")
 
 
 class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
-    def __init__(self, *, db: Database, ledger: Ledger) -> None:
+    def __init__(self, *, db: Database, ledger: Ledger, feedback: FeedbackBoard) -> None:
         self._db = db
         self._ledger = ledger
+        self._feedback = feedback
 
     async def GetUsage(self, request: usage_pb2.GetUsageRequest,
                        context: Context) -> usage_pb2.GetUsageResponse:
@@ -62,6 +65,16 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             difference=counts_message(result.difference),
             to=reports.format_time(period.end_ms),
             **{"from": reports.format_time(period.start_ms)})
+
+    async def SubmitFeedback(self, request: usage_pb2.SubmitFeedbackRequest,
+                             context: Context) -> usage_pb2.Feedback:
+        await self._flush()  # the call being rated may still be in this replica's buffer
+        rating = await self._feedback.rate(current_principal(),
+                                           generation_id=request.generation_id,
+                                           score=request.score, comment=request.comment)
+        return usage_pb2.Feedback(generation_id=rating.generation_id, model=rating.model,
+                                  score=rating.score, comment=rating.comment,
+                                  created_at=timestamp(rating.created_at))
 
     async def _flush(self) -> None:
         """Make what this replica has just accounted visible to the query."""

@@ -37,6 +37,8 @@ class UsageServiceStub:
     ReportUsage: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ReportUsageRequest, _usage_pb2.ReportUsageResponse]
     """A provider's own count for one of its models over a period."""
     GetReconciliation: _grpc.UnaryUnaryMultiCallable[_usage_pb2.GetReconciliationRequest, _usage_pb2.GetReconciliationResponse]
+    SubmitFeedback: _grpc.UnaryUnaryMultiCallable[_usage_pb2.SubmitFeedbackRequest, _usage_pb2.Feedback]
+    """A rating of one generation, by the key that made the call (or an admin)."""
 
 @_typing.type_check_only
 class UsageServiceAsyncStub(UsageServiceStub):
@@ -47,6 +49,8 @@ class UsageServiceAsyncStub(UsageServiceStub):
     ReportUsage: _aio.UnaryUnaryMultiCallable[_usage_pb2.ReportUsageRequest, _usage_pb2.ReportUsageResponse]  # type: ignore[assignment]
     """A provider's own count for one of its models over a period."""
     GetReconciliation: _aio.UnaryUnaryMultiCallable[_usage_pb2.GetReconciliationRequest, _usage_pb2.GetReconciliationResponse]  # type: ignore[assignment]
+    SubmitFeedback: _aio.UnaryUnaryMultiCallable[_usage_pb2.SubmitFeedbackRequest, _usage_pb2.Feedback]  # type: ignore[assignment]
+    """A rating of one generation, by the key that made the call (or an admin)."""
 
 class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
     """UsageService reads the ledger and takes providers' own counts."""
@@ -72,5 +76,13 @@ class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _usage_pb2.GetReconciliationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_usage_pb2.GetReconciliationResponse, _abc.Awaitable[_usage_pb2.GetReconciliationResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitFeedback(
+        self,
+        request: _usage_pb2.SubmitFeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.Feedback, _abc.Awaitable[_usage_pb2.Feedback]]:
+        """A rating of one generation, by the key that made the call (or an admin)."""
 
 def add_UsageServiceServicer_to_server(servicer: UsageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
