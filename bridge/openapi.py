@@ -216,6 +216,19 @@ def _usage_schemas() -> Schema:
                                         "must be later than `from`"),
         "UsageReportAccepted": _obj({"id": _t("string"), "status": {"const": "accepted"}},
                                     "id", "status"),
+        "Statement": _obj({"month": rules.STATEMENT["month"].schema(),
+                           "provider": _t("string", "Empty: every provider (admin)"),
+                           "from": _time(), "to": _time(),
+                           "models": _t("array", items=_obj(
+                               {"model": _t("string"), "requests": _count(),
+                                "tokens_processed": _count(), "earnings_usd": _usd(),
+                                "reported": _ref("UsageCounts"),
+                                "difference": _ref("UsageCounts")},
+                               "model", "requests", "tokens_processed", "earnings_usd",
+                               "reported", "difference"))},
+                          "month", "provider", "from", "to", "models",
+                          doc="`reported`: the provider's reports for periods overlapping "
+                              "the month; `difference`: reported minus counted"),
         "FeedbackRequest": _obj(rules.nested(rules.FEEDBACK,
                                              required=("generation_id", "score")),
                                 "generation_id", "score"),
@@ -616,6 +629,18 @@ def _usage_paths() -> Schema:
             errors=(400, 403, 404),
             params=(_query("model", rules.USAGE["model"].schema(), required=True),
                     *period))},
+        "/v1/usage/statement": {"get": _operation(
+            "getStatement", "usage", "A provider's earnings for one month, per model, beside "
+            "its reports (a provider: its own; admin: any)",
+            {"200": {**_response("The statement", _ref("Statement")),
+                     "content": {"application/json": {"schema": _ref("Statement")},
+                                 "text/csv": {"schema": {
+                                     "description": "With `Accept: text/csv`: a header line "
+                                     "(model, requests, tokens_processed, earnings_usd, "
+                                     "reported_…, difference_…), then a line per model"}}}}},
+            errors=(400, 403),
+            params=(_query("month", rules.STATEMENT["month"].schema(), required=True),
+                    _query("provider", rules.STATEMENT["provider"].schema())))},
         "/v1/feedback": {"post": _operation(
             "submitFeedback", "usage", "Rate a generation of the caller's (or any, admin); "
             "one rating each", {"201": _response("Stored", _ref("Feedback"))},

@@ -3,6 +3,8 @@ the server checks meaning (ranges, choices), so gRPC callers get the same checks
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Callable
 from typing import Any
@@ -301,6 +303,35 @@ def reconciliation_json(response: usage_pb2.GetReconciliationResponse) -> JSON:
         if getattr(response, name):
             out[name] = getattr(response, name)
     return out
+
+
+def statement_json(statement: usage_pb2.Statement) -> JSON:
+    return {"month": statement.month, "provider": statement.provider,
+            "from": getattr(statement, "from"), "to": statement.to,
+            "models": [{"model": line.model, "requests": line.gateway.requests,
+                        "tokens_processed": line.gateway.tokens_processed,
+                        "earnings_usd": line.earnings_usd,
+                        "reported": counts_json(line.reported),
+                        "difference": counts_json(line.difference)}
+                       for line in statement.models]}
+
+
+STATEMENT_COLUMNS = ("model", "requests", "tokens_processed", "earnings_usd",
+                     "reported_requests", "reported_tokens_processed",
+                     "difference_requests", "difference_tokens_processed")
+
+
+def statement_csv(statement: usage_pb2.Statement) -> str:
+    """The statement as CSV: a header line, then one line per model."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(STATEMENT_COLUMNS)
+    for line in statement.models:
+        writer.writerow((line.model, line.gateway.requests, line.gateway.tokens_processed,
+                         f"{line.earnings_nanos / 1e9:.9f}", line.reported.requests,
+                         line.reported.tokens_processed, line.difference.requests,
+                         line.difference.tokens_processed))
+    return out.getvalue()
 
 
 def counts_json(counts: usage_pb2.UsageCounts) -> JSON:

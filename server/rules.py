@@ -396,6 +396,13 @@ USAGE: dict[str, Rule] = {
     "usage.tokens_processed": COUNT,
 }
 
+STATEMENT: dict[str, Rule] = {
+    "month": Rule("string", "A calendar month (UTC)", pattern=r"[0-9]{4}-(0[1-9]|1[0-2])",
+                  message="must be a month as YYYY-MM, like 2026-11"),
+    "provider": Rule("string", "Key id of the provider (admin; a provider: its own)",
+                     max_length=40),
+}
+
 # -- feedback (CONTRACT §2.6) --------------------------------------------------------------
 
 MAX_COMMENT_CHARS = 1000

@@ -100,6 +100,9 @@ CALLS: dict[str, Call] = {
         lambda t: ("GET", f"/v1/usage/reconciliation?model={t.model}", None), 200,
         lambda t: ("usage", "GetReconciliation",
                    usage_pb2.GetReconciliationRequest(model=t.model))),
+    "GetStatement": Call(
+        lambda t: ("GET", "/v1/usage/statement?month=2025-01", None), 200,
+        lambda t: ("usage", "GetStatement", usage_pb2.GetStatementRequest(month="2025-01"))),
     "SubmitFeedback": Call(
         lambda t: ("POST", "/v1/feedback", {"generation_id": t.generation_id, "score": 1}), 201,
         lambda t: ("usage", "SubmitFeedback", usage_pb2.SubmitFeedbackRequest(

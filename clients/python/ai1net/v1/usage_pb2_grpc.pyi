@@ -39,6 +39,8 @@ class UsageServiceStub:
     GetReconciliation: _grpc.UnaryUnaryMultiCallable[_usage_pb2.GetReconciliationRequest, _usage_pb2.GetReconciliationResponse]
     SubmitFeedback: _grpc.UnaryUnaryMultiCallable[_usage_pb2.SubmitFeedbackRequest, _usage_pb2.Feedback]
     """A rating of one generation, by the key that made the call (or an admin)."""
+    GetStatement: _grpc.UnaryUnaryMultiCallable[_usage_pb2.GetStatementRequest, _usage_pb2.Statement]
+    """A provider's earnings for one month, per model, beside its own reports."""
 
 @_typing.type_check_only
 class UsageServiceAsyncStub(UsageServiceStub):
@@ -51,6 +53,8 @@ class UsageServiceAsyncStub(UsageServiceStub):
     GetReconciliation: _aio.UnaryUnaryMultiCallable[_usage_pb2.GetReconciliationRequest, _usage_pb2.GetReconciliationResponse]  # type: ignore[assignment]
     SubmitFeedback: _aio.UnaryUnaryMultiCallable[_usage_pb2.SubmitFeedbackRequest, _usage_pb2.Feedback]  # type: ignore[assignment]
     """A rating of one generation, by the key that made the call (or an admin)."""
+    GetStatement: _aio.UnaryUnaryMultiCallable[_usage_pb2.GetStatementRequest, _usage_pb2.Statement]  # type: ignore[assignment]
+    """A provider's earnings for one month, per model, beside its own reports."""
 
 class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
     """UsageService reads the ledger and takes providers' own counts."""
@@ -84,5 +88,13 @@ class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_usage_pb2.Feedback, _abc.Awaitable[_usage_pb2.Feedback]]:
         """A rating of one generation, by the key that made the call (or an admin)."""
+
+    @_abc_1.abstractmethod
+    def GetStatement(
+        self,
+        request: _usage_pb2.GetStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.Statement, _abc.Awaitable[_usage_pb2.Statement]]:
+        """A provider's earnings for one month, per model, beside its own reports."""
 
 def add_UsageServiceServicer_to_server(servicer: UsageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
