@@ -32,6 +32,7 @@ from ai1net.bridge.translate import (
     _string,
     _strings,
     _take,
+    pricing_json,
 )
 from ai1net.client.convert import value_to_python
 from ai1net.v1 import generate_pb2, registry_pb2
@@ -367,8 +368,7 @@ def model_json(model: registry_pb2.Model) -> JSON:
     """OpenAI's model object, with AI1NET's catalogue fields beside its own."""
     return {"id": model.name, "object": "model", "created": model.created_at.seconds,
             "owned_by": model.owner or "ai1net", "type": model.type,
-            "pricing": {"input_per_1k_tokens": model.pricing.input_per_1k_tokens,
-                        "output_per_1k_tokens": model.pricing.output_per_1k_tokens},
+            "pricing": pricing_json(model.pricing),
             "capabilities": list(model.capabilities), "specialties": list(model.specialties),
             "description": model.description}
 

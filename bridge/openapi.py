@@ -133,7 +133,11 @@ REGISTRATION_REQUIRED = ("name", "type", "endpoint")
 def _model_schemas() -> Schema:
     stats = _obj({"requests": _count(), "error_rate": _t("number", minimum=0, maximum=1),
                   "p50_latency_ms": _t("number"), "ttft_p50_ms": _t("number"),
-                  "health": _enum(HEALTH)}, doc="What the gateway observed")
+                  "health": _enum(HEALTH), "feedback_count": _count("Ratings received"),
+                  "observed_quality": _t("number", "The ratings blended with the registered "
+                                         "accuracy_score; what quality routing uses",
+                                         minimum=0, maximum=1)},
+                 doc="What the gateway observed")
     spec = {**rules.nested(rules.MODEL),
             "verify": _t("boolean", "At registration: run the conformance check first and "
                          "register only if it passes (400 naming the failed checks); not "
@@ -212,6 +216,26 @@ def _usage_schemas() -> Schema:
                                         "must be later than `from`"),
         "UsageReportAccepted": _obj({"id": _t("string"), "status": {"const": "accepted"}},
                                     "id", "status"),
+        "Statement": _obj({"month": rules.STATEMENT["month"].schema(),
+                           "provider": _t("string", "Empty: every provider (admin)"),
+                           "from": _time(), "to": _time(),
+                           "models": _t("array", items=_obj(
+                               {"model": _t("string"), "requests": _count(),
+                                "tokens_processed": _count(), "earnings_usd": _usd(),
+                                "reported": _ref("UsageCounts"),
+                                "difference": _ref("UsageCounts")},
+                               "model", "requests", "tokens_processed", "earnings_usd",
+                               "reported", "difference"))},
+                          "month", "provider", "from", "to", "models",
+                          doc="`reported`: the provider's reports for periods overlapping "
+                              "the month; `difference`: reported minus counted"),
+        "FeedbackRequest": _obj(rules.nested(rules.FEEDBACK,
+                                             required=("generation_id", "score")),
+                                "generation_id", "score"),
+        "Feedback": _obj({**rules.nested(rules.FEEDBACK, responses=True),
+                          "model": _t("string", "The model that answered"),
+                          "created_at": _time()},
+                         "generation_id", "model", "score", "comment", "created_at"),
         "Reconciliation": _obj({**period, "gateway": _ref("UsageCounts"),
                                 "provider": _ref("UsageCounts"),
                                 "difference": _ref("UsageCounts")},
@@ -324,7 +348,8 @@ def _openai_answer_schemas() -> Schema:
                     *(() if chunk else ("usage",)))
     model = {"id": _t("string"), "object": {"const": "model"}, "created": _count(),
              "owned_by": _t("string", "Key id of the provider"), "type": _enum(MODEL_TYPES),
-             "pricing": _obj({"input_per_1k_tokens": _usd(), "output_per_1k_tokens": _usd()}),
+             "pricing": _obj({"input_per_1k_tokens": _usd(), "output_per_1k_tokens": _usd(),
+                              "per_request_usd": _usd()}),
              "capabilities": _strings(), "specialties": _strings(),
              "description": _t("string")}
     detail = _obj({"message": _t("string"), "type": _enum(tuple(ERROR_TYPES.values())),
@@ -604,6 +629,22 @@ def _usage_paths() -> Schema:
             errors=(400, 403, 404),
             params=(_query("model", rules.USAGE["model"].schema(), required=True),
                     *period))},
+        "/v1/usage/statement": {"get": _operation(
+            "getStatement", "usage", "A provider's earnings for one month, per model, beside "
+            "its reports (a provider: its own; admin: any)",
+            {"200": {**_response("The statement", _ref("Statement")),
+                     "content": {"application/json": {"schema": _ref("Statement")},
+                                 "text/csv": {"schema": {
+                                     "description": "With `Accept: text/csv`: a header line "
+                                     "(model, requests, tokens_processed, earnings_usd, "
+                                     "reported_…, difference_…), then a line per model"}}}}},
+            errors=(400, 403),
+            params=(_query("month", rules.STATEMENT["month"].schema(), required=True),
+                    _query("provider", rules.STATEMENT["provider"].schema())))},
+        "/v1/feedback": {"post": _operation(
+            "submitFeedback", "usage", "Rate a generation of the caller's (or any, admin); "
+            "one rating each", {"201": _response("Stored", _ref("Feedback"))},
+            errors=(400, 404, 409), body="FeedbackRequest")},
     }
 
 

@@ -235,6 +235,24 @@ async def reconciliation(request: web.Request) -> web.Response:
     return json_response(translate.reconciliation_json(response))
 
 
+async def statement(request: web.Request) -> web.Response:
+    query = request.query
+    response = await _backend(request).usage.GetStatement(
+        usage_pb2.GetStatementRequest(month=query.get("month", ""),
+                                      provider=query.get("provider", "")),
+        metadata=call_metadata(request))
+    if "text/csv" in request.headers.get("Accept", ""):
+        return web.Response(text=translate.statement_csv(response), content_type="text/csv")
+    return json_response(translate.statement_json(response))
+
+
+async def submit_feedback(request: web.Request) -> web.Response:
+    message = translate.feedback_request(await read_json(request))
+    response = await _backend(request).usage.SubmitFeedback(message,
+                                                            metadata=call_metadata(request))
+    return json_response(translate.feedback_json(response), status=201)
+
+
 def _period(query: Mapping[str, str]) -> dict[str, str]:
     """The ``from``/``to`` query parameters (``from`` is a Python keyword: passed by name)."""
     for name in ("from", "to"):
@@ -275,6 +293,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/usage", get_usage)
     app.router.add_post("/v1/usage/reports", report_usage)
     app.router.add_get("/v1/usage/reconciliation", reconciliation)
+    app.router.add_get("/v1/usage/statement", statement)
     app.router.add_get("/v1/audit", list_audit)
+    app.router.add_post("/v1/feedback", submit_feedback)
 
 

@@ -3,6 +3,8 @@ the server checks meaning (ranges, choices), so gRPC callers get the same checks
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Callable
 from typing import Any
@@ -150,7 +152,7 @@ def model_spec(body: JSON) -> tuple[registry_pb2.ModelSpec, list[str]]:
             spec.credentials[key] = _string(value, f"credentials.{key}")
         paths.append("credentials")
     _fill_numbers(body, "pricing", spec.pricing,
-                  ("input_per_1k_tokens", "output_per_1k_tokens"), paths)
+                  ("input_per_1k_tokens", "output_per_1k_tokens", "per_request_usd"), paths)
     _fill_numbers(body, "performance", spec.performance,
                   ("avg_latency_ms", "accuracy_score"), paths)
     for name in ("timeout_ms", "first_byte_timeout_ms", "max_response_bytes",
@@ -184,8 +186,7 @@ def model_json(model: registry_pb2.Model) -> JSON:
     return {
         "name": model.name, "type": model.type, "endpoint": model.endpoint,
         "auth_type": model.auth_type,
-        "pricing": {"input_per_1k_tokens": model.pricing.input_per_1k_tokens,
-                    "output_per_1k_tokens": model.pricing.output_per_1k_tokens},
+        "pricing": pricing_json(model.pricing),
         "capabilities": list(model.capabilities),
         "performance": {"avg_latency_ms": model.performance.avg_latency_ms,
                         "accuracy_score": model.performance.accuracy_score},
@@ -199,7 +200,8 @@ def model_json(model: registry_pb2.Model) -> JSON:
         "created_at": _rfc3339(model.created_at), "updated_at": _rfc3339(model.updated_at),
         "stats": {"requests": stats.requests, "error_rate": stats.error_rate,
                   "p50_latency_ms": stats.p50_latency_ms, "ttft_p50_ms": stats.ttft_p50_ms,
-                  "health": stats.health or "healthy"},
+                  "health": stats.health or "healthy", "feedback_count": stats.feedback_count,
+                  "observed_quality": stats.observed_quality},
         "verification": {"verified_at": _rfc3339(model.verification.verified_at),
                          "passed": model.verification.passed,
                          "summary": model.verification.summary}
@@ -212,6 +214,12 @@ def check_report_json(report: registry_pb2.CheckReport) -> JSON:
             "checks": [{"name": c.name, "result": c.result, "detail": c.detail}
                        for c in report.checks],
             "latency_ms": {"p50": report.latency_p50_ms, "p95": report.latency_p95_ms}}
+
+
+def pricing_json(pricing: registry_pb2.Pricing) -> JSON:
+    return {"input_per_1k_tokens": pricing.input_per_1k_tokens,
+            "output_per_1k_tokens": pricing.output_per_1k_tokens,
+            "per_request_usd": pricing.per_request_usd}
 
 
 def update_mask(paths: list[str]) -> field_mask_pb2.FieldMask:
@@ -297,8 +305,56 @@ def reconciliation_json(response: usage_pb2.GetReconciliationResponse) -> JSON:
     return out
 
 
+def statement_json(statement: usage_pb2.Statement) -> JSON:
+    return {"month": statement.month, "provider": statement.provider,
+            "from": getattr(statement, "from"), "to": statement.to,
+            "models": [{"model": line.model, "requests": line.gateway.requests,
+                        "tokens_processed": line.gateway.tokens_processed,
+                        "earnings_usd": line.earnings_usd,
+                        "reported": counts_json(line.reported),
+                        "difference": counts_json(line.difference)}
+                       for line in statement.models]}
+
+
+STATEMENT_COLUMNS = ("model", "requests", "tokens_processed", "earnings_usd",
+                     "reported_requests", "reported_tokens_processed",
+                     "difference_requests", "difference_tokens_processed")
+
+
+def statement_csv(statement: usage_pb2.Statement) -> str:
+    """The statement as CSV: a header line, then one line per model."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(STATEMENT_COLUMNS)
+    for line in statement.models:
+        writer.writerow((line.model, line.gateway.requests, line.gateway.tokens_processed,
+                         f"{line.earnings_nanos / 1e9:.9f}", line.reported.requests,
+                         line.reported.tokens_processed, line.difference.requests,
+                         line.difference.tokens_processed))
+    return out.getvalue()
+
+
 def counts_json(counts: usage_pb2.UsageCounts) -> JSON:
     return {"requests": counts.requests, "tokens_processed": counts.tokens_processed}
+
+
+def feedback_request(body: JSON) -> usage_pb2.SubmitFeedbackRequest:
+    """A rating (POST /v1/feedback); the server checks the bounds."""
+    message = usage_pb2.SubmitFeedbackRequest()
+    for name, check in (("generation_id", _string), ("comment", _string)):
+        value = _take(body, name, check)
+        if value is not None:
+            setattr(message, name, value)
+    if body.get("score") is None:
+        raise invalid("score", "is required")
+    message.score = _number(body["score"], "score")
+    return message
+
+
+def feedback_json(feedback: usage_pb2.Feedback) -> JSON:
+    return {"generation_id": feedback.generation_id, "model": feedback.model,
+            "score": feedback.score, "comment": feedback.comment,
+            "created_at": _rfc3339(feedback.created_at)}
 
 
 def audit_event_json(event: audit_pb2.AuditEvent) -> JSON:

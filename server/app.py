@@ -22,6 +22,7 @@ from ai1net.server.auth import AuthGuard
 from ai1net.server.changes import ChangeFeed
 from ai1net.server.conformance import Checker
 from ai1net.server.crypto import CredentialBox, passphrases
+from ai1net.server.feedback import FeedbackBoard
 from ai1net.server.generate import Generator
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import KeyStore
@@ -214,12 +215,16 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
                     enabled=settings.accounting, spool_dir=spool_dir(settings))
+    feedback = FeedbackBoard(db=db, notify=feed.publish)
+    await feedback.load()
+    feed.on("feedback", feedback.reload_one, feedback.load)
     transport = transport or HttpTransport(allow_private=settings.allow_private_endpoints)
     providers = ProviderClient(transport=transport)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
                           quota=quota, observer=Observer(metrics=metrics),
-                          in_flight=InFlight(limit=settings.max_in_flight), rng=rng)
+                          in_flight=InFlight(limit=settings.max_in_flight), rng=rng,
+                          rated=feedback.of)
     metrics.watch_usage_buffer(lambda: ledger.depth)
     status = getattr(quota, "status", None)  # the shared quota's, with Redis
     if status is not None:
@@ -236,10 +241,11 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
         GenerateServicer(generator=generator), registrar)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(
         RegistryServicer(registry=registry, stats=health.stats,
-                         checker=Checker(transport=transport, calls=3)), registrar)
+                         checker=Checker(transport=transport, calls=3), rated=feedback.of),
+        registrar)
     keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(keys=keys, quota=quota), registrar)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(
-        UsageServicer(db=db, ledger=ledger), registrar)
+        UsageServicer(db=db, ledger=ledger, feedback=feedback), registrar)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(db=db), registrar)
     health_servicer = ReadinessHealth(db)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)

@@ -41,6 +41,8 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "/ai1net.v1.UsageService/GetUsage": ANY,
     "/ai1net.v1.UsageService/ReportUsage": PROVIDERS,
     "/ai1net.v1.UsageService/GetReconciliation": PROVIDERS,
+    "/ai1net.v1.UsageService/GetStatement": PROVIDERS,
+    "/ai1net.v1.UsageService/SubmitFeedback": ANY,  # whose generation: FeedbackBoard.rate
     "/ai1net.v1.KeyService/CreateKey": ADMIN,
     "/ai1net.v1.KeyService/ListKeys": ADMIN,
     "/ai1net.v1.KeyService/UpdateKey": ADMIN,

@@ -53,7 +53,9 @@ from ai1net.server.quota import Admission, Quota
 from ai1net.server.registry import ModelRecord, Registry
 from ai1net.server.routing import (
     MAX_ATTEMPTS,
+    NO_RATINGS,
     Plan,
+    Rated,
     plan_explicit,
     plan_routed,
 )
@@ -100,7 +102,8 @@ class _Call:
 class Generator:
     def __init__(self, *, registry: Registry, providers: ProviderClient, health: HealthBoard,
                  ledger: Ledger, quota: Quota, observer: Observer | None = None,
-                 rng: random.Random | None = None, in_flight: InFlight | None = None) -> None:
+                 rng: random.Random | None = None, in_flight: InFlight | None = None,
+                 rated: Rated | None = None) -> None:
         self._quota = quota
         self._in_flight = in_flight or InFlight()
         self._observer = observer or Observer()
@@ -109,13 +112,15 @@ class Generator:
         self._health = health
         self._ledger = ledger
         self._rng = rng or random.Random()
+        self._rated = rated or (lambda _name: NO_RATINGS)
 
     def plan(self, call: GenerateCall) -> Plan:
         check_call(call)
         if call.model:
             return self._admitted(plan_explicit(call.model, call.fallbacks,
                                                 self._registry.find))
-        return plan_routed(self._registry.all(), call.route, self._health.observe, self._rng)
+        return plan_routed(self._registry.all(), call.route, self._health.observe, self._rng,
+                           self._rated)
 
     def _admitted(self, plan: Plan) -> Plan:
         """The named models whose breaker lets a call through; when none does, the call
@@ -346,7 +351,8 @@ class Generator:
         cost = call_cost_nanos(input_tokens=tokens.input_tokens,
                                output_tokens=tokens.output_tokens,
                                input_per_1k=model.input_price_nanos,
-                               output_per_1k=model.output_price_nanos)
+                               output_per_1k=model.output_price_nanos,
+                               per_request=model.request_price_nanos if outcome == "ok" else 0)
         self._ledger.record(UsageEvent(
             id=state.id, ts_ms=now_ms(), key_id=state.caller.id, model=model.name,
             model_owner=model.owner, input_tokens=tokens.input_tokens,
@@ -386,7 +392,8 @@ class _Admitted:
         input_tokens = estimate_tokens(call.input)
         worst = max(call_cost_nanos(input_tokens=input_tokens, output_tokens=max_tokens,
                                     input_per_1k=m.input_price_nanos,
-                                    output_per_1k=m.output_price_nanos)
+                                    output_per_1k=m.output_price_nanos,
+                                    per_request=m.request_price_nanos)
                     for m in state.plan.models[:MAX_ATTEMPTS])
         state.admission = await self._generator._quota.admit(
             state.caller, reserve_tokens=input_tokens + max_tokens, reserve_nanos=worst)

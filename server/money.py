@@ -11,9 +11,12 @@ __all__ = ["NANOS_PER_USD", "call_cost_nanos", "is_valid_usd", "nanos_to_usd", "
 
 
 def call_cost_nanos(*, input_tokens: int, output_tokens: int,
-                    input_per_1k: int, output_per_1k: int) -> int:
-    """Cost of one call from prices per 1k tokens, rounded up to a whole nano-dollar."""
-    return math.ceil((input_tokens * input_per_1k + output_tokens * output_per_1k) / 1000)
+                    input_per_1k: int, output_per_1k: int, per_request: int = 0) -> int:
+    """Cost of one call: its tokens at the prices per 1k tokens, rounded up to a whole
+    nano-dollar, plus the flat fee of a successful call (``per_request``; 0 for a failed
+    one, which pays only for what was delivered)."""
+    tokens = math.ceil((input_tokens * input_per_1k + output_tokens * output_per_1k) / 1000)
+    return tokens + per_request
 
 
 def is_valid_usd(value: float) -> bool:

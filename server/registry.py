@@ -22,6 +22,10 @@ from ai1net.server.storage import Database, as_utc, utcnow
 from ai1net.server.tables import ModelRow
 
 CREDENTIAL_NAMES = rules.CREDENTIAL_NAMES
+# Prices as given (USD) → their columns (nano-dollars).
+_PRICE_COLUMNS = {"input_per_1k_tokens": "input_price_nanos",
+                  "output_per_1k_tokens": "output_price_nanos",
+                  "per_request_usd": "request_price_nanos"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,7 @@ class ModelRecord:
     auth_type: str
     input_price_nanos: int
     output_price_nanos: int
+    request_price_nanos: int
     capabilities: tuple[str, ...]
     specialties: tuple[str, ...]
     avg_latency_ms: float
@@ -88,6 +93,7 @@ class ModelChanges:
     credentials: dict[str, str] | None = dataclasses.field(default=None, repr=False)
     input_per_1k_tokens: float | None = None
     output_per_1k_tokens: float | None = None
+    per_request_usd: float | None = None
     capabilities: list[str] | None = None
     avg_latency_ms: float | None = None
     accuracy_score: float | None = None
@@ -276,9 +282,8 @@ class Registry:
             # _check_credentials_shape made it a dict of strings.
             columns["credentials_encrypted"] = (
                 self._box.seal(cast(dict[str, str], creds)) if creds else None)
-        for price in ("input_per_1k_tokens", "output_per_1k_tokens"):
+        for price, column in _PRICE_COLUMNS.items():
             if price in columns:
-                column = "input_price_nanos" if price.startswith("input") else "output_price_nanos"
                 columns[column] = usd_to_nanos(cast(float, columns.pop(price)))  # a checked number
         return columns
 
@@ -291,7 +296,8 @@ class Registry:
         return ModelRecord(
             id=row.id, name=row.name, owner=row.owner, type=row.type, endpoint=row.endpoint,
             auth_type=row.auth_type, input_price_nanos=row.input_price_nanos,
-            output_price_nanos=row.output_price_nanos, capabilities=tuple(row.capabilities),
+            output_price_nanos=row.output_price_nanos,
+            request_price_nanos=row.request_price_nanos, capabilities=tuple(row.capabilities),
             specialties=tuple(row.specialties), avg_latency_ms=row.avg_latency_ms,
             accuracy_score=row.accuracy_score, cost_efficiency=row.cost_efficiency,
             timeout_ms=row.timeout_ms, first_byte_timeout_ms=row.first_byte_timeout_ms,

@@ -8,8 +8,19 @@ calls, so it dominates as it accumulates:
 
     latency  = fastest_latency / latency          (blended EWMA latency + TTFT)
     cost     = cheapest_price / price             (mean of input and output price per 1k)
-    quality  = accuracy / best_accuracy           (accuracy_score, 0.5 when not given)
+    quality  = observed / best_observed           (observed quality, below)
     score    = Σ weight[strategy] · part,  times (1 - error_rate),  plus specialty bonus
+
+Quality is observed, not self-declared: consumers rate generations (``POST /v1/feedback``,
+scores in [0, 1]) and a model's observed quality blends its n ratings with its registered
+``accuracy_score`` (0.5 when not given) as the prior, worth w0 = FEEDBACK_PRIOR_WEIGHT = 5
+ratings:
+
+    observed_quality = (w0 · accuracy_score + Σ scores) / (w0 + n)
+
+With no ratings it is the registered score; each rating moves it, and after n ratings the
+claim weighs 5 / (5 + n). A model claiming 0.99 rated 0.1 every time falls below an honest
+0.8 (unrated) after 2 ratings: (5 · 0.99 + 2 · 0.1) / 7 = 0.74.
 
 Near-equal candidates (within SPREAD of the best) share the first place by weighted
 random choice, so that load spreads instead of piling on one model.
@@ -33,6 +44,8 @@ WEIGHTS = {  # latency, cost, quality
 EFFICIENCY_BONUS = {"low": 0.0, "medium": 0.02, "high": 0.05}
 SPECIALTY_BONUS = 0.10
 PRIOR_WEIGHT = 5.0
+# How many ratings the registered accuracy_score counts as in observed quality.
+FEEDBACK_PRIOR_WEIGHT = 5.0
 DEFAULT_LATENCY_MS = 1000.0
 SPREAD = 0.05
 MAX_ATTEMPTS = 3
@@ -62,7 +75,21 @@ class Plan:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Ratings:
+    """A model's ratings so far: how many, and the sum of their scores."""
+
+    count: int = 0
+    total: float = 0.0
+
+
+NO_RATINGS = Ratings()
 Observe = Callable[[str], Observation | None]
+Rated = Callable[[str], Ratings]
+
+
+def _unrated(_name: str) -> Ratings:
+    return NO_RATINGS
 
 
 def plan_explicit(name: str, fallbacks: Sequence[str],
@@ -82,13 +109,15 @@ def plan_explicit(name: str, fallbacks: Sequence[str],
 
 
 def plan_routed(models: Iterable[ModelRecord], request: RouteRequest, observe: Observe,
-                rng: random.Random) -> Plan:
+                rng: random.Random, rated: Rated = _unrated) -> Plan:
     pool = candidates(models, request)
     observed = {m.name: observe(m.name) for m in pool}
     available = [m for m in pool if (o := observed[m.name]) is None or o.available]
     pool = available or pool
-    norms = Norms.of(pool, observed)
-    scores = {m.name: score(m, observed[m.name], request, norms) for m in pool}
+    quality = {m.name: quality_of(m, rated(m.name)) for m in pool}
+    norms = Norms.of(pool, observed, quality)
+    scores = {m.name: score(m, observed[m.name], request, norms, quality[m.name])
+              for m in pool}
     ranked = sorted(pool, key=lambda m: (-scores[m.name], m.name))
     ranked = _spread(ranked, scores, rng)
     best = ranked[0]
@@ -129,19 +158,21 @@ class Norms:
     best_quality: float
 
     @classmethod
-    def of(cls, pool: Sequence[ModelRecord],
-           observed: Mapping[str, Observation | None]) -> Norms:
+    def of(cls, pool: Sequence[ModelRecord], observed: Mapping[str, Observation | None],
+           quality: Mapping[str, float] | None = None) -> Norms:
         return cls(fastest=min(latency_of(m, observed.get(m.name)) for m in pool),
                    cheapest=min(price_of(m) for m in pool),
-                   best_quality=max(quality_of(m) for m in pool))
+                   best_quality=max(quality[m.name] if quality else quality_of(m)
+                                    for m in pool) or 1.0)
 
 
 def score(model: ModelRecord, observed: Observation | None, request: RouteRequest,
-          norms: Norms) -> float:
+          norms: Norms, quality: float | None = None) -> float:
     w_latency, w_cost, w_quality = WEIGHTS[request.strategy]
+    quality = quality_of(model) if quality is None else quality
     total = (w_latency * norms.fastest / latency_of(model, observed)
              + w_cost * (norms.cheapest + 1.0) / (price_of(model) + 1.0)
-             + w_quality * quality_of(model) / norms.best_quality)
+             + w_quality * quality / norms.best_quality)
     total += EFFICIENCY_BONUS.get(model.cost_efficiency, 0.0) * (w_cost / 0.3)
     if request.specialties:
         wanted = {s.lower() for s in request.specialties}
@@ -165,8 +196,12 @@ def price_of(model: ModelRecord) -> float:
     return (model.input_price_nanos + model.output_price_nanos) / 2
 
 
-def quality_of(model: ModelRecord) -> float:
-    return model.accuracy_score or 0.5
+def quality_of(model: ModelRecord, ratings: Ratings = NO_RATINGS) -> float:
+    """Observed quality: the ratings blended with the registered score (the docstring
+    above)."""
+    prior = model.accuracy_score or 0.5
+    return (FEEDBACK_PRIOR_WEIGHT * prior + ratings.total) / (FEEDBACK_PRIOR_WEIGHT
+                                                              + ratings.count)
 
 
 def _observed_weight(observed: Observation) -> float:

@@ -64,6 +64,10 @@ class Rule:
     max_items: int | None = None  # strings: entries; object: properties
     item_max_length: int | None = None  # strings and object: each entry's length
     item_min_length: int = 0
+    # number: at most this many decimal places (money in whole nano-dollars). JSON Schema's
+    # multipleOf cannot say it of binary floats (3.3 / 1e-9 is not whole), so the document
+    # says it in words and the fuzz hooks know it (tests/fuzz/hooks.py).
+    decimals: int | None = None
     default: Any = None
     nullable: bool = False
     write_only: bool = False  # accepted, never returned
@@ -87,7 +91,8 @@ class Rule:
             raise InvalidArgument(name, self.explain())
 
     def accepts(self, value: object) -> bool:
-        return _ACCEPTS[self.kind](self, value)
+        return _ACCEPTS[self.kind](self, value) and (
+            self.decimals is None or round(value, self.decimals) == value)  # type: ignore[call-overload]
 
     def explain(self) -> str:
         """What a valid value looks like, as error messages say it."""
@@ -257,6 +262,14 @@ def _price(doc: str) -> Rule:
     return Rule("number", doc, minimum=0, maximum=MAX_PRICE_PER_1K_USD)
 
 
+def _fee(doc: str) -> Rule:
+    """A flat price in USD: a whole number of nano-dollars."""
+    return Rule("number", f"{doc}; at most 9 decimal places (whole nano-dollars)", minimum=0,
+                maximum=MAX_PRICE_PER_1K_USD, decimals=9,
+                message=f"must be a number in [0, {_num(MAX_PRICE_PER_1K_USD)}] with at most "
+                        "9 decimal places (a whole number of nano-dollars)")
+
+
 def _timeout(doc: str, default: int) -> Rule:
     return Rule("integer", doc, minimum=1, maximum=MAX_TIMEOUT_MS, default=default)
 
@@ -287,6 +300,8 @@ MODEL: dict[str, Rule] = {
                         max_items=16, item_max_length=4096, write_only=True),
     "pricing.input_per_1k_tokens": _price("USD per 1000 input tokens"),
     "pricing.output_per_1k_tokens": _price("USD per 1000 output tokens"),
+    "pricing.per_request_usd": _fee("USD per successful call (an image, a clip), added to "
+                                    "the token prices"),
     "capabilities": _tags("Every capability a routed call asks for must be here"),
     "performance.avg_latency_ms": Rule("number", minimum=0),
     "performance.accuracy_score": Rule("number", minimum=0, maximum=1),
@@ -379,6 +394,23 @@ USAGE: dict[str, Rule] = {
     "group_by": one_of(GROUP_BY),
     "usage.requests": COUNT,
     "usage.tokens_processed": COUNT,
+}
+
+STATEMENT: dict[str, Rule] = {
+    "month": Rule("string", "A calendar month (UTC)", pattern=r"[0-9]{4}-(0[1-9]|1[0-2])",
+                  message="must be a month as YYYY-MM, like 2026-11"),
+    "provider": Rule("string", "Key id of the provider (admin; a provider: its own)",
+                     max_length=40),
+}
+
+# -- feedback (CONTRACT §2.6) --------------------------------------------------------------
+
+MAX_COMMENT_CHARS = 1000
+FEEDBACK: dict[str, Rule] = {
+    "generation_id": Rule("string", "The `id` of a generate answer of the caller's",
+                          min_length=1, max_length=40),
+    "score": Rule("number", "0 (useless) to 1 (perfect)", minimum=0, maximum=1),
+    "comment": Rule("string", max_length=MAX_COMMENT_CHARS),
 }
 
 # -- the audit trail (CONTRACT §2.6) -------------------------------------------------------

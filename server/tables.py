@@ -45,6 +45,7 @@ class ModelRow(SQLModel, table=True):
     credentials_encrypted: str | None = Field(default=None, sa_type=Text)
     input_price_nanos: int = Field(default=0, sa_type=BigInteger)  # per 1k tokens
     output_price_nanos: int = Field(default=0, sa_type=BigInteger)  # per 1k tokens
+    request_price_nanos: int = Field(default=0, sa_type=BigInteger)  # per successful call
     capabilities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     specialties: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     avg_latency_ms: float = 0.0
@@ -118,7 +119,7 @@ class ChangeRow(SQLModel, table=True):
 
     seq: int | None = Field(default=None, sa_column=Column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))
-    kind: str = Field(max_length=16)  # key | model
+    kind: str = Field(max_length=16)  # key | model | feedback
     item_id: str = Field(max_length=40)
     at: datetime
 
@@ -162,3 +163,17 @@ for _dialect, _statements in APPEND_ONLY.items():
     for _statement in _statements:
         _ddl = DDL(_statement).execute_if(dialect=_dialect)  # type: ignore[no-untyped-call]
         event.listen(AuditEventRow.__table__, "after_create", _ddl)  # type: ignore[attr-defined]
+
+
+class FeedbackRow(SQLModel, table=True):
+    """One rating of one generation, by the key that made the call (or an admin)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_model", "model"),)
+
+    generation_id: str = Field(primary_key=True, max_length=40)  # one rating each
+    model: str = Field(max_length=200)
+    key_id: str = Field(max_length=40)  # who rated
+    score: float
+    comment: str = Field(default="", sa_type=Text)
+    created_at: datetime

@@ -16,6 +16,7 @@ from ai1net.server.errors import InvalidArgument
 from ai1net.server.health import Stats
 from ai1net.server.money import nanos_to_usd
 from ai1net.server.registry import ModelChanges, ModelRecord, Registry, auth_headers
+from ai1net.server.routing import NO_RATINGS, Rated, Ratings, quality_of
 from ai1net.v1 import registry_pb2, registry_pb2_grpc
 
 Context = aio.ServicerContext[Any, Any]
@@ -26,9 +27,10 @@ PROVIDERS = ("admin", "provider")
 UPDATABLE = {
     "name": ("name",), "type": ("type",), "endpoint": ("endpoint",),
     "auth_type": ("auth_type",), "credentials": ("credentials",),
-    "pricing": ("input_per_1k_tokens", "output_per_1k_tokens"),
+    "pricing": ("input_per_1k_tokens", "output_per_1k_tokens", "per_request_usd"),
     "pricing.input_per_1k_tokens": ("input_per_1k_tokens",),
     "pricing.output_per_1k_tokens": ("output_per_1k_tokens",),
+    "pricing.per_request_usd": ("per_request_usd",),
     "capabilities": ("capabilities",), "specialties": ("specialties",),
     "performance": ("avg_latency_ms", "accuracy_score"),
     "performance.avg_latency_ms": ("avg_latency_ms",),
@@ -44,10 +46,11 @@ UPDATABLE = {
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self, *, registry: Registry, stats: Callable[[str], Stats],
-                 checker: Checker) -> None:
+                 checker: Checker, rated: Rated = lambda _name: NO_RATINGS) -> None:
         self._registry = registry
         self._stats = stats
         self._checker = checker
+        self._rated = rated
 
     async def RegisterModel(self, request: registry_pb2.RegisterModelRequest,
                             context: Context) -> registry_pb2.Model:
@@ -110,12 +113,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     def to_proto(self, model: ModelRecord) -> registry_pb2.Model:
         stats = self._stats(model.name)
+        ratings: Ratings = self._rated(model.name)
         return registry_pb2.Model(
             name=model.name, type=model.type, endpoint=model.endpoint,
             auth_type=model.auth_type,
             pricing=registry_pb2.Pricing(
                 input_per_1k_tokens=nanos_to_usd(model.input_price_nanos),
-                output_per_1k_tokens=nanos_to_usd(model.output_price_nanos)),
+                output_per_1k_tokens=nanos_to_usd(model.output_price_nanos),
+                per_request_usd=nanos_to_usd(model.request_price_nanos)),
             capabilities=model.capabilities,
             performance=registry_pb2.Performance(avg_latency_ms=model.avg_latency_ms,
                                                  accuracy_score=model.accuracy_score),
@@ -129,7 +134,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             stats=registry_pb2.ModelStats(
                 requests=stats.requests, error_rate=stats.error_rate,
                 p50_latency_ms=stats.p50_latency_ms, ttft_p50_ms=stats.ttft_p50_ms,
-                health=stats.health),
+                health=stats.health, feedback_count=ratings.count,
+                observed_quality=quality_of(model, ratings)),
             has_credentials=model.has_credentials,
             verification=registry_pb2.Verification(
                 verified_at=timestamp(model.verification.verified_at),
@@ -144,6 +150,7 @@ def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> Mo
         auth_type=spec.auth_type or None, credentials=dict(spec.credentials) or None,
         input_per_1k_tokens=spec.pricing.input_per_1k_tokens,
         output_per_1k_tokens=spec.pricing.output_per_1k_tokens,
+        per_request_usd=spec.pricing.per_request_usd,
         capabilities=list(spec.capabilities), specialties=list(spec.specialties),
         avg_latency_ms=spec.performance.avg_latency_ms,
         accuracy_score=spec.performance.accuracy_score,

@@ -6,9 +6,11 @@ from typing import Any
 
 from grpc import aio
 
-from ai1net.server import reports
+from ai1net.client.convert import timestamp
+from ai1net.server import reports, statement
 from ai1net.server.auth import current_principal, require_role
 from ai1net.server.errors import Unavailable
+from ai1net.server.feedback import FeedbackBoard
 from ai1net.server.money import nanos_to_usd
 from ai1net.server.storage import Database
 from ai1net.server.usage import Ledger
@@ -20,9 +22,10 @@ PROVIDERS = ("admin", "provider")
 
 
 class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
-    def __init__(self, *, db: Database, ledger: Ledger) -> None:
+    def __init__(self, *, db: Database, ledger: Ledger, feedback: FeedbackBoard) -> None:
         self._db = db
         self._ledger = ledger
+        self._feedback = feedback
 
     async def GetUsage(self, request: usage_pb2.GetUsageRequest,
                        context: Context) -> usage_pb2.GetUsageResponse:
@@ -62,6 +65,33 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             difference=counts_message(result.difference),
             to=reports.format_time(period.end_ms),
             **{"from": reports.format_time(period.start_ms)})
+
+    async def SubmitFeedback(self, request: usage_pb2.SubmitFeedbackRequest,
+                             context: Context) -> usage_pb2.Feedback:
+        await self._flush()  # the call being rated may still be in this replica's buffer
+        rating = await self._feedback.rate(current_principal(),
+                                           generation_id=request.generation_id,
+                                           score=request.score, comment=request.comment)
+        return usage_pb2.Feedback(generation_id=rating.generation_id, model=rating.model,
+                                  score=rating.score, comment=rating.comment,
+                                  created_at=timestamp(rating.created_at))
+
+    async def GetStatement(self, request: usage_pb2.GetStatementRequest,
+                           context: Context) -> usage_pb2.Statement:
+        caller = require_role(*PROVIDERS)
+        await self._flush()
+        async with self._db.session() as session:
+            result = await statement.monthly_statement(
+                session=session, caller=caller, month=request.month, provider=request.provider)
+        return usage_pb2.Statement(
+            month=result.month, provider=result.provider,
+            to=reports.format_time(result.period.end_ms),
+            models=[usage_pb2.StatementLine(
+                model=line.model, gateway=counts_message(line.gateway),
+                earnings_usd=nanos_to_usd(line.earnings_nanos),
+                earnings_nanos=line.earnings_nanos, reported=counts_message(line.reported),
+                difference=counts_message(line.difference)) for line in result.lines],
+            **{"from": reports.format_time(result.period.start_ms)})
 
     async def _flush(self) -> None:
         """Make what this replica has just accounted visible to the query."""

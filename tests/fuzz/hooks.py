@@ -34,6 +34,9 @@ STATED_RULES = (
     # `verify: true` runs the conformance check first; a failing one registers nothing
     # (CONTRACT §2.6) — and a generated endpoint answers nothing.
     ("POST /v1/models", "verify: the conformance check failed"),
+    # Money is a whole number of nano-dollars: JSON Schema cannot say "at most 9 decimals"
+    # of binary floats (rules.Rule.decimals).
+    (None, r"pricing\.per_request_usd: must be a number in \[0, 1000\] with at most 9 decimal"),
     # A PATCH is checked merged with the stored model: auth_type needs stored credentials.
     ("PATCH /v1/models/{name}", "credentials: an api_key is required"),
 )

@@ -45,6 +45,7 @@ class Target:
     model: str
     key_id: str
     new_name: str
+    generation_id: str = "gen_none"
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,13 @@ CALLS: dict[str, Call] = {
         lambda t: ("GET", f"/v1/usage/reconciliation?model={t.model}", None), 200,
         lambda t: ("usage", "GetReconciliation",
                    usage_pb2.GetReconciliationRequest(model=t.model))),
+    "GetStatement": Call(
+        lambda t: ("GET", "/v1/usage/statement?month=2025-01", None), 200,
+        lambda t: ("usage", "GetStatement", usage_pb2.GetStatementRequest(month="2025-01"))),
+    "SubmitFeedback": Call(
+        lambda t: ("POST", "/v1/feedback", {"generation_id": t.generation_id, "score": 1}), 201,
+        lambda t: ("usage", "SubmitFeedback", usage_pb2.SubmitFeedbackRequest(
+            generation_id=t.generation_id, score=1))),
     "CreateKey": Call(lambda t: ("POST", "/v1/keys", {"role": "consumer"}), 201,
                       lambda t: ("keys", "CreateKey", keys_pb2.CreateKeyRequest(
                           role="consumer"))),
@@ -135,9 +143,10 @@ class Table:
         status, _ = await self._admin("DELETE", f"/v1/keys/{revoked_id}")
         assert status == 204
 
-    async def target(self, rule: authz.Rule) -> Target:
+    async def target(self, rule: authz.Rule, caller: str) -> Target:
         """A model of the owner's for a call that changes one, a key for one that changes
-        keys (one made once serves the calls that only read)."""
+        keys (one made once serves the calls that only read), a generation of the caller's
+        for a rating."""
         n = next(counter)
         changes = rule.name in ("UpdateModel", "DeleteModel")
         if changes or self.shared is None:
@@ -148,8 +157,17 @@ class Table:
         target = Target(model=f"authz-{n}", key_id=key_id, new_name=f"authz-new-{n}")
         if self.shared is None:
             self.shared = target
-        return target if changes or key_id else Target(
+        if rule.name == "SubmitFeedback" and caller not in authz.UNAUTHENTICATED:
+            target.generation_id = await self._generation(caller, self.shared.model)
+        return target if changes or key_id or rule.name == "SubmitFeedback" else Target(
             model=self.shared.model, key_id="", new_name=target.new_name)
+
+    async def _generation(self, caller: str, model: str) -> str:
+        status, body = await http_call(self.harness, "POST", "/v1/generate",
+                                       {"model": model, "input": "hi"},
+                                       bearer(self.secrets[caller]))
+        assert status == 200, body
+        return str(orjson.loads(body)["id"])
 
     def headers(self, caller: str) -> dict[str, str]:
         if caller == "no-key":
@@ -222,12 +240,12 @@ async def test_authorization_table(harness: Harness, provider_url: str, rule: au
     outcomes = []
     for caller in authz.CALLERS:
         expected = authz.allowed(rule, caller)
-        target = await table.target(rule)
+        target = await table.target(rule, caller)
         method, path, body = call.http(target)
         status, answer = await http_call(harness, method, path, body, table.headers(caller))
         want = call.ok if expected else EXPECTED_HTTP[expected]
         outcomes.append((caller, "http", status == want, status, want, answer[:200]))
-        target = await table.target(rule)
+        target = await table.target(rule, caller)
         stub, name, request = call.grpc(target)
         metadata = tuple((k.lower(), v) for k, v in table.headers(caller).items())
         code = await grpc_call(harness, stub, name, request, metadata)

@@ -171,7 +171,7 @@ async def test_models_list_and_get(harness: Harness, provider_url: str):
             await oai.models.retrieve("nope")
     assert [m.id for m in listed] == ["m-ok"]
     assert one.object == "model" and one.owned_by and one.created > 0
-    assert one.model_extra["pricing"] == PRICING
+    assert one.model_extra["pricing"] == {**PRICING, "per_request_usd": 0.0}
     assert one.model_extra["capabilities"] == ["chat"]
     assert missing.value.status_code == 404
 

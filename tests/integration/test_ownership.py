@@ -110,7 +110,8 @@ async def test_patch_is_partial(harness: Harness):
     status, after = await call(harness, "PATCH", "/v1/models/a-model", provider,
                                {"pricing": {"input_per_1k_tokens": 0.003}})
     assert status == 200, after
-    assert after["pricing"] == {"input_per_1k_tokens": 0.003, "output_per_1k_tokens": 0.004}
+    assert after["pricing"] == {"input_per_1k_tokens": 0.003, "output_per_1k_tokens": 0.004,
+                                "per_request_usd": 0.0}
     unchanged = ("name", "type", "endpoint", "auth_type", "capabilities", "specialties",
                  "performance", "cost_efficiency", "owner", "created_at", "enabled")
     assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}

@@ -36,6 +36,8 @@ CONTRACT_ROLES = [
     Rule("/ai1net.v1.UsageService/GetUsage", ANY),
     Rule("/ai1net.v1.UsageService/ReportUsage", PROVIDERS, owned=True),
     Rule("/ai1net.v1.UsageService/GetReconciliation", PROVIDERS, owned=True),
+    Rule("/ai1net.v1.UsageService/GetStatement", PROVIDERS),  # its own (admin: any)
+    Rule("/ai1net.v1.UsageService/SubmitFeedback", ANY),  # of the caller's own generation
     Rule("/ai1net.v1.KeyService/CreateKey", ADMIN),
     Rule("/ai1net.v1.KeyService/ListKeys", ADMIN),
     Rule("/ai1net.v1.KeyService/UpdateKey", ADMIN),

@@ -95,7 +95,7 @@ def servicers() -> dict[str, Any]:
     none: Any = None
     return {"KeyService": KeyServicer(keys=none, quota=none),
             "RegistryService": RegistryServicer(registry=none, stats=none, checker=none),
-            "UsageService": UsageServicer(db=none, ledger=none),
+            "UsageService": UsageServicer(db=none, ledger=none, feedback=none),
             "AuditService": AuditServicer(db=none)}
 
 

@@ -31,7 +31,8 @@ def model(name: str, price: int = 1_000_000) -> ModelRecord:
     return ModelRecord(
         id=f"mdl_{name}", name=name, owner="key_p", type="text",
         endpoint=f"http://{name}.test/v1/generate", auth_type="none", input_price_nanos=price,
-        output_price_nanos=price, capabilities=("chat",), specialties=(), avg_latency_ms=100,
+        output_price_nanos=price, request_price_nanos=0, capabilities=("chat",),
+        specialties=(), avg_latency_ms=100,
         accuracy_score=0.8, cost_efficiency="medium", timeout_ms=5_000,
         first_byte_timeout_ms=5_000, max_response_bytes=16 << 20, max_event_bytes=1 << 20,
         max_concurrency=100, api="ai1net", upstream_model="", description="", enabled=True,

@@ -45,6 +45,17 @@ def test_a_calls_cost_rounds_up_to_a_whole_nano(tokens_in: int, tokens_out: int,
                            input_per_1k=price_in, output_per_1k=price_out) == cost
 
 
+@pytest.mark.parametrize(("tokens_in", "tokens_out", "price", "fee", "cost"), [
+    (0, 0, 2_000_000, 20_000_000, 20_000_000),  # an image: the fee alone
+    (8, 120, 2_000_000, 1, 256_001),  # tokens and fee add
+    (1, 0, 1, 7, 8),  # the tokens round up first, then the fee is added whole
+])
+def test_a_calls_cost_adds_its_flat_fee(tokens_in: int, tokens_out: int, price: int, fee: int,
+                                        cost: int):
+    assert call_cost_nanos(input_tokens=tokens_in, output_tokens=tokens_out,
+                           input_per_1k=price, output_per_1k=price, per_request=fee) == cost
+
+
 @pytest.mark.parametrize(("value", "valid"), [
     (0.0, True), (1e-9, True), (5.0, True), (-1e-9, False), (-0.0, True),
     (math.inf, False), (math.nan, False), (-math.inf, False),

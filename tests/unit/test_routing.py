@@ -11,14 +11,18 @@ import pytest
 from ai1net.server.errors import NoCandidate, NotFound
 from ai1net.server.registry import ModelRecord
 from ai1net.server.routing import (
+    FEEDBACK_PRIOR_WEIGHT,
     MAX_ATTEMPTS,
+    NO_RATINGS,
     Norms,
     Observation,
+    Ratings,
     RouteRequest,
     _spread,
     candidates,
     plan_explicit,
     plan_routed,
+    quality_of,
     score,
 )
 
@@ -33,6 +37,7 @@ def model(name: str, **fields: Any) -> ModelRecord:
         "id": f"mdl_{name}", "name": name, "owner": "key_owner", "type": "text",
         "endpoint": f"https://{name}.example/v1/generate", "auth_type": "none",
         "input_price_nanos": round(price_in * 1e9), "output_price_nanos": round(price_out * 1e9),
+        "request_price_nanos": 0,
         "capabilities": ("chat",), "specialties": (), "avg_latency_ms": 300.0,
         "accuracy_score": 0.8, "cost_efficiency": "medium", "timeout_ms": 60_000,
         "first_byte_timeout_ms": 30_000, "max_response_bytes": 16 << 20,
@@ -353,3 +358,22 @@ def test_the_first_place_is_shared_within_five_percent_of_the_best(second: float
         assert picks.calls == [(["a", "b"], [1.0, second])]
     else:
         assert ranked == [a, b, c] and picks.calls == []
+
+
+def test_observed_quality_starts_at_the_claim_and_follows_the_ratings():
+    liar = model("liar", accuracy_score=0.99)
+    assert quality_of(liar, NO_RATINGS) == 0.99
+    assert quality_of(liar, Ratings(1, 0.1)) == pytest.approx(
+        (FEEDBACK_PRIOR_WEIGHT * 0.99 + 0.1) / (FEEDBACK_PRIOR_WEIGHT + 1))
+    many = quality_of(liar, Ratings(1000, 100.0))
+    assert 0.1 < many < 0.11  # the claim fades as ratings accumulate
+
+
+@pytest.mark.parametrize(("ratings", "winner"), [(0, "liar"), (2, "honest"), (3, "honest")])
+def test_quality_routing_follows_observed_quality(ratings: int, winner: str):
+    """Two ratings of 0.1 take a claim of 0.99 below an honest, unrated 0.8."""
+    pool = [model("liar", accuracy_score=0.99), model("honest", accuracy_score=0.8)]
+    rated = {"liar": Ratings(ratings, 0.1 * ratings)}
+    plan = plan_routed(pool, RouteRequest(strategy="quality"), lambda _name: None,
+                       random.Random(0), lambda name: rated.get(name, NO_RATINGS))
+    assert plan.models[0].name == winner

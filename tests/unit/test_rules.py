@@ -127,3 +127,19 @@ def test_proto_comments_agree_with_the_rules(file: str, message: str, field: str
         assert re.findall(r'"([^"]*)"', comment) == list(choices), comment
     if default is not None:
         assert re.search(rf'"?{default}"? \(default\)|\(default {default}\)', comment), comment
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    (0, True), (0.02, True), (3.3, True), (0.123456789, True), (1e-9, True), (999.999999999, True),
+    (1e-10, False), (0.0123456789, False), (1.0000000001, False), (-0.01, False), (1000.5, False),
+])
+def test_a_flat_price_is_a_whole_number_of_nano_dollars(value: float, valid: bool):
+    assert rules.MODEL["pricing.per_request_usd"].accepts(value) is valid
+
+
+def test_the_fuzz_hooks_know_the_nano_dollar_rule_by_its_message():
+    """tests/fuzz/hooks.py forgives a 400 the document states only in words: it must be
+    the message the rule gives."""
+    from tests.fuzz.hooks import STATED_RULES
+    message = f"pricing.per_request_usd: {rules.MODEL['pricing.per_request_usd'].explain()}"
+    assert any(re.match(start, message) for _, start in STATED_RULES)

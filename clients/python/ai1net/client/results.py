@@ -109,6 +109,11 @@ def _outcome(message: generate_pb2.GenerateResponse | generate_pb2.GenerateStrea
 class Pricing:
     input_per_1k_nanos: int = 0
     output_per_1k_nanos: int = 0
+    per_request_nanos: int = 0
+
+    @property
+    def per_request_usd(self) -> float:
+        return nanos_to_usd(self.per_request_nanos)
 
     @property
     def input_per_1k_tokens(self) -> float:
@@ -176,7 +181,8 @@ def model(message: registry_pb2.Model) -> Model:
         name=message.name, type=message.type, endpoint=message.endpoint,
         auth_type=message.auth_type,
         pricing=Pricing(usd_to_nanos(message.pricing.input_per_1k_tokens),
-                        usd_to_nanos(message.pricing.output_per_1k_tokens)),
+                        usd_to_nanos(message.pricing.output_per_1k_tokens),
+                        usd_to_nanos(message.pricing.per_request_usd)),
         capabilities=tuple(message.capabilities),
         performance=Performance(message.performance.avg_latency_ms,
                                 message.performance.accuracy_score),

@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61i1net/v1/registry.proto\x12\tai1net.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\x07Pricing\x12\x1b\n\x13input_per_1k_tokens\x18\x01 \x01(\x01\x12\x1c\n\x14output_per_1k_tokens\x18\x02 \x01(\x01\"=\n\x0bPerformance\x12\x16\n\x0e\x61vg_latency_ms\x18\x01 \x01(\x01\x12\x16\n\x0e\x61\x63\x63uracy_score\x18\x02 \x01(\x01\"o\n\nModelStats\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x12\n\nerror_rate\x18\x02 \x01(\x01\x12\x16\n\x0ep50_latency_ms\x18\x03 \x01(\x01\x12\x13\n\x0bttft_p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06health\x18\x05 \x01(\t\"\xc0\x05\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x11\n\tauth_type\x18\x04 \x01(\t\x12:\n\x0b\x63redentials\x18\x05 \x03(\x0b\x32%.ai1net.v1.ModelSpec.CredentialsEntry\x12#\n\x07pricing\x18\x06 \x01(\x0b\x32\x12.ai1net.v1.Pricing\x12\x14\n\x0c\x63\x61pabilities\x18\x07 \x03(\t\x12+\n\x0bperformance\x18\x08 \x01(\x0b\x32\x16.ai1net.v1.Performance\x12\x17\n\x0f\x63ost_efficiency\x18\t \x01(\t\x12\x13\n\x0bspecialties\x18\n \x03(\t\x12\x17\n\ntimeout_ms\x18\x0b \x01(\rH\x00\x88\x01\x01\x12\"\n\x15\x66irst_byte_timeout_ms\x18\x0c \x01(\rH\x01\x88\x01\x01\x12\x14\n\x07\x65nabled\x18\r \x01(\x08H\x02\x88\x01\x01\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12\x1f\n\x12max_response_bytes\x18\x0f \x01(\rH\x03\x88\x01\x01\x12\x1c\n\x0fmax_event_bytes\x18\x10 \x01(\rH\x04\x88\x01\x01\x12\x1c\n\x0fmax_concurrency\x18\x11 \x01(\rH\x05\x88\x01\x01\x12\x0b\n\x03\x61pi\x18\x12 \x01(\t\x12\x16\n\x0eupstream_model\x18\x13 \x01(\t\x12\x0e\n\x06verify\x18\x14 \x01(\x08\x1a\x32\n\x10\x43redentialsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\r\n\x0b_timeout_msB\x18\n\x16_first_byte_timeout_msB\n\n\x08_enabledB\x15\n\x13_max_response_bytesB\x12\n\x10_max_event_bytesB\x12\n\x10_max_concurrency\"\x87\x05\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x11\n\tauth_type\x18\x04 \x01(\t\x12#\n\x07pricing\x18\x05 \x01(\x0b\x32\x12.ai1net.v1.Pricing\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12+\n\x0bperformance\x18\x07 \x01(\x0b\x32\x16.ai1net.v1.Performance\x12\x17\n\x0f\x63ost_efficiency\x18\x08 \x01(\t\x12\x13\n\x0bspecialties\x18\t \x03(\t\x12\x12\n\ntimeout_ms\x18\n \x01(\r\x12\x1d\n\x15\x66irst_byte_timeout_ms\x18\x0b \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x0c \x01(\t\x12\r\n\x05owner\x18\r \x01(\t\x12\x0f\n\x07\x65nabled\x18\x0e \x01(\x08\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05stats\x18\x11 \x01(\x0b\x32\x15.ai1net.v1.ModelStats\x12\x17\n\x0fhas_credentials\x18\x12 \x01(\x08\x12\x1a\n\x12max_response_bytes\x18\x13 \x01(\r\x12\x17\n\x0fmax_event_bytes\x18\x14 \x01(\r\x12\x17\n\x0fmax_concurrency\x18\x15 \x01(\r\x12\x0b\n\x03\x61pi\x18\x16 \x01(\t\x12\x16\n\x0eupstream_model\x18\x17 \x01(\t\x12-\n\x0cverification\x18\x18 \x01(\x0b\x32\x17.ai1net.v1.Verification\"`\n\x0cVerification\x12/\n\x0bverified_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0f\n\x07summary\x18\x03 \x01(\t\"!\n\x11\x43heckModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x0b\x43heckResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06result\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x98\x01\n\x0b\x43heckReport\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12&\n\x06\x63hecks\x18\x04 \x03(\x0b\x32\x16.ai1net.v1.CheckResult\x12\x16\n\x0elatency_p50_ms\x18\x05 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\x06 \x01(\x01\";\n\x14RegisterModelRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.ai1net.v1.ModelSpec\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"o\n\x11ListModelsRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x11\n\tspecialty\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"O\n\x12ListModelsResponse\x12 \n\x06models\x18\x01 \x03(\x0b\x32\x10.ai1net.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x12UpdateModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.ai1net.v1.ModelSpec\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\"\n\x12\x44\x65leteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xa4\x03\n\x0fRegistryService\x12\x42\n\rRegisterModel\x12\x1f.ai1net.v1.RegisterModelRequest\x1a\x10.ai1net.v1.Model\x12\x38\n\x08GetModel\x12\x1a.ai1net.v1.GetModelRequest\x1a\x10.ai1net.v1.Model\x12I\n\nListModels\x12\x1c.ai1net.v1.ListModelsRequest\x1a\x1d.ai1net.v1.ListModelsResponse\x12>\n\x0bUpdateModel\x12\x1d.ai1net.v1.UpdateModelRequest\x1a\x10.ai1net.v1.Model\x12\x44\n\x0b\x44\x65leteModel\x12\x1d.ai1net.v1.DeleteModelRequest\x1a\x16.google.protobuf.Empty\x12\x42\n\nCheckModel\x12\x1c.ai1net.v1.CheckModelRequest\x1a\x16.ai1net.v1.CheckReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61i1net/v1/registry.proto\x12\tai1net.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"]\n\x07Pricing\x12\x1b\n\x13input_per_1k_tokens\x18\x01 \x01(\x01\x12\x1c\n\x14output_per_1k_tokens\x18\x02 \x01(\x01\x12\x17\n\x0fper_request_usd\x18\x03 \x01(\x01\"=\n\x0bPerformance\x12\x16\n\x0e\x61vg_latency_ms\x18\x01 \x01(\x01\x12\x16\n\x0e\x61\x63\x63uracy_score\x18\x02 \x01(\x01\"\xa1\x01\n\nModelStats\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x12\n\nerror_rate\x18\x02 \x01(\x01\x12\x16\n\x0ep50_latency_ms\x18\x03 \x01(\x01\x12\x13\n\x0bttft_p50_ms\x18\x04 \x01(\x01\x12\x0e\n\x06health\x18\x05 \x01(\t\x12\x16\n\x0e\x66\x65\x65\x64\x62\x61\x63k_count\x18\x06 \x01(\x04\x12\x18\n\x10observed_quality\x18\x07 \x01(\x01\"\xc0\x05\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x11\n\tauth_type\x18\x04 \x01(\t\x12:\n\x0b\x63redentials\x18\x05 \x03(\x0b\x32%.ai1net.v1.ModelSpec.CredentialsEntry\x12#\n\x07pricing\x18\x06 \x01(\x0b\x32\x12.ai1net.v1.Pricing\x12\x14\n\x0c\x63\x61pabilities\x18\x07 \x03(\t\x12+\n\x0bperformance\x18\x08 \x01(\x0b\x32\x16.ai1net.v1.Performance\x12\x17\n\x0f\x63ost_efficiency\x18\t \x01(\t\x12\x13\n\x0bspecialties\x18\n \x03(\t\x12\x17\n\ntimeout_ms\x18\x0b \x01(\rH\x00\x88\x01\x01\x12\"\n\x15\x66irst_byte_timeout_ms\x18\x0c \x01(\rH\x01\x88\x01\x01\x12\x14\n\x07\x65nabled\x18\r \x01(\x08H\x02\x88\x01\x01\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12\x1f\n\x12max_response_bytes\x18\x0f \x01(\rH\x03\x88\x01\x01\x12\x1c\n\x0fmax_event_bytes\x18\x10 \x01(\rH\x04\x88\x01\x01\x12\x1c\n\x0fmax_concurrency\x18\x11 \x01(\rH\x05\x88\x01\x01\x12\x0b\n\x03\x61pi\x18\x12 \x01(\t\x12\x16\n\x0eupstream_model\x18\x13 \x01(\t\x12\x0e\n\x06verify\x18\x14 \x01(\x08\x1a\x32\n\x10\x43redentialsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\r\n\x0b_timeout_msB\x18\n\x16_first_byte_timeout_msB\n\n\x08_enabledB\x15\n\x13_max_response_bytesB\x12\n\x10_max_event_bytesB\x12\n\x10_max_concurrency\"\x87\x05\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x11\n\tauth_type\x18\x04 \x01(\t\x12#\n\x07pricing\x18\x05 \x01(\x0b\x32\x12.ai1net.v1.Pricing\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12+\n\x0bperformance\x18\x07 \x01(\x0b\x32\x16.ai1net.v1.Performance\x12\x17\n\x0f\x63ost_efficiency\x18\x08 \x01(\t\x12\x13\n\x0bspecialties\x18\t \x03(\t\x12\x12\n\ntimeout_ms\x18\n \x01(\r\x12\x1d\n\x15\x66irst_byte_timeout_ms\x18\x0b \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x0c \x01(\t\x12\r\n\x05owner\x18\r \x01(\t\x12\x0f\n\x07\x65nabled\x18\x0e \x01(\x08\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05stats\x18\x11 \x01(\x0b\x32\x15.ai1net.v1.ModelStats\x12\x17\n\x0fhas_credentials\x18\x12 \x01(\x08\x12\x1a\n\x12max_response_bytes\x18\x13 \x01(\r\x12\x17\n\x0fmax_event_bytes\x18\x14 \x01(\r\x12\x17\n\x0fmax_concurrency\x18\x15 \x01(\r\x12\x0b\n\x03\x61pi\x18\x16 \x01(\t\x12\x16\n\x0eupstream_model\x18\x17 \x01(\t\x12-\n\x0cverification\x18\x18 \x01(\x0b\x32\x17.ai1net.v1.Verification\"`\n\x0cVerification\x12/\n\x0bverified_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0f\n\x07summary\x18\x03 \x01(\t\"!\n\x11\x43heckModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x0b\x43heckResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06result\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x98\x01\n\x0b\x43heckReport\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12&\n\x06\x63hecks\x18\x04 \x03(\x0b\x32\x16.ai1net.v1.CheckResult\x12\x16\n\x0elatency_p50_ms\x18\x05 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\x06 \x01(\x01\";\n\x14RegisterModelRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.ai1net.v1.ModelSpec\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"o\n\x11ListModelsRequest\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x11\n\tspecialty\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"O\n\x12ListModelsResponse\x12 \n\x06models\x18\x01 \x03(\x0b\x32\x10.ai1net.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x12UpdateModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.ai1net.v1.ModelSpec\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\"\n\x12\x44\x65leteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xa4\x03\n\x0fRegistryService\x12\x42\n\rRegisterModel\x12\x1f.ai1net.v1.RegisterModelRequest\x1a\x10.ai1net.v1.Model\x12\x38\n\x08GetModel\x12\x1a.ai1net.v1.GetModelRequest\x1a\x10.ai1net.v1.Model\x12I\n\nListModels\x12\x1c.ai1net.v1.ListModelsRequest\x1a\x1d.ai1net.v1.ListModelsResponse\x12>\n\x0bUpdateModel\x12\x1d.ai1net.v1.UpdateModelRequest\x1a\x10.ai1net.v1.Model\x12\x44\n\x0b\x44\x65leteModel\x12\x1d.ai1net.v1.DeleteModelRequest\x1a\x16.google.protobuf.Empty\x12\x42\n\nCheckModel\x12\x1c.ai1net.v1.CheckModelRequest\x1a\x16.ai1net.v1.CheckReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,37 +37,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELSPEC_CREDENTIALSENTRY']._loaded_options = None
   _globals['_MODELSPEC_CREDENTIALSENTRY']._serialized_options = b'8\001'
   _globals['_PRICING']._serialized_start=135
-  _globals['_PRICING']._serialized_end=203
-  _globals['_PERFORMANCE']._serialized_start=205
-  _globals['_PERFORMANCE']._serialized_end=266
-  _globals['_MODELSTATS']._serialized_start=268
-  _globals['_MODELSTATS']._serialized_end=379
-  _globals['_MODELSPEC']._serialized_start=382
-  _globals['_MODELSPEC']._serialized_end=1086
-  _globals['_MODELSPEC_CREDENTIALSENTRY']._serialized_start=920
-  _globals['_MODELSPEC_CREDENTIALSENTRY']._serialized_end=970
-  _globals['_MODEL']._serialized_start=1089
-  _globals['_MODEL']._serialized_end=1736
-  _globals['_VERIFICATION']._serialized_start=1738
-  _globals['_VERIFICATION']._serialized_end=1834
-  _globals['_CHECKMODELREQUEST']._serialized_start=1836
-  _globals['_CHECKMODELREQUEST']._serialized_end=1869
-  _globals['_CHECKRESULT']._serialized_start=1871
-  _globals['_CHECKRESULT']._serialized_end=1930
-  _globals['_CHECKREPORT']._serialized_start=1933
-  _globals['_CHECKREPORT']._serialized_end=2085
-  _globals['_REGISTERMODELREQUEST']._serialized_start=2087
-  _globals['_REGISTERMODELREQUEST']._serialized_end=2146
-  _globals['_GETMODELREQUEST']._serialized_start=2148
-  _globals['_GETMODELREQUEST']._serialized_end=2179
-  _globals['_LISTMODELSREQUEST']._serialized_start=2181
-  _globals['_LISTMODELSREQUEST']._serialized_end=2292
-  _globals['_LISTMODELSRESPONSE']._serialized_start=2294
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2373
-  _globals['_UPDATEMODELREQUEST']._serialized_start=2375
-  _globals['_UPDATEMODELREQUEST']._serialized_end=2495
-  _globals['_DELETEMODELREQUEST']._serialized_start=2497
-  _globals['_DELETEMODELREQUEST']._serialized_end=2531
-  _globals['_REGISTRYSERVICE']._serialized_start=2534
-  _globals['_REGISTRYSERVICE']._serialized_end=2954
+  _globals['_PRICING']._serialized_end=228
+  _globals['_PERFORMANCE']._serialized_start=230
+  _globals['_PERFORMANCE']._serialized_end=291
+  _globals['_MODELSTATS']._serialized_start=294
+  _globals['_MODELSTATS']._serialized_end=455
+  _globals['_MODELSPEC']._serialized_start=458
+  _globals['_MODELSPEC']._serialized_end=1162
+  _globals['_MODELSPEC_CREDENTIALSENTRY']._serialized_start=996
+  _globals['_MODELSPEC_CREDENTIALSENTRY']._serialized_end=1046
+  _globals['_MODEL']._serialized_start=1165
+  _globals['_MODEL']._serialized_end=1812
+  _globals['_VERIFICATION']._serialized_start=1814
+  _globals['_VERIFICATION']._serialized_end=1910
+  _globals['_CHECKMODELREQUEST']._serialized_start=1912
+  _globals['_CHECKMODELREQUEST']._serialized_end=1945
+  _globals['_CHECKRESULT']._serialized_start=1947
+  _globals['_CHECKRESULT']._serialized_end=2006
+  _globals['_CHECKREPORT']._serialized_start=2009
+  _globals['_CHECKREPORT']._serialized_end=2161
+  _globals['_REGISTERMODELREQUEST']._serialized_start=2163
+  _globals['_REGISTERMODELREQUEST']._serialized_end=2222
+  _globals['_GETMODELREQUEST']._serialized_start=2224
+  _globals['_GETMODELREQUEST']._serialized_end=2255
+  _globals['_LISTMODELSREQUEST']._serialized_start=2257
+  _globals['_LISTMODELSREQUEST']._serialized_end=2368
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2370
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2449
+  _globals['_UPDATEMODELREQUEST']._serialized_start=2451
+  _globals['_UPDATEMODELREQUEST']._serialized_end=2571
+  _globals['_DELETEMODELREQUEST']._serialized_start=2573
+  _globals['_DELETEMODELREQUEST']._serialized_end=2607
+  _globals['_REGISTRYSERVICE']._serialized_start=2610
+  _globals['_REGISTRYSERVICE']._serialized_end=3030
 # @@protoc_insertion_point(module_scope)

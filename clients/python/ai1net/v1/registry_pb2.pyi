@@ -12,12 +12,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Pricing(_message.Message):
-    __slots__ = ("input_per_1k_tokens", "output_per_1k_tokens")
+    __slots__ = ("input_per_1k_tokens", "output_per_1k_tokens", "per_request_usd")
     INPUT_PER_1K_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PER_1K_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PER_REQUEST_USD_FIELD_NUMBER: _ClassVar[int]
     input_per_1k_tokens: float
     output_per_1k_tokens: float
-    def __init__(self, input_per_1k_tokens: _Optional[float] = ..., output_per_1k_tokens: _Optional[float] = ...) -> None: ...
+    per_request_usd: float
+    def __init__(self, input_per_1k_tokens: _Optional[float] = ..., output_per_1k_tokens: _Optional[float] = ..., per_request_usd: _Optional[float] = ...) -> None: ...
 
 class Performance(_message.Message):
     __slots__ = ("avg_latency_ms", "accuracy_score")
@@ -28,18 +30,22 @@ class Performance(_message.Message):
     def __init__(self, avg_latency_ms: _Optional[float] = ..., accuracy_score: _Optional[float] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("requests", "error_rate", "p50_latency_ms", "ttft_p50_ms", "health")
+    __slots__ = ("requests", "error_rate", "p50_latency_ms", "ttft_p50_ms", "health", "feedback_count", "observed_quality")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
     P50_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     TTFT_P50_MS_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_QUALITY_FIELD_NUMBER: _ClassVar[int]
     requests: int
     error_rate: float
     p50_latency_ms: float
     ttft_p50_ms: float
     health: str
-    def __init__(self, requests: _Optional[int] = ..., error_rate: _Optional[float] = ..., p50_latency_ms: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ..., health: _Optional[str] = ...) -> None: ...
+    feedback_count: int
+    observed_quality: float
+    def __init__(self, requests: _Optional[int] = ..., error_rate: _Optional[float] = ..., p50_latency_ms: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ..., health: _Optional[str] = ..., feedback_count: _Optional[int] = ..., observed_quality: _Optional[float] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
     __slots__ = ("name", "type", "endpoint", "auth_type", "credentials", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "enabled", "description", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model", "verify")

@@ -22,33 +22,44 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61i1net/v1/usage.proto\x12\tai1net.v1\"\x9c\x01\n\x0bUsageTotals\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x18\n\x10tokens_processed\x18\x02 \x01(\x04\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x04\x12\x15\n\routput_tokens\x18\x04 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x05 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x12\n\ncost_nanos\x18\x07 \x01(\x03\"B\n\nUsageGroup\x12\r\n\x05group\x18\x01 \x01(\t\x12%\n\x05usage\x18\x02 \x01(\x0b\x32\x16.ai1net.v1.UsageTotals\"L\n\x0fGetUsageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x04 \x01(\t\"`\n\x10GetUsageResponse\x12%\n\x05usage\x18\x01 \x01(\x0b\x32\x16.ai1net.v1.UsageTotals\x12%\n\x06groups\x18\x02 \x03(\x0b\x32\x15.ai1net.v1.UsageGroup\"9\n\x0bUsageCounts\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\x18\n\x10tokens_processed\x18\x02 \x01(\x03\"d\n\x12ReportUsageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\"!\n\x13ReportUsageResponse\x12\n\n\x02id\x18\x01 \x01(\t\"C\n\x18GetReconciliationRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\"\xc3\x01\n\x19GetReconciliationResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x07gateway\x18\x02 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\x12(\n\x08provider\x18\x03 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\x12*\n\ndifference\x18\x04 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\x12\x0c\n\x04\x66rom\x18\x05 \x01(\t\x12\n\n\x02to\x18\x06 \x01(\t2\x81\x02\n\x0cUsageService\x12\x43\n\x08GetUsage\x12\x1a.ai1net.v1.GetUsageRequest\x1a\x1b.ai1net.v1.GetUsageResponse\x12L\n\x0bReportUsage\x12\x1d.ai1net.v1.ReportUsageRequest\x1a\x1e.ai1net.v1.ReportUsageResponse\x12^\n\x11GetReconciliation\x12#.ai1net.v1.GetReconciliationRequest\x1a$.ai1net.v1.GetReconciliationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61i1net/v1/usage.proto\x12\tai1net.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n\x0bUsageTotals\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x18\n\x10tokens_processed\x18\x02 \x01(\x04\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x04\x12\x15\n\routput_tokens\x18\x04 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x05 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x12\n\ncost_nanos\x18\x07 \x01(\x03\"B\n\nUsageGroup\x12\r\n\x05group\x18\x01 \x01(\t\x12%\n\x05usage\x18\x02 \x01(\x0b\x32\x16.ai1net.v1.UsageTotals\"L\n\x0fGetUsageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x04 \x01(\t\"`\n\x10GetUsageResponse\x12%\n\x05usage\x18\x01 \x01(\x0b\x32\x16.ai1net.v1.UsageTotals\x12%\n\x06groups\x18\x02 \x03(\x0b\x32\x15.ai1net.v1.UsageGroup\"9\n\x0bUsageCounts\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\x18\n\x10tokens_processed\x18\x02 \x01(\x03\"d\n\x12ReportUsageRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\"!\n\x13ReportUsageResponse\x12\n\n\x02id\x18\x01 \x01(\t\"C\n\x18GetReconciliationRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\"\xc3\x01\n\x19GetReconciliationResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x07gateway\x18\x02 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\x12(\n\x08provider\x18\x03 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\x12*\n\ndifference\x18\x04 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\x12\x0c\n\x04\x66rom\x18\x05 \x01(\t\x12\n\n\x02to\x18\x06 \x01(\t\"N\n\x15SubmitFeedbackRequest\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"\x80\x01\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"6\n\x13GetStatementRequest\x12\r\n\x05month\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\"\xcb\x01\n\rStatementLine\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x07gateway\x18\x02 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\x12\x14\n\x0c\x65\x61rnings_usd\x18\x03 \x01(\x01\x12\x16\n\x0e\x65\x61rnings_nanos\x18\x04 \x01(\x03\x12(\n\x08reported\x18\x05 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\x12*\n\ndifference\x18\x06 \x01(\x0b\x32\x16.ai1net.v1.UsageCounts\"p\n\tStatement\x12\r\n\x05month\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x0c\n\x04\x66rom\x18\x03 \x01(\t\x12\n\n\x02to\x18\x04 \x01(\t\x12(\n\x06models\x18\x05 \x03(\x0b\x32\x18.ai1net.v1.StatementLine2\x90\x03\n\x0cUsageService\x12\x43\n\x08GetUsage\x12\x1a.ai1net.v1.GetUsageRequest\x1a\x1b.ai1net.v1.GetUsageResponse\x12L\n\x0bReportUsage\x12\x1d.ai1net.v1.ReportUsageRequest\x1a\x1e.ai1net.v1.ReportUsageResponse\x12^\n\x11GetReconciliation\x12#.ai1net.v1.GetReconciliationRequest\x1a$.ai1net.v1.GetReconciliationResponse\x12G\n\x0eSubmitFeedback\x12 .ai1net.v1.SubmitFeedbackRequest\x1a\x13.ai1net.v1.Feedback\x12\x44\n\x0cGetStatement\x12\x1e.ai1net.v1.GetStatementRequest\x1a\x14.ai1net.v1.Statementb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ai1net.v1.usage_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_USAGETOTALS']._serialized_start=37
-  _globals['_USAGETOTALS']._serialized_end=193
-  _globals['_USAGEGROUP']._serialized_start=195
-  _globals['_USAGEGROUP']._serialized_end=261
-  _globals['_GETUSAGEREQUEST']._serialized_start=263
-  _globals['_GETUSAGEREQUEST']._serialized_end=339
-  _globals['_GETUSAGERESPONSE']._serialized_start=341
-  _globals['_GETUSAGERESPONSE']._serialized_end=437
-  _globals['_USAGECOUNTS']._serialized_start=439
-  _globals['_USAGECOUNTS']._serialized_end=496
-  _globals['_REPORTUSAGEREQUEST']._serialized_start=498
-  _globals['_REPORTUSAGEREQUEST']._serialized_end=598
-  _globals['_REPORTUSAGERESPONSE']._serialized_start=600
-  _globals['_REPORTUSAGERESPONSE']._serialized_end=633
-  _globals['_GETRECONCILIATIONREQUEST']._serialized_start=635
-  _globals['_GETRECONCILIATIONREQUEST']._serialized_end=702
-  _globals['_GETRECONCILIATIONRESPONSE']._serialized_start=705
-  _globals['_GETRECONCILIATIONRESPONSE']._serialized_end=900
-  _globals['_USAGESERVICE']._serialized_start=903
-  _globals['_USAGESERVICE']._serialized_end=1160
+  _globals['_USAGETOTALS']._serialized_start=70
+  _globals['_USAGETOTALS']._serialized_end=226
+  _globals['_USAGEGROUP']._serialized_start=228
+  _globals['_USAGEGROUP']._serialized_end=294
+  _globals['_GETUSAGEREQUEST']._serialized_start=296
+  _globals['_GETUSAGEREQUEST']._serialized_end=372
+  _globals['_GETUSAGERESPONSE']._serialized_start=374
+  _globals['_GETUSAGERESPONSE']._serialized_end=470
+  _globals['_USAGECOUNTS']._serialized_start=472
+  _globals['_USAGECOUNTS']._serialized_end=529
+  _globals['_REPORTUSAGEREQUEST']._serialized_start=531
+  _globals['_REPORTUSAGEREQUEST']._serialized_end=631
+  _globals['_REPORTUSAGERESPONSE']._serialized_start=633
+  _globals['_REPORTUSAGERESPONSE']._serialized_end=666
+  _globals['_GETRECONCILIATIONREQUEST']._serialized_start=668
+  _globals['_GETRECONCILIATIONREQUEST']._serialized_end=735
+  _globals['_GETRECONCILIATIONRESPONSE']._serialized_start=738
+  _globals['_GETRECONCILIATIONRESPONSE']._serialized_end=933
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=935
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=1013
+  _globals['_FEEDBACK']._serialized_start=1016
+  _globals['_FEEDBACK']._serialized_end=1144
+  _globals['_GETSTATEMENTREQUEST']._serialized_start=1146
+  _globals['_GETSTATEMENTREQUEST']._serialized_end=1200
+  _globals['_STATEMENTLINE']._serialized_start=1203
+  _globals['_STATEMENTLINE']._serialized_end=1406
+  _globals['_STATEMENT']._serialized_start=1408
+  _globals['_STATEMENT']._serialized_end=1520
+  _globals['_USAGESERVICE']._serialized_start=1523
+  _globals['_USAGESERVICE']._serialized_end=1923
 # @@protoc_insertion_point(module_scope)

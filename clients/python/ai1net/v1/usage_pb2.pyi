@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -99,3 +102,64 @@ class GetReconciliationResponse(_message.Message):
     difference: UsageCounts
     to: str
     def __init__(self, model: _Optional[str] = ..., gateway: _Optional[_Union[UsageCounts, _Mapping]] = ..., provider: _Optional[_Union[UsageCounts, _Mapping]] = ..., difference: _Optional[_Union[UsageCounts, _Mapping]] = ..., to: _Optional[str] = ..., **kwargs) -> None: ...
+
+class SubmitFeedbackRequest(_message.Message):
+    __slots__ = ("generation_id", "score", "comment")
+    GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    generation_id: str
+    score: float
+    comment: str
+    def __init__(self, generation_id: _Optional[str] = ..., score: _Optional[float] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class Feedback(_message.Message):
+    __slots__ = ("generation_id", "model", "score", "comment", "created_at")
+    GENERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    generation_id: str
+    model: str
+    score: float
+    comment: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, generation_id: _Optional[str] = ..., model: _Optional[str] = ..., score: _Optional[float] = ..., comment: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetStatementRequest(_message.Message):
+    __slots__ = ("month", "provider")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    provider: str
+    def __init__(self, month: _Optional[str] = ..., provider: _Optional[str] = ...) -> None: ...
+
+class StatementLine(_message.Message):
+    __slots__ = ("model", "gateway", "earnings_usd", "earnings_nanos", "reported", "difference")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    EARNINGS_USD_FIELD_NUMBER: _ClassVar[int]
+    EARNINGS_NANOS_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    gateway: UsageCounts
+    earnings_usd: float
+    earnings_nanos: int
+    reported: UsageCounts
+    difference: UsageCounts
+    def __init__(self, model: _Optional[str] = ..., gateway: _Optional[_Union[UsageCounts, _Mapping]] = ..., earnings_usd: _Optional[float] = ..., earnings_nanos: _Optional[int] = ..., reported: _Optional[_Union[UsageCounts, _Mapping]] = ..., difference: _Optional[_Union[UsageCounts, _Mapping]] = ...) -> None: ...
+
+class Statement(_message.Message):
+    __slots__ = ("month", "provider", "to", "models")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    provider: str
+    to: str
+    models: _containers.RepeatedCompositeFieldContainer[StatementLine]
+    def __init__(self, month: _Optional[str] = ..., provider: _Optional[str] = ..., to: _Optional[str] = ..., models: _Optional[_Iterable[_Union[StatementLine, _Mapping]]] = ..., **kwargs) -> None: ...

@@ -50,6 +50,16 @@ class UsageServiceStub:
                 request_serializer=ai1net_dot_v1_dot_usage__pb2.GetReconciliationRequest.SerializeToString,
                 response_deserializer=ai1net_dot_v1_dot_usage__pb2.GetReconciliationResponse.FromString,
                 _registered_method=True)
+        self.SubmitFeedback = channel.unary_unary(
+                '/ai1net.v1.UsageService/SubmitFeedback',
+                request_serializer=ai1net_dot_v1_dot_usage__pb2.SubmitFeedbackRequest.SerializeToString,
+                response_deserializer=ai1net_dot_v1_dot_usage__pb2.Feedback.FromString,
+                _registered_method=True)
+        self.GetStatement = channel.unary_unary(
+                '/ai1net.v1.UsageService/GetStatement',
+                request_serializer=ai1net_dot_v1_dot_usage__pb2.GetStatementRequest.SerializeToString,
+                response_deserializer=ai1net_dot_v1_dot_usage__pb2.Statement.FromString,
+                _registered_method=True)
 
 
 class UsageServiceServicer:
@@ -75,6 +85,20 @@ class UsageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitFeedback(self, request, context):
+        """A rating of one generation, by the key that made the call (or an admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatement(self, request, context):
+        """A provider's earnings for one month, per model, beside its own reports.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UsageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +116,16 @@ def add_UsageServiceServicer_to_server(servicer, server):
                     servicer.GetReconciliation,
                     request_deserializer=ai1net_dot_v1_dot_usage__pb2.GetReconciliationRequest.FromString,
                     response_serializer=ai1net_dot_v1_dot_usage__pb2.GetReconciliationResponse.SerializeToString,
+            ),
+            'SubmitFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitFeedback,
+                    request_deserializer=ai1net_dot_v1_dot_usage__pb2.SubmitFeedbackRequest.FromString,
+                    response_serializer=ai1net_dot_v1_dot_usage__pb2.Feedback.SerializeToString,
+            ),
+            'GetStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatement,
+                    request_deserializer=ai1net_dot_v1_dot_usage__pb2.GetStatementRequest.FromString,
+                    response_serializer=ai1net_dot_v1_dot_usage__pb2.Statement.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +210,60 @@ class UsageService:
             '/ai1net.v1.UsageService/GetReconciliation',
             ai1net_dot_v1_dot_usage__pb2.GetReconciliationRequest.SerializeToString,
             ai1net_dot_v1_dot_usage__pb2.GetReconciliationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ai1net.v1.UsageService/SubmitFeedback',
+            ai1net_dot_v1_dot_usage__pb2.SubmitFeedbackRequest.SerializeToString,
+            ai1net_dot_v1_dot_usage__pb2.Feedback.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ai1net.v1.UsageService/GetStatement',
+            ai1net_dot_v1_dot_usage__pb2.GetStatementRequest.SerializeToString,
+            ai1net_dot_v1_dot_usage__pb2.Statement.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class UsageServiceStub:
     ReportUsage: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ReportUsageRequest, _usage_pb2.ReportUsageResponse]
     """A provider's own count for one of its models over a period."""
     GetReconciliation: _grpc.UnaryUnaryMultiCallable[_usage_pb2.GetReconciliationRequest, _usage_pb2.GetReconciliationResponse]
+    SubmitFeedback: _grpc.UnaryUnaryMultiCallable[_usage_pb2.SubmitFeedbackRequest, _usage_pb2.Feedback]
+    """A rating of one generation, by the key that made the call (or an admin)."""
+    GetStatement: _grpc.UnaryUnaryMultiCallable[_usage_pb2.GetStatementRequest, _usage_pb2.Statement]
+    """A provider's earnings for one month, per model, beside its own reports."""
 
 @_typing.type_check_only
 class UsageServiceAsyncStub(UsageServiceStub):
@@ -47,6 +51,10 @@ class UsageServiceAsyncStub(UsageServiceStub):
     ReportUsage: _aio.UnaryUnaryMultiCallable[_usage_pb2.ReportUsageRequest, _usage_pb2.ReportUsageResponse]  # type: ignore[assignment]
     """A provider's own count for one of its models over a period."""
     GetReconciliation: _aio.UnaryUnaryMultiCallable[_usage_pb2.GetReconciliationRequest, _usage_pb2.GetReconciliationResponse]  # type: ignore[assignment]
+    SubmitFeedback: _aio.UnaryUnaryMultiCallable[_usage_pb2.SubmitFeedbackRequest, _usage_pb2.Feedback]  # type: ignore[assignment]
+    """A rating of one generation, by the key that made the call (or an admin)."""
+    GetStatement: _aio.UnaryUnaryMultiCallable[_usage_pb2.GetStatementRequest, _usage_pb2.Statement]  # type: ignore[assignment]
+    """A provider's earnings for one month, per model, beside its own reports."""
 
 class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
     """UsageService reads the ledger and takes providers' own counts."""
@@ -72,5 +80,21 @@ class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _usage_pb2.GetReconciliationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_usage_pb2.GetReconciliationResponse, _abc.Awaitable[_usage_pb2.GetReconciliationResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitFeedback(
+        self,
+        request: _usage_pb2.SubmitFeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.Feedback, _abc.Awaitable[_usage_pb2.Feedback]]:
+        """A rating of one generation, by the key that made the call (or an admin)."""
+
+    @_abc_1.abstractmethod
+    def GetStatement(
+        self,
+        request: _usage_pb2.GetStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.Statement, _abc.Awaitable[_usage_pb2.Statement]]:
+        """A provider's earnings for one month, per model, beside its own reports."""
 
 def add_UsageServiceServicer_to_server(servicer: UsageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
