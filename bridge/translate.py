@@ -13,6 +13,7 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from ai1net.bridge.errors import invalid
 from ai1net.client.convert import struct_to_dict, value_to_python
+from ai1net.server import rules
 from ai1net.v1 import audit_pb2, generate_pb2, keys_pb2, registry_pb2, usage_pb2
 
 JSON = dict[str, Any]
@@ -100,8 +101,11 @@ def generate_request(body: JSON) -> tuple[generate_pb2.GenerateRequest, bool]:
 
 def _fill_routing(routing: generate_pb2.Routing, body: JSON) -> None:
     p = "routing."
-    routing.type = _take(body, "type", _string, p) or ""
-    routing.strategy = _take(body, "strategy", _string, p) or ""
+    for name in ("type", "strategy"):  # "" would read as the default: refuse it here
+        value = _take(body, name, _string, p)
+        if value is not None and not rules.GENERATE[p + name].accepts(value):
+            raise invalid(p + name, rules.GENERATE[p + name].explain())
+        setattr(routing, name, value or "")
     routing.capabilities.extend(_take(body, "capabilities", _strings, p) or ())
     routing.specialties.extend(_take(body, "specialties", _strings, p) or ())
     for name in ("max_latency_ms", "max_price_per_1k_tokens"):
