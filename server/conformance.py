@@ -27,7 +27,7 @@ from ai1net.server.transport import ProviderRequest, Transport
 PASS, WARN, FAIL = "pass", "warn", "fail"
 PROMPT = "Say hello in five words."
 MAX_TOKENS = 8
-TIMEOUT_S = 30.0
+TIMEOUT_S = 15.0
 MAX_EVENT_BYTES = 1 << 20
 
 
@@ -101,10 +101,13 @@ class Checker:
         self._calls = max(1, calls)
 
     async def run(self, target: Target) -> Report:
+        first = await self._unary(target, {"max_tokens": MAX_TOKENS})
+        if not first.status:  # no HTTP answer at all: the other checks would only wait
+            return Report(target.endpoint, (Check("answer", FAIL, first.error),), first.ms,
+                          first.ms)
         checks: list[Check] = []
         if target.auth:
             checks.append(await self._auth(target))
-        first = await self._unary(target, {"max_tokens": MAX_TOKENS})
         checks.extend(self._answer_checks(target, first))
         checks.append(await self._stream(target))
         checks.append(await self._bad_request(target))

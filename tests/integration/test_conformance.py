@@ -149,3 +149,15 @@ async def test_registration_with_verify_refuses_a_failing_endpoint(harness: Harn
     model = await harness.register(provider, name="verified", type="text", verify=True,
                                    endpoint=f"{demo_provider_url}/v1/generate")
     assert model["verification"]["passed"] is True
+
+
+async def test_an_endpoint_that_does_not_answer_is_one_failure_not_a_long_wait(
+        checker: Checker):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    report = await checker.run(Target(f"http://127.0.0.1:{port}/v1/generate"))
+    assert [(c.name, c.result) for c in report.checks] == [("answer", "fail")]
+    assert "could not be reached" in report.checks[0].detail
