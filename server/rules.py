@@ -397,8 +397,9 @@ USAGE: dict[str, Rule] = {
 }
 
 STATEMENT: dict[str, Rule] = {
-    "month": Rule("string", "A calendar month (UTC)", pattern=r"[0-9]{4}-(0[1-9]|1[0-2])",
-                  message="must be a month as YYYY-MM, like 2026-11"),
+    "month": Rule("string", "A calendar month (UTC), 1970-01 or later",
+                  pattern=r"(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])",
+                  message="must be a month as YYYY-MM, 1970-01 or later, like 2026-11"),
     "provider": Rule("string", "Key id of the provider (admin; a provider: its own)",
                      max_length=40),
 }

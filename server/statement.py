@@ -11,7 +11,7 @@ from sqlalchemy import Executable, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ai1net.server import rules
-from ai1net.server.errors import InvalidArgument, PermissionDenied
+from ai1net.server.errors import PermissionDenied
 from ai1net.server.keys import Principal
 from ai1net.server.reports import EPOCH, EVENTS, REPORTS, Counts, Period, _period, _run
 
@@ -41,8 +41,6 @@ def month_bounds(month: str) -> tuple[int, int]:
     """The month's [start, end) in epoch milliseconds."""
     rules.STATEMENT["month"].check("month", month)
     year, number = (int(part) for part in month.split("-"))
-    if year < 1970:
-        raise InvalidArgument("month", "must be 1970-01 or later")
     start = datetime(year, number, 1, tzinfo=UTC)
     end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
     return _ms(start), _ms(end)
