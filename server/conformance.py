@@ -22,6 +22,7 @@ import orjson
 from ai1net.server.errors import GatewayError
 from ai1net.server.http1 import Limits
 from ai1net.server.providers import stream_lines
+from ai1net.server.registry import call_url
 from ai1net.server.transport import ProviderRequest, Transport
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -44,8 +45,7 @@ class Target:
 
     @property
     def url(self) -> str:
-        return f"{self.endpoint.rstrip('/')}/chat/completions" if self.api == "openai" \
-            else self.endpoint
+        return call_url(self.api, self.endpoint)
 
 
 @dataclass(frozen=True, slots=True)

@@ -251,11 +251,14 @@ class Response:
     def count_wire(self, size: int) -> None:
         self._wire += size
         if self._wire > self._limits.body_bytes:
-            raise LimitExceeded("response_bytes", f"the provider's answer is over "
-                                                  f"{self._limits.body_bytes} bytes "
-                                                  f"(max_response_bytes)")
+            raise self._too_large("is")
 
     # -- httptools callbacks -----------------------------------------------------------------
+
+    def _too_large(self, verb: str) -> LimitExceeded:
+        return LimitExceeded("response_bytes", f"the provider's answer {verb} over "
+                                               f"{self._limits.body_bytes} bytes "
+                                               f"(max_response_bytes)")
 
     def on_message_begin(self) -> None:
         if self._complete:
@@ -313,16 +316,12 @@ class Response:
             except zlib.error as exc:
                 raise ProtocolError("the provider's compressed answer is corrupt") from exc
             if len(data) > room:
-                raise LimitExceeded("response_bytes", f"the provider's answer decompresses "
-                                                      f"to over {self._limits.body_bytes} bytes "
-                                                      f"(max_response_bytes)")
+                raise self._too_large("decompresses to")
             if not data:
                 return
         self._decoded += len(data)
         if self._decoded > self._limits.body_bytes:
-            raise LimitExceeded("response_bytes", f"the provider's answer is over "
-                                                  f"{self._limits.body_bytes} bytes "
-                                                  f"(max_response_bytes)")
+            raise self._too_large("is")
         self._body.append(data)
         self._buffered += len(data)
         if self._buffered > self._max_buffered and not self._paused:
@@ -343,9 +342,7 @@ class Response:
             room = self._limits.body_bytes - self._decoded
             tail = self._decoder.flush(room + 1)
             if len(tail) > room:
-                raise LimitExceeded("response_bytes", f"the provider's answer decompresses "
-                                                      f"to over {self._limits.body_bytes} bytes "
-                                                      f"(max_response_bytes)")
+                raise self._too_large("decompresses to")
             if tail:
                 self._body.append(tail)
         self._complete = True

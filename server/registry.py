@@ -73,10 +73,7 @@ class ModelRecord:
 
     @property
     def call_url(self) -> str:
-        """Where calls go: the endpoint, or an OpenAI-compatible base URL's chat
-        completions."""
-        return f"{self.endpoint.rstrip('/')}/chat/completions" if self.api == "openai" \
-            else self.endpoint
+        return call_url(self.api, self.endpoint)
 
     def offers(self, capability: str) -> bool:
         return capability.lower() in (c.lower() for c in self.capabilities)
@@ -311,6 +308,11 @@ class Registry:
             verification=Verification(as_utc(row.verified_at), row.verification_passed,
                                       row.verification_summary)
             if row.verified_at is not None else None)
+
+
+def call_url(api: str, endpoint: str) -> str:
+    """Where calls go: the endpoint, or an OpenAI-compatible base URL's chat completions."""
+    return f"{endpoint.rstrip('/')}/chat/completions" if api == "openai" else endpoint
 
 
 def auth_headers(auth_type: str, credentials: Mapping[str, str]) -> dict[str, str]:
