@@ -34,12 +34,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import func, select
-
+from ai1net.server import rollups
 from ai1net.server.errors import BudgetExceeded, GatewayError, RateLimited, Unavailable
 from ai1net.server.keys import Principal
 from ai1net.server.storage import Database
-from ai1net.server.tables import UsageEventRow
 
 __all__ = ["Admission", "KeyRateLimited", "LocalQuota", "Quota", "RateLimits", "SpentLoader",
            "Window", "build_quota", "spent_by_key"]
@@ -140,11 +138,9 @@ def build_quota(redis_url: str | None, *, load_spent: SpentLoader) -> Quota:
 
 
 async def spent_by_key(db: Database, key_id: str) -> int:
-    """Everything the key has been billed, from the ledger (nano-dollars)."""
-    query = select(func.coalesce(func.sum(UsageEventRow.cost_nanos), 0)).where(
-        UsageEventRow.key_id == key_id)  # type: ignore[arg-type]
+    """Everything the key has been billed, from the ledger's roll-ups (nano-dollars)."""
     async with db.engine.connect() as conn:
-        return int((await conn.execute(query)).scalar_one())
+        return await rollups.spent_nanos(conn, key_id)
 
 
 # -- shared with quota_redis: bucket arithmetic and the errors ------------------------------

@@ -95,6 +95,40 @@ class UsageEventRow(SQLModel, table=True):
     error_type: str = Field(default="", max_length=64)
 
 
+class UsageHourRow(SQLModel, table=True):
+    """The ledger rolled up by hour, key and model (``server/rollups.py``): written in the
+    transaction that writes the events it counts, so it always equals their sums."""
+
+    __tablename__ = "usage_hourly"
+    __table_args__ = (Index("ix_usage_hourly_key", "key_id", "hour_ms"),)
+
+    hour_ms: int = Field(primary_key=True, sa_type=BigInteger)  # the hour's first ms
+    key_id: str = Field(primary_key=True, max_length=40)
+    model: str = Field(primary_key=True, max_length=200)
+    model_owner: str = Field(primary_key=True, max_length=40)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)  # outcome other than "ok"
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cost_nanos: int = Field(default=0, sa_type=BigInteger)
+
+
+class UsageHourModelRow(SQLModel, table=True):
+    """The same roll-up without the key: what admins' and providers' reports read (a
+    busy marketplace has many keys, and few models)."""
+
+    __tablename__ = "usage_hourly_models"
+
+    hour_ms: int = Field(primary_key=True, sa_type=BigInteger)
+    model: str = Field(primary_key=True, max_length=200)
+    model_owner: str = Field(primary_key=True, max_length=40)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cost_nanos: int = Field(default=0, sa_type=BigInteger)
+
+
 class UsageReportRow(SQLModel, table=True):
     __tablename__ = "usage_reports"
     __table_args__ = (Index("ix_reports_model_period", "model", "from_ms", "to_ms"),)
