@@ -35,6 +35,7 @@ from ai1net.server.tables import ModelRow, UsageReportRow
 
 GROUPS = rules.GROUP_BY
 BUCKET_MS = {"hour": 3_600_000, "day": 86_400_000}
+GROUP_COLUMNS = {"model": "model", "key": "key_id"}
 _RFC3339 = re.compile(  # ASCII digits only: \d alone also takes "٢" and friends
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
@@ -129,7 +130,8 @@ async def usage_totals(*, session: AsyncSession, caller: Principal, period: Peri
     where = _scope(caller)
     if model:
         where["model"] = model
-    ledger = rollups.source(period, by_key=group_by == "key", where=where)
+    dims = [GROUP_COLUMNS[group_by]] if group_by in GROUP_COLUMNS else []
+    ledger = rollups.source(period, dims=dims, where=where, bucket_ms=BUCKET_MS.get(group_by))
     label = _group_label(group_by, ledger)
     columns = [func.sum(ledger.c[name]) for name in rollups.SUMS]
     if label is None:
@@ -158,7 +160,7 @@ def _scope(caller: Principal) -> dict[str, str]:
 
 def _group_label(group_by: str, ledger: Subquery) -> Any:
     if group_by in ("model", "key"):
-        return ledger.c.model if group_by == "model" else ledger.c.key_id
+        return ledger.c[GROUP_COLUMNS[group_by]]
     if group_by in BUCKET_MS:
         # Inline literals so that SELECT and GROUP BY are the same text on PostgreSQL;
         # BIGINT / BIGINT is integer division on both PostgreSQL and SQLite.
@@ -266,7 +268,7 @@ async def reconcile(*, session: AsyncSession, caller: Principal, model: str,
     if owner is not None:
         where["model_owner"] = owner
         reports.append(REPORTS.owner == owner)
-    ledger = rollups.source(period, by_key=False, where=where)
+    ledger = rollups.source(period, where=where)
     ours = select(func.sum(ledger.c.requests),
                   func.sum(ledger.c.input_tokens + ledger.c.output_tokens))
     theirs = select(func.sum(REPORTS.requests), func.sum(REPORTS.tokens_processed))

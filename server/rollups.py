@@ -1,24 +1,26 @@
-"""The ledger's hourly roll-ups: what reports read instead of millions of raw events.
+"""The ledger's roll-ups: what reports read instead of millions of raw events.
 
-Two tables sum the events by hour: ``usage_hourly`` by key and model (consumers' views,
-reports by key, a key's spend) and ``usage_hourly_models`` by model alone (admins' and
-providers' views: a marketplace has many more keys than models). The ledger writes a
-batch's deltas in the transaction that writes the batch's events, counting only the
-events that transaction stored (an id already stored — a retried batch, a replayed spool —
-adds nothing), so the roll-ups equal the raw sums at every commit, whatever stops the
-process between two batches. There is no database trigger: one upsert per distinct
-(hour, key, model) of a batch, summed in Python first, costs a fraction of a trigger's
-row-by-row update.
+Three tables sum the events: ``usage_hourly`` by hour, key and model (consumers' views, a
+key's spend), ``usage_hourly_models`` by hour and model alone (admins' and providers'
+views: a marketplace has many more keys than models) and ``usage_daily_keys`` by day and
+key alone (reports by key). The ledger writes a batch's deltas to the three in the
+transaction that writes the batch's events, counting only the events that transaction
+stored (an id already stored — a retried batch, a replayed spool — adds nothing), so the
+roll-ups equal the raw sums at every commit, whatever stops the process between two
+batches. There is no database trigger: one upsert per distinct row a batch touches,
+summed in Python first, costs a fraction of a trigger's row-by-row update.
 
-A report over ``[from, to)`` reads the roll-ups for the whole hours inside it and raw
-events only for the partial hours at its edges (:func:`source`), so its answer is the raw
-sum to the event. Raw events older than ``AI1NET_USAGE_RETENTION_DAYS`` may be deleted
-(:func:`prune_events`); the roll-ups stay, and so do reports over whole hours.
+A report over ``[from, to)`` reads the coarsest roll-up that holds what it filters and
+groups by — for whole days, then whole hours — and raw events only for the partial hours
+at its edges (:func:`source`), so its answer is the raw sum to the event. Raw events older
+than ``AI1NET_USAGE_RETENTION_DAYS`` may be deleted (:func:`prune_events`); the roll-ups
+stay, and so do reports over whole hours.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -27,6 +29,7 @@ from sqlalchemy import (
     Connection,
     Select,
     Subquery,
+    Table,
     case,
     delete,
     func,
@@ -37,20 +40,45 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ai1net.server.tables import UsageEventRow, UsageHourModelRow, UsageHourRow
+from ai1net.server.tables import (
+    UsageDayKeyRow,
+    UsageEventRow,
+    UsageHourModelRow,
+    UsageHourRow,
+)
 
 if TYPE_CHECKING:
     from ai1net.server.reports import Period
     from ai1net.server.usage import UsageEvent
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 SUMS = ("requests", "errors", "input_tokens", "output_tokens", "cost_nanos")
-KEYED_DIMS = ("hour_ms", "key_id", "model", "model_owner")
-MODEL_DIMS = ("hour_ms", "model", "model_owner")
 
 EVENTS = UsageEventRow.__table__.c  # type: ignore[attr-defined]
 KEYED = UsageHourRow.__table__  # type: ignore[attr-defined]
 BY_MODEL = UsageHourModelRow.__table__  # type: ignore[attr-defined]
+BY_DAY_KEY = UsageDayKeyRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One roll-up table: its time column and width, and the columns it keeps."""
+
+    table: Table
+    time: str
+    width: int
+    dims: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return (self.time, *self.dims)
+
+
+HOURLY = Level(KEYED, "hour_ms", HOUR_MS, ("key_id", "model", "model_owner"))
+HOURLY_MODELS = Level(BY_MODEL, "hour_ms", HOUR_MS, ("model", "model_owner"))
+DAILY_KEYS = Level(BY_DAY_KEY, "day_ms", DAY_MS, ("key_id", "model_owner"))
+LEVELS = (HOURLY, HOURLY_MODELS, DAILY_KEYS)
 
 
 # -- the write side -------------------------------------------------------------------------
@@ -58,48 +86,54 @@ BY_MODEL = UsageHourModelRow.__table__  # type: ignore[attr-defined]
 Row = tuple[Any, ...]
 
 
-def deltas(events: Iterable[UsageEvent]) -> tuple[list[Row], list[Row]]:
-    """A batch summed per (hour, key, model, owner) and per (hour, model, owner): rows of
-    ``KEYED_DIMS + SUMS`` and ``MODEL_DIMS + SUMS``, sorted (concurrent writers on
-    PostgreSQL then lock the rows they share in the same order, and never deadlock)."""
-    keyed: dict[tuple[int, str, str, str], list[int]] = {}
+def deltas(events: Iterable[UsageEvent]) -> list[list[Row]]:
+    """A batch summed per row of each level of ``LEVELS``: rows of ``level.key + SUMS``,
+    sorted (concurrent writers on PostgreSQL then lock the rows they share in the same
+    order, and never deadlock)."""
+    hourly: dict[tuple[int, str, str, str], list[int]] = {}
     for event in events:
         dims = (event.ts_ms - event.ts_ms % HOUR_MS, event.key_id, event.model,
                 event.model_owner)
-        sums = keyed.get(dims)
+        sums = hourly.get(dims)
         if sums is None:
-            keyed[dims] = sums = [0, 0, 0, 0, 0]
+            hourly[dims] = sums = [0, 0, 0, 0, 0]
         sums[0] += 1
         sums[1] += event.outcome != "ok"
         sums[2] += event.input_tokens
         sums[3] += event.output_tokens
         sums[4] += event.cost_nanos
-    by_model: dict[tuple[int, str, str], list[int]] = {}
-    for (hour, _key, model, owner), sums in keyed.items():
-        total = by_model.get((hour, model, owner))
-        if total is None:
-            by_model[(hour, model, owner)] = list(sums)
-        else:
-            for i, value in enumerate(sums):
-                total[i] += value
-    return ([(*dims, *sums) for dims, sums in sorted(keyed.items())],
-            [(*dims, *sums) for dims, sums in sorted(by_model.items())])
+    models: dict[tuple[Any, ...], list[int]] = {}
+    days: dict[tuple[Any, ...], list[int]] = {}
+    for (hour, key, model, owner), sums in hourly.items():
+        _add(models, (hour, model, owner), sums)
+        _add(days, (hour - hour % DAY_MS, key, owner), sums)
+    return [[(*dims, *sums) for dims, sums in sorted(level.items())]
+            for level in (hourly, models, days)]
 
 
-def _upsert(table: str, dims: Sequence[str], *, named: bool) -> str:
+def _add(level: dict[tuple[Any, ...], list[int]], dims: tuple[Any, ...],
+         sums: list[int]) -> None:
+    total = level.get(dims)
+    if total is None:
+        level[dims] = list(sums)
+    else:
+        for i, value in enumerate(sums):
+            total[i] += value
+
+
+def _upsert(level: Level, *, named: bool) -> str:
     """``INSERT … ON CONFLICT DO UPDATE SET x = x + excluded.x``: the same text on SQLite
     and PostgreSQL but for the parameter style."""
-    columns = (*dims, *SUMS)
+    columns = (*level.key, *SUMS)
     values = ", ".join(f":{c}" for c in columns) if named else ", ".join("?" * len(columns))
-    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUMS)
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "  # noqa: S608
-            f"ON CONFLICT ({', '.join(dims)}) DO UPDATE SET {updates}")
+    name = level.table.name
+    updates = ", ".join(f"{c} = {name}.{c} + excluded.{c}" for c in SUMS)
+    return (f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({values}) "  # noqa: S608
+            f"ON CONFLICT ({', '.join(level.key)}) DO UPDATE SET {updates}")
 
 
-SQLITE_UPSERTS = (_upsert("usage_hourly", KEYED_DIMS, named=False),
-                  _upsert("usage_hourly_models", MODEL_DIMS, named=False))
-_NAMED_UPSERTS = (text(_upsert("usage_hourly", KEYED_DIMS, named=True)),
-                  text(_upsert("usage_hourly_models", MODEL_DIMS, named=True)))
+SQLITE_UPSERTS = [_upsert(level, named=False) for level in LEVELS]
+_NAMED_UPSERTS = [text(_upsert(level, named=True)) for level in LEVELS]
 
 
 def add_sync(conn: Connection, events: Iterable[UsageEvent]) -> None:
@@ -111,58 +145,69 @@ def add_sync(conn: Connection, events: Iterable[UsageEvent]) -> None:
 
 async def add(conn: AsyncConnection, events: Iterable[UsageEvent]) -> None:
     """Add stored events to the roll-ups, in the caller's transaction."""
-    for statement, rows, dims in zip(_NAMED_UPSERTS, deltas(events), (KEYED_DIMS, MODEL_DIMS),
-                                     strict=True):
+    for statement, rows, level in zip(_NAMED_UPSERTS, deltas(events), LEVELS, strict=True):
         if rows:
-            names = (*dims, *SUMS)
+            names = (*level.key, *SUMS)
             await conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
 
 
 # -- the read side --------------------------------------------------------------------------
 
+Span = tuple[int | None, int | None]  # [start, end) in epoch ms; None is unbounded
 
-def split(period: Period) -> tuple[list[tuple[int | None, int | None]],
-                                   list[tuple[int | None, int | None]]]:
-    """``period`` as the whole hours the roll-ups answer and the partial hours at its
-    edges that only raw events can: two lists of ``[start, end)`` (None is unbounded)."""
-    start, end = period.start_ms, period.end_ms
-    first = None if start is None else -(-start // HOUR_MS) * HOUR_MS  # ceiling
-    last = None if end is None else end // HOUR_MS * HOUR_MS
+
+def split(start: int | None, end: int | None, widths: Sequence[int],
+          ) -> list[tuple[int | None, Span]]:
+    """``[start, end)`` as whole buckets of the first width, then of the next width at the
+    edges, and so on; what no width covers (partial hours) has width None: raw events."""
+    if not widths:
+        return [(None, (start, end))]
+    width, finer = widths[0], widths[1:]
+    first = None if start is None else -(-start // width) * width  # ceiling
+    last = None if end is None else end // width * width
     if first is not None and last is not None and first >= last:
-        return [], [(start, end)]  # no whole hour inside
-    edges: list[tuple[int | None, int | None]] = []
+        return split(start, end, finer)  # no whole bucket inside
+    spans: list[tuple[int | None, Span]] = []
     if start is not None and first is not None and start < first:
-        edges.append((start, first))
+        spans += split(start, first, finer)
+    spans.append((width, (first, last)))
     if end is not None and last is not None and last < end:
-        edges.append((last, end))
-    return [(first, last)], edges
+        spans += split(last, end, finer)
+    return spans
 
 
-def source(period: Period, *, by_key: bool, where: Mapping[str, str]) -> Subquery:
-    """The ledger over ``period`` as rows of (ts_ms, [key_id,] model, model_owner, *SUMS):
-    roll-up rows for whole hours (ts_ms is the hour), raw events for the partial hours.
-    ``where`` is column = value (key_id, model, model_owner); ``by_key`` keeps key_id
-    (reading the larger roll-up). Summing the rows gives the raw events' sums."""
-    if "key_id" in where:
-        by_key = True
-    table = KEYED if by_key else BY_MODEL
-    hours, edges = split(period)
+def source(period: Period, *, dims: Iterable[str] = (), where: Mapping[str, str],
+           bucket_ms: int | None = None) -> Subquery:
+    """The ledger over ``period`` as rows of ``ts_ms``, the ``dims`` and ``where`` columns
+    (key_id, model, model_owner) and ``SUMS``: roll-up rows for whole days or hours (ts_ms
+    their first ms), raw events for partial hours. ``where`` is column = value;
+    ``bucket_ms``, when the caller groups by time, the width of its buckets (a multiple of
+    an hour). Summing the rows gives the raw events' sums; grouping them by the dims or by
+    ts_ms buckets of ``bucket_ms`` gives the raw events' groups."""
+    columns = sorted({*dims, *where})
+    if "key_id" not in columns:
+        levels = [HOURLY_MODELS]
+    elif "model" not in columns and (bucket_ms is None or bucket_ms % DAY_MS == 0):
+        levels = [DAILY_KEYS, HOURLY]
+    else:
+        levels = [HOURLY]
+    by_width = {level.width: level for level in levels}
     parts: list[Select[Any]] = []
-    for start, end in hours:
-        dims = [table.c.hour_ms.label("ts_ms"), *_keyed(table.c, by_key)]
-        parts.append(select(*dims, *(table.c[name] for name in SUMS))
-                     .where(*_equal(table.c, where), *_within(table.c.hour_ms, start, end)))
-    for start, end in edges:
-        parts.append(select(
-            EVENTS.ts_ms, *_keyed(EVENTS, by_key), literal(1, BigInteger).label("requests"),
-            case((EVENTS.outcome != "ok", 1), else_=0).label("errors"), EVENTS.input_tokens,
-            EVENTS.output_tokens, EVENTS.cost_nanos)
-            .where(*_equal(EVENTS, where), *_within(EVENTS.ts_ms, start, end)))
+    for width, (start, end) in split(period.start_ms, period.end_ms, list(by_width)):
+        if width is None:
+            parts.append(select(
+                EVENTS.ts_ms, *(EVENTS[c] for c in columns),
+                literal(1, BigInteger).label("requests"),
+                case((EVENTS.outcome != "ok", 1), else_=0).label("errors"),
+                EVENTS.input_tokens, EVENTS.output_tokens, EVENTS.cost_nanos)
+                .where(*_equal(EVENTS, where), *_within(EVENTS.ts_ms, start, end)))
+            continue
+        table = by_width[width].table.c
+        time = table[by_width[width].time]
+        parts.append(select(time.label("ts_ms"), *(table[c] for c in columns),
+                            *(table[name] for name in SUMS))
+                     .where(*_equal(table, where), *_within(time, start, end)))
     return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("ledger")
-
-
-def _keyed(columns: Any, by_key: bool) -> list[Any]:
-    return [*([columns.key_id] if by_key else []), columns.model, columns.model_owner]
 
 
 def _equal(columns: Any, where: Mapping[str, str]) -> list[ColumnElement[bool]]:
@@ -179,10 +224,10 @@ def _within(column: Any, start: int | None, end: int | None) -> list[ColumnEleme
 
 
 async def spent_nanos(conn: AsyncConnection, key_id: str) -> int:
-    """Everything ``key_id`` has been billed: the sum of its roll-ups, which hold every
-    event the ledger has stored (even those retention has pruned)."""
-    query = select(func.coalesce(func.sum(KEYED.c.cost_nanos), 0)).where(
-        KEYED.c.key_id == key_id)
+    """Everything ``key_id`` has been billed: the sum of its daily roll-ups, which hold
+    every event the ledger has stored (even those retention has pruned)."""
+    query = select(func.coalesce(func.sum(BY_DAY_KEY.c.cost_nanos), 0)).where(
+        BY_DAY_KEY.c.key_id == key_id)
     return int((await conn.execute(query)).scalar_one())
 
 

@@ -71,7 +71,7 @@ async def monthly_statement(*, session: AsyncSession, caller: Principal, month: 
     reports = [REPORTS.from_ms < end_ms, REPORTS.to_ms > start_ms]
     if owner is not None:
         reports.append(REPORTS.owner == owner)
-    ledger = rollups.source(period, by_key=False,
+    ledger = rollups.source(period, dims=["model"],
                             where={} if owner is None else {"model_owner": owner})
     ours = (select(ledger.c.model, func.sum(ledger.c.requests),
                    func.sum(ledger.c.input_tokens + ledger.c.output_tokens),

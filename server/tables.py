@@ -129,6 +129,22 @@ class UsageHourModelRow(SQLModel, table=True):
     cost_nanos: int = Field(default=0, sa_type=BigInteger)
 
 
+class UsageDayKeyRow(SQLModel, table=True):
+    """The roll-up by day and key alone (with the owner, for providers' views): what reports
+    by key read over whole days, where the hourly one holds a row per hour and model."""
+
+    __tablename__ = "usage_daily_keys"
+
+    day_ms: int = Field(primary_key=True, sa_type=BigInteger)  # the UTC day's first ms
+    key_id: str = Field(primary_key=True, max_length=40)
+    model_owner: str = Field(primary_key=True, max_length=40)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cost_nanos: int = Field(default=0, sa_type=BigInteger)
+
+
 class UsageReportRow(SQLModel, table=True):
     __tablename__ = "usage_reports"
     __table_args__ = (Index("ix_reports_model_period", "model", "from_ms", "to_ms"),)

@@ -40,7 +40,7 @@ def principal(role: str, key_id: str) -> Principal:
 ADMIN = principal("admin", "key_admin")
 
 
-def random_events(rng: random.Random, count: int, *, start: int = 0, hours: int = 30,
+def random_events(rng: random.Random, count: int, *, start: int = 0, hours: int = 72,
                   t0: int = T0) -> list[UsageEvent]:
     events = []
     for n in range(start, start + count):
@@ -74,6 +74,11 @@ async def assert_rollups_equal_raw(db: Database) -> None:
                                  f"{sums} FROM usage_events GROUP BY h, model, model_owner "
                                  "ORDER BY 1, 2, 3")
     assert await query(db, "SELECT * FROM usage_hourly_models ORDER BY 1, 2, 3") == raw_models
+    day = rollups.DAY_MS
+    raw_days = await query(db, f"SELECT ts_ms / {day} * {day} AS d, key_id, model_owner, "
+                               f"{sums} FROM usage_events GROUP BY d, key_id, model_owner "
+                               "ORDER BY 1, 2, 3")
+    assert await query(db, "SELECT * FROM usage_daily_keys ORDER BY 1, 2, 3") == raw_days
 
 
 def expected(events: list[UsageEvent], period: Period, *, key: str | None = None,
@@ -104,7 +109,7 @@ def random_period(rng: random.Random) -> Period:
     def moment() -> int | None:
         if rng.random() < 0.15:
             return None
-        aligned = T0 + rng.randrange(-2, 33) * HOUR
+        aligned = T0 + rng.randrange(-2, 74) * HOUR
         return aligned if rng.random() < 0.4 else aligned + rng.randrange(1, HOUR)
 
     start, end = moment(), moment()

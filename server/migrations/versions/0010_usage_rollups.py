@@ -1,5 +1,5 @@
-"""hourly roll-ups of the ledger, by key and model and by model alone, filled from the
-events already stored
+"""roll-ups of the ledger: by hour, key and model; by hour and model; by day and key —
+filled from the events already stored
 
 Revision ID: 0010
 Revises: 0009
@@ -21,6 +21,7 @@ branch_labels = None
 depends_on = None
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 SUMS = ("requests", "errors", "input_tokens", "output_tokens", "cost_nanos")
 
 
@@ -47,6 +48,14 @@ def upgrade() -> None:
         *_sums(),
         sa.PrimaryKeyConstraint("hour_ms", "model", "model_owner"),
     )
+    op.create_table(
+        "usage_daily_keys",
+        sa.Column("day_ms", sa.BigInteger(), nullable=False),
+        sa.Column("key_id", sa.String(length=40), nullable=False),
+        sa.Column("model_owner", sa.String(length=40), nullable=False),
+        *_sums(),
+        sa.PrimaryKeyConstraint("day_ms", "key_id", "model_owner"),
+    )
     # The backfill: the events already stored, summed as the ledger sums each batch.
     hour = f"ts_ms / {HOUR_MS} * {HOUR_MS}"  # integer division on both databases
     sums = ("count(*), sum(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END), sum(input_tokens), "
@@ -58,9 +67,15 @@ def upgrade() -> None:
                f"{', '.join(SUMS)}) SELECT hour_ms, model, model_owner, "
                f"{', '.join(f'sum({name})' for name in SUMS)} FROM usage_hourly "
                f"GROUP BY hour_ms, model, model_owner")
+    day = f"hour_ms / {DAY_MS} * {DAY_MS}"
+    op.execute(f"INSERT INTO usage_daily_keys (day_ms, key_id, model_owner, "  # noqa: S608
+               f"{', '.join(SUMS)}) SELECT {day}, key_id, model_owner, "
+               f"{', '.join(f'sum({name})' for name in SUMS)} FROM usage_hourly "
+               f"GROUP BY {day}, key_id, model_owner")
 
 
 def downgrade() -> None:
+    op.drop_table("usage_daily_keys")
     op.drop_table("usage_hourly_models")
     op.drop_index("ix_usage_hourly_key", table_name="usage_hourly")
     op.drop_table("usage_hourly")
