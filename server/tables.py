@@ -100,7 +100,9 @@ class UsageHourRow(SQLModel, table=True):
     transaction that writes the events it counts, so it always equals their sums."""
 
     __tablename__ = "usage_hourly"
-    __table_args__ = (Index("ix_usage_hourly_key", "key_id", "hour_ms"),)
+    # WITHOUT ROWID on SQLite: the primary key is the table (one B-tree an upsert, not two).
+    __table_args__ = (Index("ix_usage_hourly_key", "key_id", "hour_ms"),
+                      {"sqlite_with_rowid": False})
 
     hour_ms: int = Field(primary_key=True, sa_type=BigInteger)  # the hour's first ms
     key_id: str = Field(primary_key=True, max_length=40)
@@ -118,6 +120,7 @@ class UsageHourModelRow(SQLModel, table=True):
     busy marketplace has many keys, and few models)."""
 
     __tablename__ = "usage_hourly_models"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     hour_ms: int = Field(primary_key=True, sa_type=BigInteger)
     model: str = Field(primary_key=True, max_length=200)
@@ -134,6 +137,7 @@ class UsageDayKeyRow(SQLModel, table=True):
     by key read over whole days, where the hourly one holds a row per hour and model."""
 
     __tablename__ = "usage_daily_keys"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     day_ms: int = Field(primary_key=True, sa_type=BigInteger)  # the UTC day's first ms
     key_id: str = Field(primary_key=True, max_length=40)

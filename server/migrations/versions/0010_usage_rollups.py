@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("model_owner", sa.String(length=40), nullable=False),
         *_sums(),
         sa.PrimaryKeyConstraint("hour_ms", "key_id", "model", "model_owner"),
+        sqlite_with_rowid=False,  # the primary key is the table: one B-tree an upsert
     )
     op.create_index("ix_usage_hourly_key", "usage_hourly", ["key_id", "hour_ms"])
     op.create_table(
@@ -47,6 +48,7 @@ def upgrade() -> None:
         sa.Column("model_owner", sa.String(length=40), nullable=False),
         *_sums(),
         sa.PrimaryKeyConstraint("hour_ms", "model", "model_owner"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "usage_daily_keys",
@@ -55,6 +57,7 @@ def upgrade() -> None:
         sa.Column("model_owner", sa.String(length=40), nullable=False),
         *_sums(),
         sa.PrimaryKeyConstraint("day_ms", "key_id", "model_owner"),
+        sqlite_with_rowid=False,
     )
     # The backfill: the events already stored, summed as the ledger sums each batch.
     hour = f"ts_ms / {HOUR_MS} * {HOUR_MS}"  # integer division on both databases
