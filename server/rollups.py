@@ -137,10 +137,16 @@ _NAMED_UPSERTS = [text(_upsert(level, named=True)) for level in LEVELS]
 
 
 def add_sync(conn: Connection, events: Iterable[UsageEvent]) -> None:
-    """Add stored events to the roll-ups, in the caller's transaction (SQLite's writer)."""
-    for statement, rows in zip(SQLITE_UPSERTS, deltas(events), strict=True):
-        if rows:
-            conn.exec_driver_sql(statement, rows)
+    """Add stored events to the roll-ups, in the caller's transaction (SQLite's writer),
+    on the driver's cursor: SQLAlchemy's statement handling would cost more than the
+    upserts of a small batch."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for statement, rows in zip(SQLITE_UPSERTS, deltas(events), strict=True):
+            if rows:
+                cursor.executemany(statement, rows)
+    finally:
+        cursor.close()
 
 
 async def add(conn: AsyncConnection, events: Iterable[UsageEvent]) -> None:
