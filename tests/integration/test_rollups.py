@@ -5,6 +5,7 @@ backfill, and after retention has pruned the raw events."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,12 +17,21 @@ from sqlalchemy import text
 from ai1net.server import rollups
 from ai1net.server.keys import Principal
 from ai1net.server.quota import spent_by_key
-from ai1net.server.reports import BUCKET_MS, Counts, Period, Totals, reconcile, usage_totals
+from ai1net.server.reports import (
+    BUCKET_MS,
+    Counts,
+    Period,
+    Totals,
+    format_time,
+    reconcile,
+    usage_totals,
+)
 from ai1net.server.spool import Spool
 from ai1net.server.statement import monthly_statement
 from ai1net.server.storage import Database
 from ai1net.server.tables import ModelRow
 from ai1net.server.usage import Ledger, UsageEvent
+from tests.conftest import ADMIN_KEY, Harness, bearer, gateway_settings, run_harness
 
 HOUR = rollups.HOUR_MS
 # A Monday, far from now: hours and days of the test are fixed.
@@ -344,3 +354,40 @@ async def test_the_migration_backfills_the_events_already_stored(database_url: s
         await assert_reports_match(db, events, random.Random(8), periods=3)
     finally:
         await db.close()
+
+
+async def test_a_gateway_prunes_past_its_retention_and_answers_as_before(sqlite_url: str):
+    """AI1NET_USAGE_RETENTION_DAYS on a real gateway: the events older than it go at
+    start-up, and /v1/usage over their hours answers what it answered before."""
+    db = Database(sqlite_url)
+    await db.migrate()
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    long_ago = now - now % HOUR - 40 * 86_400_000
+    old = random_events(random.Random(9), 80, hours=10, t0=long_ago)
+    recent = random_events(random.Random(10), 20, start=1000, hours=1, t0=now - HOUR)
+    ledger = Ledger(db=db)
+    for item in old + recent:
+        ledger.record(item)
+    await ledger.close()
+    await db.close()
+    hours = {"from": format_time(long_ago), "to": format_time(long_ago + 10 * HOUR)}
+
+    async def usage(harness: Harness, **query: str) -> Any:
+        async with harness.http.get(f"{harness.http_url}/v1/usage", params=query,
+                                    headers=bearer(ADMIN_KEY)) as response:
+            assert response.status == 200
+            return await response.json()
+
+    async for harness in run_harness(gateway_settings(sqlite_url)):
+        before = [await usage(harness, **hours, group_by=g) for g in ("model", "key", "day")]
+    assert before[0]["usage"]["requests"] == 80
+    async for harness in run_harness(gateway_settings(sqlite_url, usage_retention_days=30)):
+        check = Database(sqlite_url)
+        try:
+            async with asyncio.timeout(10):
+                while (await query(check, "SELECT count(*) FROM usage_events"))[0][0] != 20:
+                    await asyncio.sleep(0.02)
+        finally:
+            await check.close()
+        after = [await usage(harness, **hours, group_by=g) for g in ("model", "key", "day")]
+        assert after == before

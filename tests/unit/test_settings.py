@@ -21,6 +21,7 @@ BAD = {
     "AI1NET_TLS_CERT": "cert.pem",
     "AI1NET_TLS_CLIENT_CA": "ca.pem",
     "AI1NET_CLIENT_KEY": "key.pem",
+    "AI1NET_USAGE_RETENTION_DAYS": "-1",
 }
 
 
@@ -45,6 +46,7 @@ GOOD = {
                          "rediss://user:pw@cache:6380/1"),
     "AI1NET_DATABASE_URL": ("postgresql://u@db:5432/x", "database_url", "postgresql://u@db:5432/x"),
     "AI1NET_LOG_LEVEL": ("debug", "log_level", "debug"),
+    "AI1NET_USAGE_RETENTION_DAYS": ("90", "usage_retention_days", 90),
 }
 
 
