@@ -30,6 +30,7 @@ from sqlalchemy import (
     Select,
     Subquery,
     Table,
+    TextClause,
     case,
     delete,
     func,
@@ -121,19 +122,37 @@ def _add(level: dict[tuple[Any, ...], list[int]], dims: tuple[Any, ...],
             total[i] += value
 
 
-def _upsert(level: Level, *, named: bool) -> str:
-    """``INSERT … ON CONFLICT DO UPDATE SET x = x + excluded.x``: the same text on SQLite
-    and PostgreSQL but for the parameter style."""
+def _upsert(level: Level) -> str:
+    """SQLite's ``INSERT … ON CONFLICT DO UPDATE SET x = x + excluded.x``, a row a set of
+    parameters (executemany)."""
     columns = (*level.key, *SUMS)
-    values = ", ".join(f":{c}" for c in columns) if named else ", ".join("?" * len(columns))
+    return (f"INSERT INTO {level.table.name} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' * len(columns))}) {_on_conflict(level)}")
+
+
+def _on_conflict(level: Level) -> str:
     name = level.table.name
     updates = ", ".join(f"{c} = {name}.{c} + excluded.{c}" for c in SUMS)
-    return (f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({values}) "  # noqa: S608
-            f"ON CONFLICT ({', '.join(level.key)}) DO UPDATE SET {updates}")
+    return f"ON CONFLICT ({', '.join(level.key)}) DO UPDATE SET {updates}"
 
 
-SQLITE_UPSERTS = [_upsert(level, named=False) for level in LEVELS]
-_NAMED_UPSERTS = [text(_upsert(level, named=True)) for level in LEVELS]
+def unnest(columns: Sequence[tuple[str, str]]) -> str:
+    """``SELECT * FROM unnest(…)`` of one array parameter a column: PostgreSQL takes a whole
+    batch as one statement of a few parameters (an executemany is a statement a row)."""
+    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns)
+    return f"SELECT * FROM unnest({arrays})"  # noqa: S608  (names from the code)
+
+
+def _pg_upsert(level: Level) -> TextClause:
+    """PostgreSQL's upsert of a level's rows, as arrays (:func:`unnest`)."""
+    columns = [(c, "BIGINT" if c in (level.time, *SUMS) else "VARCHAR") for c in level.key]
+    columns += [(c, "BIGINT") for c in SUMS]
+    return text(f"INSERT INTO {level.table.name} ({', '.join(c for c, _ in columns)}) "
+                f"{unnest(columns)} {_on_conflict(level)}")
+
+
+SQLITE_UPSERTS = [_upsert(level) for level in LEVELS]
+_PG_UPSERTS = [_pg_upsert(level) for level in LEVELS]
 
 
 def add_sync(conn: Connection, events: Iterable[UsageEvent]) -> None:
@@ -150,11 +169,12 @@ def add_sync(conn: Connection, events: Iterable[UsageEvent]) -> None:
 
 
 async def add(conn: AsyncConnection, events: Iterable[UsageEvent]) -> None:
-    """Add stored events to the roll-ups, in the caller's transaction."""
-    for statement, rows, level in zip(_NAMED_UPSERTS, deltas(events), LEVELS, strict=True):
+    """Add stored events to the roll-ups, in the caller's transaction (PostgreSQL): one
+    statement a level, its rows as arrays."""
+    for statement, rows, level in zip(_PG_UPSERTS, deltas(events), LEVELS, strict=True):
         if rows:
-            names = (*level.key, *SUMS)
-            await conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
+            arrays = map(list, zip(*rows, strict=True))
+            await conn.execute(statement, dict(zip((*level.key, *SUMS), arrays, strict=True)))
 
 
 # -- the read side --------------------------------------------------------------------------

@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from opentelemetry.trace import SpanContext
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from ai1net.server import rollups
 from ai1net.server.spool import Spool, orphans
 from ai1net.server.storage import Database
-from ai1net.server.tables import UsageEventRow
 from ai1net.server.telemetry import call_context, usage_flush_span
 
 log = logging.getLogger(__name__)
@@ -69,6 +68,16 @@ SQLITE_INSERT = (f"INSERT OR IGNORE INTO usage_events ({', '.join(EVENT_FIELDS)}
 
 # How often a process deletes raw events past the retention (AI1NET_USAGE_RETENTION_DAYS).
 PRUNE_EVERY_S = 3600.0
+
+# PostgreSQL: the batch as one array a column (one statement, however many events); the ids
+# it stored come back, so that the roll-ups count those only.
+_NOT_TEXT = {"ts_ms": "BIGINT", "input_tokens": "BIGINT", "output_tokens": "BIGINT",
+             "estimated": "BOOLEAN", "cost_nanos": "BIGINT", "latency_ms": "BIGINT",
+             "ttft_ms": "BIGINT"}
+PG_INSERT = text(
+    f"INSERT INTO usage_events ({', '.join(EVENT_FIELDS)}) "
+    + rollups.unnest([(name, _NOT_TEXT.get(name, "VARCHAR")) for name in EVENT_FIELDS])
+    + " ON CONFLICT (id) DO NOTHING RETURNING id")
 
 
 def now_ms() -> int:
@@ -198,12 +207,11 @@ class Ledger:
         if self._db.is_sqlite:
             await self._write_sqlite(batch)
             return
-        table = UsageEventRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
-        statement = (pg_insert(table).on_conflict_do_nothing(index_elements=["id"])
-                     .returning(table.c.id))
-        params = [event._asdict() for event in batch]
+        if not batch:
+            return
+        params = dict(zip(EVENT_FIELDS, map(list, zip(*batch, strict=True)), strict=True))
         async with self._db.engine.begin() as conn:
-            stored = set((await conn.execute(statement, params)).scalars())
+            stored = set((await conn.execute(PG_INSERT, params)).scalars())
             await rollups.add(conn, first_of_each(batch, stored))
 
     async def _write_sqlite(self, batch: Sequence[UsageEvent]) -> None:
