@@ -137,7 +137,9 @@ class UsageDayKeyRow(SQLModel, table=True):
     by key read over whole days, where the hourly one holds a row per hour and model."""
 
     __tablename__ = "usage_daily_keys"
-    __table_args__ = {"sqlite_with_rowid": False}
+    # By key: a consumer's reports and a key's spend (a new entry once a day and key).
+    __table_args__ = (Index("ix_usage_daily_keys_key", "key_id", "day_ms"),
+                      {"sqlite_with_rowid": False})
 
     day_ms: int = Field(primary_key=True, sa_type=BigInteger)  # the UTC day's first ms
     key_id: str = Field(primary_key=True, max_length=40)

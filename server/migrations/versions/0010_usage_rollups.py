@@ -59,6 +59,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day_ms", "key_id", "model_owner"),
         sqlite_with_rowid=False,
     )
+    op.create_index("ix_usage_daily_keys_key", "usage_daily_keys", ["key_id", "day_ms"])
     # The backfill: the events already stored, summed as the ledger sums each batch.
     hour = f"ts_ms / {HOUR_MS} * {HOUR_MS}"  # integer division on both databases
     sums = ("count(*), sum(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END), sum(input_tokens), "
@@ -78,6 +79,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_usage_daily_keys_key", table_name="usage_daily_keys")
     op.drop_table("usage_daily_keys")
     op.drop_table("usage_hourly_models")
     op.drop_index("ix_usage_hourly_key", table_name="usage_hourly")
