@@ -14,6 +14,7 @@ recorded as a ``request`` event (with its headers and parsed body).
     POST /nousage            {"output": "twelve chars"}, no usage
     POST /image              output {"image_url": "https://img.example/1.png"}, with usage
     POST /audio              output {"audio_url": "https://audio.example/1.wav"}, with usage
+    POST /audio/linked?to=URL  output {"audio_url": URL} (default: this server's /audio-file)
     POST /status/{code}      that status, {"error": {"message": "scripted failure <code>",
                              "code": <code>}}; 429 carries Retry-After: 7
     POST /badjson            200 with the body ``not json``
@@ -34,6 +35,8 @@ recorded as a ``request`` event (with its headers and parsed body).
                              [DONE]) when "stream" is true; mode bad answers 400 and mode busy
                              429 (Retry-After: 7) in OpenAI's error shape; mode cut streams one
                              chunk and drops the connection without [DONE]
+    GET  /health/{code}      an empty JSON object with that status (a model's health_url)
+    GET  /audio-file?size=N  N bytes of audio (default 4096), Content-Type audio/wav
     GET  /_events[?path=P]   {"events": [{"kind": "request"|"disconnect", "path", "t", ...}]}
     DELETE /_events          forget them
 
@@ -143,6 +146,11 @@ async def image(request: web.Request) -> web.Response:
 async def audio(request: web.Request) -> web.Response:
     output = {"audio_url": "https://audio.example/1.wav"}
     return _json({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
+
+
+async def audio_linked(request: web.Request) -> web.Response:
+    url = request.query.get("to") or f"http://{request.host}/audio-file"
+    return _json({"output": {"audio_url": url}, "usage": {"input_tokens": 3, "output_tokens": 1}})
 
 
 async def status(request: web.Request) -> web.Response:
@@ -293,6 +301,22 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# --- GETs: health checks and audio links ----------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    return _json({}, status=int(request.match_info["code"]))
+
+
+AUDIO_BYTES = b"RIFF" + bytes(range(256)) * 16
+
+
+async def audio_file(request: web.Request) -> web.Response:
+    size = int(request.query.get("size", str(len(AUDIO_BYTES))))
+    return web.Response(body=(AUDIO_BYTES * (size // len(AUDIO_BYTES) + 1))[:size],
+                        content_type="audio/wav")
+
+
 # --- event log ------------------------------------------------------------------------------
 
 
@@ -315,6 +339,7 @@ def build_app() -> web.Application:
         ("/nousage", nousage),
         ("/image", image),
         ("/audio", audio),
+        ("/audio/linked", audio_linked),
         (r"/status/{code:\d{3}}", status),
         ("/badjson", badjson),
         (r"/slow/{ms:\d+}", slow),
@@ -327,6 +352,8 @@ def build_app() -> web.Application:
         ("/openai/{mode}/v1/chat/completions", openai_chat),
     ]:
         app.router.add_post(path, handler)
+    app.router.add_get(r"/health/{code:\d{3}}", health)
+    app.router.add_get("/audio-file", audio_file)
     app.router.add_get("/_events", get_events)
     app.router.add_delete("/_events", clear_events)
     return app
