@@ -272,8 +272,11 @@ def _fill_hints(message: generate_pb2.GenerateRequest, hints: JSON, kind: str) -
 # -- answers -------------------------------------------------------------------------------
 
 
-def finish_reason(output_tokens: int, max_tokens: int | None) -> str:
-    """``length`` when the answer used every token allowed, else ``stop``."""
+def finish_reason(said: str, output_tokens: int, max_tokens: int | None) -> str:
+    """The provider's reason when it gave one; else ``length`` when the answer used every
+    token allowed, else ``stop``."""
+    if said:
+        return said
     return "length" if max_tokens is not None and output_tokens >= max_tokens else "stop"
 
 
@@ -317,7 +320,8 @@ def _answer(response: generate_pb2.GenerateResponse, asked: Asked, created: int,
     choice: JSON = {"index": 0, "message": {"role": "assistant", "content": text}} if chat \
         else {"index": 0, "text": text}
     choice["logprobs"] = None
-    choice["finish_reason"] = finish_reason(usage.output_tokens, asked.max_tokens)
+    choice["finish_reason"] = finish_reason(response.finish_reason, usage.output_tokens,
+                                            asked.max_tokens)
     return {"id": f"chatcmpl-{response.id}" if chat else f"cmpl-{response.id}",
             "object": "chat.completion" if chat else "text_completion", "created": created,
             "model": response.model, "choices": [choice], "usage": usage_json(usage),
@@ -416,7 +420,7 @@ class ChunkFraming:
 
     def _last(self, done: generate_pb2.GenerateStreamResponse) -> bytes:
         usage = done.usage
-        finish = finish_reason(usage.output_tokens, self._asked.max_tokens)
+        finish = finish_reason(done.finish_reason, usage.output_tokens, self._asked.max_tokens)
         last = self._event([self._choice({} if self._chat else "", finish)],
                            ai1net={**_extras(done, usage), "ttft_ms": done.ttft_ms})
         if self._asked.include_usage:

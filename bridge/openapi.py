@@ -15,7 +15,7 @@ from typing import Any
 
 from ai1net.bridge.errors import ERROR_TYPES
 from ai1net.server import rules
-from ai1net.server.rules import HEALTH, MODEL_TYPES, ROLES
+from ai1net.server.rules import FINISH_REASONS, HEALTH, MODEL_TYPES, ROLES
 
 Schema = dict[str, Any]
 # Every operation with a key answers these; one reading a body adds BODY_ERRORS.
@@ -93,7 +93,9 @@ def _usd() -> Schema:
 def _generate_schemas() -> Schema:
     finished = {"id": _t("string", examples=["gen_8f3a"]), "model": _t("string"),
                 "usage": _ref("TokenUsage"), "latency_ms": _count("Gateway end-to-end time"),
-                "cost_usd": _usd()}
+                "cost_usd": _usd(),
+                "finish_reason": _enum(FINISH_REASONS, "Why the provider stopped, when it "
+                                                       "said")}
     request = rules.nested(rules.GENERATE, required=("input",))
     return {
         "Routing": {**request.pop("routing"),
@@ -324,8 +326,9 @@ def _typed_hints(kind: str) -> Schema:
 
 
 def _openai_answer_schemas() -> Schema:
-    finish = _t(["string", "null"], enum=["stop", "length", None],
-                doc="`length` when the answer used every token allowed")
+    finish = _t(["string", "null"], enum=[*FINISH_REASONS, None],
+                doc="The provider's reason; without one, `length` when the answer used "
+                    "every token allowed, else `stop`")
     usage = _obj({"prompt_tokens": _count(), "completion_tokens": _count(),
                   "total_tokens": _count()}, "prompt_tokens", "completion_tokens",
                  "total_tokens")

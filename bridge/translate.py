@@ -125,9 +125,12 @@ def usage_json(usage: generate_pb2.Usage) -> JSON:
 
 
 def generate_json(response: generate_pb2.GenerateResponse) -> JSON:
-    return {"id": response.id, "model": response.model,
-            "output": value_to_python(response.output), "usage": usage_json(response.usage),
-            "latency_ms": response.latency_ms, "cost_usd": response.cost_usd}
+    answer = {"id": response.id, "model": response.model,
+              "output": value_to_python(response.output), "usage": usage_json(response.usage),
+              "latency_ms": response.latency_ms, "cost_usd": response.cost_usd}
+    if response.finish_reason:
+        answer["finish_reason"] = response.finish_reason
+    return answer
 
 
 # -- registry ------------------------------------------------------------------------------

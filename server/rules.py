@@ -30,6 +30,8 @@ STRATEGIES = ("balanced", "latency", "cost", "quality")
 ROLES = ("admin", "provider", "consumer")
 GROUP_BY = ("model", "key", "hour", "day")
 HEALTH = ("healthy", "degraded", "ejected")
+# Why a provider stopped, in OpenAI's words: what a finish_reason may say (others are dropped).
+FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call")
 
 UINT32_MAX = 2**32 - 1  # proto uint32 fields, and rate limits
 INT64_MAX = 2**63 - 1  # counts over a period

@@ -88,7 +88,8 @@ def summary(outcome: Outcome) -> dict[str, Any]:
                                         estimated=outcome.tokens.estimated),
             "latency_ms": outcome.latency_ms, "cost_usd": nanos_to_usd(outcome.cost_nanos),
             "cost_nanos": outcome.cost_nanos, "ttft_ms": outcome.ttft_ms,
-            "attempts": outcome.attempts, "route": outcome.route}
+            "attempts": outcome.attempts, "route": outcome.route,
+            "finish_reason": outcome.finish_reason}
 
 
 def trailers(outcome: Outcome) -> tuple[tuple[str, str], ...]:

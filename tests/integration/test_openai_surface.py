@@ -368,3 +368,45 @@ async def test_answers_match_the_openapi_document(harness: Harness, provider_url
                                                "stream_options": {"include_usage": True}})
     for payload in chunks[:-1]:
         schema_check("ChatCompletionChunk")(orjson.loads(payload))
+
+
+@pytest.mark.parametrize(("path", "finish", "native"), [
+    # The provider said why: passed on, to the native answer too.
+    ("/ok?finish=content_filter", "content_filter", "content_filter"),
+    # It did not, and the answer did not use every token allowed.
+    ("/ok", "stop", None),
+    # A word OpenAI does not use is dropped.
+    ("/ok?finish=not-a-reason", "stop", None),
+])
+async def test_the_providers_finish_reason_reaches_the_sdk(harness: Harness, provider_url: str,
+                                                           path: str, finish: str,
+                                                           native: str | None):
+    await model(harness, provider_url, "m-finish", path)
+    consumer = await harness.key("consumer")
+    async with client(harness, consumer) as oai:
+        answer = await oai.chat.completions.create(
+            model="m-finish", messages=[{"role": "user", "content": "hi"}], max_tokens=50)
+    assert answer.choices[0].finish_reason == finish
+    status, _, body = await harness.generate(consumer, model="m-finish", input="hi")
+    assert status == 200, body
+    assert body.get("finish_reason") == native
+
+
+@pytest.mark.parametrize("path", ["/stream/ndjson?n=3&finish=length",
+                                  "/stream/sse?n=3&finish=length"])
+async def test_a_streamed_finish_reason_is_on_the_last_chunk(harness: Harness,
+                                                             provider_url: str, path: str):
+    await model(harness, provider_url, "m-finish-stream", path)
+    consumer = await harness.key("consumer")
+    async with client(harness, consumer) as oai:
+        stream = await oai.chat.completions.create(
+            model="m-finish-stream", messages=[{"role": "user", "content": "hi"}],
+            max_tokens=50, stream=True)
+        chunks = [chunk async for chunk in stream]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices] == \
+        [None, None, None, None, "length"]
+    async with harness.http.post(f"{harness.http_url}/v1/generate", headers=bearer(consumer),
+                                 json={"model": "m-finish-stream", "input": "hi",
+                                       "stream": True}) as resp:
+        done = orjson.loads((await resp.read()).splitlines()[-1])
+    assert done["done"] is True and done["finish_reason"] == "length"

@@ -7,7 +7,8 @@ Every behaviour is chosen by the URL path, so a test registers a model whose end
 recorded as a ``request`` event (with its headers and parsed body).
 
     POST /ok                 {"output": "ok: <input>", "usage": {"input_tokens": 3,
-                             "output_tokens": 5}, "latency_ms": 1}
+                             "output_tokens": 5}, "latency_ms": 1}; with ?finish=R, also
+                             "finish_reason": R (so do /stream/ndjson and /stream/sse's done)
     POST /echo               output "echo", plus "received": {"headers": {lower-cased: value},
                              "body": <parsed body>}
     POST /fractional         like /ok, usage {"input_tokens": 2.2, "output_tokens": 3.01}
@@ -34,7 +35,8 @@ recorded as a ``request`` event (with its headers and parsed body).
                              finish_reason, a usage chunk when stream_options.include_usage,
                              [DONE]) when "stream" is true; mode bad answers 400 and mode busy
                              429 (Retry-After: 7) in OpenAI's error shape; mode cut streams one
-                             chunk and drops the connection without [DONE]
+                             chunk and drops the connection without [DONE]; modes filtered
+                             and long are ok with finish_reason content_filter and length
     GET  /health/{code}      an empty JSON object with that status (a model's health_url)
     GET  /audio-file?size=N  N bytes of audio (default 4096), Content-Type audio/wav
     GET  /_events[?path=P]   {"events": [{"kind": "request"|"disconnect", "path", "t", ...}]}
@@ -117,7 +119,14 @@ async def record_requests(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _ok(request: web.Request, usage: object = OK_USAGE) -> web.Response:
-    return _json({"output": f"ok: {request[BODY]['input']}", "usage": usage, "latency_ms": 1})
+    return _json({"output": f"ok: {request[BODY]['input']}", "usage": usage, "latency_ms": 1,
+                  **_finish(request)})
+
+
+def _finish(request: web.Request) -> JSONObject:
+    """``?finish=REASON``: the answer (or a stream's done) says why it stopped."""
+    reason = request.query.get("finish")
+    return {"finish_reason": reason} if reason else {}
 
 
 async def ok(request: web.Request) -> web.Response:
@@ -236,12 +245,12 @@ def _done(n: int) -> JSONObject:
 
 async def stream_ndjson(request: web.Request) -> web.StreamResponse:
     deltas = _deltas(request, 5)
-    return await _stream(request, _ndjson, [*deltas, _done(len(deltas))])
+    return await _stream(request, _ndjson, [*deltas, {**_done(len(deltas)), **_finish(request)}])
 
 
 async def stream_sse(request: web.Request) -> web.StreamResponse:
     deltas = _deltas(request, 5)
-    return await _stream(request, _sse, [*deltas, _done(len(deltas))])
+    return await _stream(request, _sse, [*deltas, {**_done(len(deltas)), **_finish(request)}])
 
 
 async def stream_nousage(request: web.Request) -> web.StreamResponse:
@@ -258,6 +267,9 @@ async def stream_image(request: web.Request) -> web.StreamResponse:
 
 
 # --- an OpenAI-compatible server ------------------------------------------------------------
+
+
+OPENAI_FINISH = {"filtered": "content_filter", "long": "length"}
 
 
 def _openai_error(status: int, message: str, headers: dict[str, str] | None = None,
@@ -279,19 +291,20 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
             or not isinstance(body.get("messages"), list) or not body["messages"]:
         return _openai_error(400, "scripted OpenAI server: model and messages are required")
     text = f"echo: {body['messages'][-1].get('content')}"
+    finish = OPENAI_FINISH.get(mode, "stop")
     base = {"id": "chatcmpl-test", "created": 1, "model": body["model"]}
     usage = {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}
     if not body.get("stream"):
         return _json({**base, "object": "chat.completion", "usage": usage, "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text},
-             "finish_reason": "stop"}]})
+             "finish_reason": finish}]})
     chunk = {**base, "object": "chat.completion.chunk"}
 
     def delta(content: JSONObject, finish: str | None = None) -> JSONObject:
         return {**chunk, "choices": [{"index": 0, "delta": content, "finish_reason": finish}]}
 
     chunks = [delta({"role": "assistant"}), delta({"content": text[:5]}),
-              delta({"content": text[5:]}), delta({}, "stop")]
+              delta({"content": text[5:]}), delta({}, finish)]
     if mode == "cut":
         return await _stream(request, _sse, chunks[:2], cut=True)
     if (body.get("stream_options") or {}).get("include_usage"):

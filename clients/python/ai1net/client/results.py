@@ -45,6 +45,8 @@ class Outcome:
     ttft_ms: int = 0
     attempts: int = 0
     route: str = ""
+    # Why the provider stopped ("stop", "length", …), when it said.
+    finish_reason: str = ""
 
     @property
     def cost_usd(self) -> float:
@@ -99,7 +101,8 @@ def _outcome(message: generate_pb2.GenerateResponse | generate_pb2.GenerateStrea
             "usage": TokenUsage(usage.input_tokens, usage.output_tokens, usage.estimated),
             "latency_ms": message.latency_ms,
             "cost_nanos": _nanos(message.cost_nanos, message.cost_usd),
-            "ttft_ms": message.ttft_ms, "attempts": message.attempts, "route": message.route}
+            "ttft_ms": message.ttft_ms, "attempts": message.attempts, "route": message.route,
+            "finish_reason": message.finish_reason}
 
 
 # -- registry -------------------------------------------------------------------------------
