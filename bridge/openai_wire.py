@@ -337,9 +337,9 @@ def images_json(response: generate_pb2.GenerateResponse, *, b64: bool, created: 
             "output_format": media.rpartition("/")[2]}
 
 
-def speech(response: generate_pb2.GenerateResponse) -> tuple[str, bytes]:
-    """The audio's media type and bytes."""
-    return data_url(_output_url(response, "audio_url"), "audio_url")
+def audio_url(response: generate_pb2.GenerateResponse) -> str:
+    """Where the audio is: a ``data:`` URL (`data_url`) or a link (``links.fetch_audio``)."""
+    return _output_url(response, "audio_url")
 
 
 def _output_url(response: generate_pb2.GenerateResponse, name: str) -> str:
@@ -351,11 +351,10 @@ def _output_url(response: generate_pb2.GenerateResponse, name: str) -> str:
 
 
 def data_url(url: str, name: str) -> tuple[str, bytes]:
-    """A ``data:`` URL's media type and bytes; an http(s) URL is not fetched (501)."""
+    """A ``data:`` URL's media type and bytes; a link is no data: URL (501)."""
     if not url.startswith("data:"):
         raise HttpError(501, f"the provider answered with a link in output.{name}, and this "
-                        "gateway returns only data: URLs as bytes; ask for a URL instead "
-                        "where the endpoint offers one")
+                        "endpoint returns only data: URLs as bytes; ask for a URL instead")
     header, comma, payload = url[5:].partition(",")
     media, *flags = header.split(";")
     if not comma:

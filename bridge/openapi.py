@@ -727,9 +727,11 @@ def _openai_paths() -> Schema:
                               *ANSWER_HEADERS)},
             errors=(*generating, 501), body="ImageRequest", params=TIMEOUTS)},
         "/openai/v1/audio/speech": {"post": _openai_operation(
-            "openaiSpeech", "OpenAI text to speech over any audio model (501 when the "
-            "model answers with a link rather than a data: URL)", {"200": audio},
-            errors=(*generating, 501), body="SpeechRequest", params=TIMEOUTS)},
+            "openaiSpeech", "OpenAI text to speech over any audio model: the audio "
+            "decoded from a data: URL, or fetched from its link with GET through the "
+            "provider client (SSRF guard, the model's max_response_bytes and time-outs; "
+            "502 when the link fails or breaks a limit, 504 when it does not answer in time)",
+            {"200": audio}, errors=generating, body="SpeechRequest", params=TIMEOUTS)},
     }
 
 

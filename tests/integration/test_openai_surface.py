@@ -25,6 +25,7 @@ from tests.conftest import Harness, bearer
 from tests.integration.test_streaming import events, next_event
 
 PRICING = {"input_per_1k_tokens": 1.0, "output_per_1k_tokens": 2.0}
+AUDIO_BYTES = b"RIFF" + bytes(range(256)) * 16  # tests/support/provider.py's /audio-file
 
 
 async def model(harness: Harness, provider_url: str, name: str, path: str,
@@ -274,14 +275,27 @@ async def test_demo_images_and_speech(harness: Harness, demo_provider_url: str):
     assert many.value.param == "n"
 
 
-async def test_speech_from_a_link_is_not_fetched(harness: Harness, provider_url: str):
-    await model(harness, provider_url, "m-audio", "/audio", type="audio")
+async def test_speech_from_a_link_is_fetched(harness: Harness, provider_url: str):
+    """The provider answers with a link (on loopback: the tests allow private endpoints);
+    the SDK gets the bytes it points at, with their media type."""
+    await model(harness, provider_url, "m-audio-link", "/audio/linked", type="audio",
+                credentials={"api_key": "sk-audio"})
+    await model(harness, provider_url, "m-audio-gone", "/audio/linked?to="
+                f"{provider_url}/status/404", type="audio", credentials={"api_key": "sk-audio"})
     consumer = await harness.key("consumer")
     async with client(harness, consumer) as oai:
-        with pytest.raises(openai.APIStatusError) as linked:
-            await oai.audio.speech.create(model="m-audio", voice="alloy", input="hi")
-    assert linked.value.status_code == 501
-    assert "data: URL" in linked.value.message
+        speech = await oai.audio.speech.create(model="m-audio-link", voice="alloy", input="hi")
+        with pytest.raises(openai.APIStatusError) as gone:
+            await oai.audio.speech.create(model="m-audio-gone", voice="alloy", input="hi")
+    assert speech.content == AUDIO_BYTES
+    assert speech.response.headers["Content-Type"] == "audio/wav"
+    assert speech.response.headers["x-ai1net-model"] == "m-audio-link"
+    assert gone.value.status_code == 502
+    assert "its link answered HTTP 405" in gone.value.message  # /status/* takes POSTs only
+    called = await events(harness, provider_url, "/audio/linked", "request")
+    assert called[-1]["headers"]["authorization"] == "Bearer sk-audio"
+    fetched = await events(harness, provider_url, "/audio-file", "request")
+    assert "authorization" not in fetched[-1]["headers"]  # a link gets no credential
 
 
 async def test_closing_a_stream_cancels_the_provider_call(harness: Harness,
