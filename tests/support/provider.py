@@ -37,7 +37,8 @@ recorded as a ``request`` event (with its headers and parsed body).
                              429 (Retry-After: 7) in OpenAI's error shape; mode cut streams one
                              chunk and drops the connection without [DONE]; modes filtered
                              and long are ok with finish_reason content_filter and length
-    GET  /health/{code}      an empty JSON object with that status (a model's health_url)
+    GET  /health/{code}[/{tag}]  an empty JSON object with that status (a model's health_url;
+                             the tag keeps a test's probes apart in the event log)
     GET  /audio-file?size=N  N bytes of audio (default 4096), Content-Type audio/wav
     GET  /_events[?path=P]   {"events": [{"kind": "request"|"disconnect", "path", "t", ...}]}
     DELETE /_events          forget them
@@ -366,6 +367,7 @@ def build_app() -> web.Application:
     ]:
         app.router.add_post(path, handler)
     app.router.add_get(r"/health/{code:\d{3}}", health)
+    app.router.add_get(r"/health/{code:\d{3}}/{tag}", health)
     app.router.add_get("/audio-file", audio_file)
     app.router.add_get("/_events", get_events)
     app.router.add_delete("/_events", clear_events)
