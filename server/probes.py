@@ -76,7 +76,8 @@ class Prober:
             for model in self._registry.all():
                 if model.health_url and model.enabled and model.name not in self._probes:
                     at = started + self._rng.uniform(0, self._period)
-                    task = asyncio.create_task(self._probe_at(model, at))
+                    task = asyncio.create_task(self._probe_at(model, at),
+                                               name=f"ai1net health probe of {model.name}")
                     self._probes[model.name] = task
                     task.add_done_callback(functools.partial(self._forget, model.name))
             await asyncio.sleep(self._period)

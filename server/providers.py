@@ -189,8 +189,9 @@ def parse_answer(status: int, headers: Mapping[str, str], body: bytes, input: st
     if "output" not in document:
         raise UpstreamError("the provider's answer has no output")
     output = _checked_output(document["output"])
+    said = document.get("finish_reason")
     return Answer(output=output, tokens=count_tokens(document.get("usage"), input, output),
-                  finish_reason=openai_upstream.finish_reason(document.get("finish_reason")))
+                  finish_reason="" if said is None else openai_upstream.finish_reason(said))
 
 
 def count_tokens(usage: object, input: str, output: object) -> TokenCount:

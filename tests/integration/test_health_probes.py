@@ -4,6 +4,8 @@ that fails it is out of traffic before any call reaches it, and back once it pas
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from tests.conftest import (
 )
 
 PROBE_S = 0.1
+harness_context = contextlib.asynccontextmanager(run_harness)
 CHEAP = {"input_per_1k_tokens": 0.0001, "output_per_1k_tokens": 0.0001}
 DEAR = {"input_per_1k_tokens": 0.01, "output_per_1k_tokens": 0.01}
 
@@ -115,3 +118,25 @@ async def test_a_health_url_is_checked_like_an_endpoint(gateway: Harness, provid
                                        "health_url": "ftp://example.com/x"}) as resp:
         assert resp.status == 400
         assert "health_url" in (await resp.json())["error"]["message"]
+
+
+async def test_probes_stop_cleanly_on_shutdown(sqlite_url: str, hostile_url: str):
+    """A probe waiting on a stalled health endpoint when the gateway stops: cancelled and
+    awaited, no task left pending (a cancelled exchange closes its connection: http1's
+    tests)."""
+    async with harness_context(gateway_settings(sqlite_url, health_probe_s=PROBE_S)) as gateway:
+        provider = await gateway.key("provider")
+        await gateway.register(provider, name="stalled", type="text",
+                               endpoint=f"{hostile_url}/ok", health_url=f"{hostile_url}/stall")
+        async with asyncio.timeout(5):  # the hostile server is another process: polled
+            while (await hostile_state(gateway, hostile_url))["open"] == 0:
+                await asyncio.sleep(0.01)
+        prober = gateway.gateway.prober
+        assert prober.failing("stalled") is None  # still waiting on it
+    left = [t.get_name() for t in asyncio.all_tasks() if "health probe" in t.get_name()]
+    assert left == []
+
+
+async def hostile_state(gateway: Harness, hostile_url: str) -> dict[str, int]:
+    async with gateway.http.get(f"{hostile_url}/_state", params={"path": "/stall"}) as resp:
+        return dict(await resp.json(content_type=None))
