@@ -45,6 +45,7 @@ class Prober:
         self._probes: dict[str, asyncio.Task[None]] = {}  # by model name, at most one each
         self._failing: dict[str, str] = {}  # model name → why its last probe failed
         self._probed = asyncio.Condition()
+        self.settled = 0  # probes finished, all models together
 
     def start(self) -> None:
         if self._period > 0 and self._task is None:
@@ -95,6 +96,7 @@ class Prober:
                 reason = "the probe itself failed"
         # Out until the next probe has had its chance: within two periods, plus its time.
         self._settle(model.name, reason, hold_s=2 * self._period + model.timeout_ms / 1000)
+        self.settled += 1
         async with self._probed:
             self._probed.notify_all()
 

@@ -111,6 +111,25 @@ async def test_a_hostile_health_check_is_bounded_and_a_failure(gateway: Harness,
     assert gateway.gateway.health.stats(name).health == "ejected"
 
 
+async def test_a_probe_a_kept_alive_connection_dropped_is_sent_once_more(gateway: Harness,
+                                                                         hostile_url: str):
+    """The provider answers, keeps the connection, reads the next probe and hangs up: a GET
+    may go out again (RFC 9110 §9.2.2), so every probe passes; a POST there fails (502,
+    test_hostile)."""
+    provider = await gateway.key("provider")
+    await gateway.register(provider, name="flaky-keep-alive", type="text",
+                           endpoint=f"{hostile_url}/ok",
+                           health_url=f"{hostile_url}/keep-then-hang-up")
+    prober = gateway.gateway.prober
+    await prober.until(lambda: prober.settled >= 4)
+    assert prober.failing("flaky-keep-alive") is None
+    async with gateway.http.get(f"{hostile_url}/_state",
+                                params={"path": "/keep-then-hang-up"}) as resp:
+        requests = (await resp.json(content_type=None))["requests"]
+    # Each connection: one probe answered, one read and dropped, that one sent again.
+    assert requests >= 6
+
+
 async def test_a_health_url_is_checked_like_an_endpoint(gateway: Harness, provider_url: str):
     provider = await gateway.key("provider")
     async with gateway.http.post(f"{gateway.http_url}/v1/models", headers=bearer(provider),
