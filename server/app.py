@@ -225,8 +225,9 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     transport = transport or HttpTransport(allow_private=settings.allow_private_endpoints)
     providers = ProviderClient(transport=transport)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
+    observer = Observer(metrics=metrics)
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
-                          quota=quota, observer=Observer(metrics=metrics),
+                          quota=quota, observer=observer,
                           in_flight=InFlight(limit=settings.max_in_flight), rng=rng,
                           rated=feedback.of)
     metrics.watch_usage_buffer(lambda: ledger.depth)
@@ -265,7 +266,8 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
                    handlers=handlers, metrics=metrics,
                    prober=Prober(registry=registry, health=health, transport=transport,
                                  period_s=settings.health_probe_s,
-                                 concurrency=settings.health_probe_concurrency))
+                                 concurrency=settings.health_probe_concurrency,
+                                 observer=observer))
 
 
 def local_target(addr: str, port: int) -> str:

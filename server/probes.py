@@ -6,12 +6,13 @@ of many models, and of many replicas, do not come in step), at most ``concurrenc
 time. A probe is a GET through the provider transport — the same pool, SSRF guard, limits
 (``max_response_bytes``, the header block) and time-outs (``first_byte_timeout_ms``,
 ``timeout_ms``) as a call — with the model's auth header; a model whose probe is still out
-skips a turn. An answer in 2xx passes; any other status, a
-limit broken, a connection failure or no answer in time fails.
+skips a turn. An answer in 2xx passes; any other status, a limit broken, a connection
+failure or no answer in time fails.
 
-The result goes to the health board: a failure takes the model out of traffic until a later
-probe passes (`HealthBoard.probed`), so an idle model that went down is not the first choice
-of the next caller; a pass closes its breaker. Each process probes its own models.
+The result goes to the health board, and to ``ai1net_health_probes_total{model,result}``: a
+failure takes the model out of traffic until a later probe passes (`HealthBoard.probed`), so
+an idle model that went down is not the first choice of the next caller; a pass closes its
+breaker. Each process probes its own models.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from ai1net.server.errors import GatewayError
 from ai1net.server.health import HealthBoard
 from ai1net.server.http1 import Limits
+from ai1net.server.observe import Observer
 from ai1net.server.registry import ModelRecord, Registry
 from ai1net.server.transport import ProviderRequest, Transport
 
@@ -33,10 +35,11 @@ log = logging.getLogger(__name__)
 
 class Prober:
     def __init__(self, *, registry: Registry, health: HealthBoard, transport: Transport,
-                 period_s: float, concurrency: int = 16,
+                 period_s: float, concurrency: int = 16, observer: Observer | None = None,
                  rng: random.Random | None = None) -> None:
         self._registry = registry
         self._health = health
+        self._observer = observer or Observer()
         self._transport = transport
         self._period = period_s
         self._slots = asyncio.Semaphore(concurrency)
@@ -132,3 +135,4 @@ class Prober:
                 log.warning("model %r fails its health check (%s): out of traffic until it "
                             "passes", name, reason)
         self._health.probed(name, passed=reason is None, hold_s=hold_s)
+        self._observer.probed(name, passed=reason is None)

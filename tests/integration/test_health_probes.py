@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -78,6 +79,10 @@ async def test_a_model_whose_health_url_fails_is_ejected_before_any_call_reaches
     probe = (await events(gateway, provider_url, "/health/503"))[-1]
     assert probe["headers"]["authorization"] == "Bearer sk-down"
     assert probe["body"] is None  # no content
+    async with gateway.http.get(f"{gateway.http_url}/metrics") as resp:
+        metrics = await resp.text()
+    assert re.search(r'ai1net_health_probes_total\{model="down",result="fail"\} [1-9]', metrics)
+    assert re.search(r'ai1net_health_probes_total\{model="up",result="pass"\} [1-9]', metrics)
 
     # Its check passes again: back in traffic, the first choice of the next `cost` call.
     async with gateway.http.patch(f"{gateway.http_url}/v1/models/down", headers=bearer(provider),
