@@ -46,7 +46,8 @@ class Prober:
         self._rng = rng or random.Random()  # jitter, not a secret
         self._task: asyncio.Task[None] | None = None
         self._probes: dict[str, asyncio.Task[None]] = {}  # by model name, at most one each
-        self._failing: dict[str, str] = {}  # model name → why its last probe failed
+        # Model name → why its last probe failed, None when it passed.
+        self._results: dict[str, str | None] = {}
         self._probed = asyncio.Condition()
         self.settled = 0  # probes finished, all models together
 
@@ -64,7 +65,11 @@ class Prober:
 
     def failing(self, name: str) -> str | None:
         """Why ``name``'s last probe failed; None when it passed or never ran."""
-        return self._failing.get(name)
+        return self._results.get(name)
+
+    def probed(self, name: str) -> bool:
+        """Whether ``name`` has been probed yet."""
+        return name in self._results
 
     async def until(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate`` holds, checked after each probe."""
@@ -124,13 +129,12 @@ class Prober:
         return None
 
     def _settle(self, name: str, reason: str | None, *, hold_s: float) -> None:
-        was = self._failing.get(name)
+        was = self._results.get(name)
+        self._results[name] = reason
         if reason is None:
-            self._failing.pop(name, None)
             if was is not None:
                 log.info("model %r passes its health check again", name)
         else:
-            self._failing[name] = reason
             if was is None:
                 log.warning("model %r fails its health check (%s): out of traffic until it "
                             "passes", name, reason)

@@ -63,7 +63,8 @@ async def test_a_model_whose_health_url_fails_is_ejected_before_any_call_reaches
                            endpoint=f"{provider_url}/ok", pricing=DEAR,
                            health_url=f"{provider_url}/health/200")
     prober = gateway.gateway.prober
-    await prober.until(lambda: prober.failing("down") == "HTTP 503")
+    await prober.until(lambda: prober.probed("down") and prober.probed("up"))
+    assert prober.failing("down") == "HTTP 503"
     assert prober.failing("up") is None
     assert await health_of(gateway, consumer, "down") == "ejected"
     calls_before = len(await events(gateway, provider_url, "/fractional"))
