@@ -525,6 +525,8 @@ class _Target:
     def head_of(self, method: str) -> str:
         if method == "GET":
             return self.get_head
+        if method == "POST":
+            return self.head
         raise ValueError(f"the provider client sends only POST and GET, not {method}")
 
 

@@ -2,9 +2,8 @@
 
 ``HttpTransport`` is the real one (one connection pool for every provider, http1.py);
 tests may pass any object with the same ``open`` (a POST) and ``fetch`` (a GET: health
-probes, audio links) methods. Foreign errors (the connection's,
-the socket's, time-outs before the first byte, a saturated pool) become domain errors here
-and only here.
+probes, audio links) methods. Foreign errors (the connection's, the socket's, time-outs
+before the first byte, a saturated pool) become domain errors here and only here.
 """
 
 from __future__ import annotations
