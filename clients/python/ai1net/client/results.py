@@ -172,6 +172,8 @@ class Model:
     # "ai1net", or "openai" for an OpenAI-compatible server asked for upstream_model.
     api: str = "ai1net"
     upstream_model: str = ""
+    # A URL the gateway GETs on a schedule; "" when none.
+    health_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -198,7 +200,8 @@ def model(message: registry_pb2.Model) -> Model:
         has_credentials=message.has_credentials,
         max_response_bytes=message.max_response_bytes, max_event_bytes=message.max_event_bytes,
         max_concurrency=message.max_concurrency, api=message.api or "ai1net",
-        upstream_model=message.upstream_model, extra=_extra(message, _MODEL_FIELDS))
+        upstream_model=message.upstream_model, health_url=message.health_url,
+        extra=_extra(message, _MODEL_FIELDS))
 
 
 # -- keys -----------------------------------------------------------------------------------
