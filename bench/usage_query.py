@@ -9,7 +9,7 @@ A fresh SQLite file is made when no URL is given; a database that already holds 
 queried as it is (to compare query changes without refilling). Events are spread over the
 last 30 days, 20 models of 5 owners, and 500 keys (``--keys``: fewer, busier keys); 2%
 fail. They are written through the ledger's own batch write, roll-ups included (a database
-filled before migration 0010 gets its roll-ups from the migration). Each query runs
+filled before migration 0011 gets its roll-ups from the migration). Each query runs
 ``--repeat`` times through the same function GetUsage calls; medians are printed.
 """
 

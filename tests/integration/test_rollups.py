@@ -327,7 +327,7 @@ async def test_retention_zero_keeps_every_event(sqlite_url: str):
 
 
 async def test_the_migration_backfills_the_events_already_stored(database_url: str):
-    """A database at 0009 holding events, upgraded: the roll-ups hold their sums."""
+    """A database at 0010 holding events, upgraded: the roll-ups hold their sums."""
     from alembic import command
     from alembic.config import Config
 
@@ -343,7 +343,7 @@ async def test_the_migration_backfills_the_events_already_stored(database_url: s
     events = random_events(random.Random(7), 300)
     try:
         async with db.engine.begin() as conn:
-            await conn.run_sync(upgrade, "0009")
+            await conn.run_sync(upgrade, "0010")
         columns = ", ".join(UsageEvent._fields)
         values = ", ".join(f":{name}" for name in UsageEvent._fields)
         async with db.engine.begin() as conn:

@@ -1,8 +1,8 @@
 """roll-ups of the ledger: by hour, key and model; by hour and model; by day and key —
 filled from the events already stored
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-06 15:30:00
 
 From this revision on, the ledger writes each batch's roll-up deltas in the transaction
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
