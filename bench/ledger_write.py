@@ -1,8 +1,9 @@
-"""``python -m bench.ledger_write``: what the roll-ups add to the ledger's batch write.
+"""``python -m bench.ledger_write``: the ledger's batch write before and after the roll-ups.
 
-The background batch writer (``Ledger._write``: the events and their roll-up deltas in one
-transaction) against the write of the events alone (what the ledger did before the
-roll-ups), interleaved in rounds on the same database, fresh event ids each time. Events
+After: the background batch writer (``Ledger._write``: the events and their roll-up deltas
+in one transaction) on a database at the head schema. Before: the write of the events alone,
+as the ledger did it, on a database at schema 0010 (the events' indexes by model, key and
+owner, no roll-ups). Interleaved in rounds, fresh event ids each time. Events
 are "now", spread over 500 keys and 20 models as ``bench/usage_query.py``'s are (the worst
 case for the roll-ups: nearly every event of a batch is its own (key, model) row; ``--keys
 20`` concentrates them). The
@@ -11,8 +12,9 @@ call's own path is untouched: it only appends to the buffer and the spool
 this process's: on SQLite the write runs in the event loop; on PostgreSQL the server's
 share is not in it).
 
-    python -m bench.ledger_write                        # a fresh SQLite file
+    python -m bench.ledger_write                        # two fresh SQLite files
     python -m bench.ledger_write --database-url postgresql://postgres@127.0.0.1:5432/bench
+        # makes databases bench_before and bench_after there, and drops them at the end
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from ai1net.server.storage import Database
+from ai1net.server.storage import Database, async_url
 from ai1net.server.tables import UsageEventRow
 from ai1net.server.usage import SQLITE_INSERT, Ledger, UsageEvent, now_ms
 
@@ -78,31 +84,73 @@ async def timed(write: Callable[[Sequence[UsageEvent]], Awaitable[None]],
             (time.process_time() - cpu) / count * 1e6)
 
 
-async def main(url: str, rounds: int, sizes: list[int], events_per_round: int, keys: int,
-               prefill: int) -> None:
+async def at_0010(url: str) -> Database:
+    """A database at schema 0010: the last before the roll-ups."""
+    from alembic import command
+    from alembic.config import Config
+
+    from ai1net.server.storage import MIGRATIONS
+
+    def upgrade(connection: Any) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0010")
+
     db = Database(url)
-    await db.migrate()
-    ledger = Ledger(db=db)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(upgrade)
+    return db
+
+
+async def main(before_url: str, after_url: str, rounds: int, sizes: list[int],
+               events_per_round: int, keys: int, prefill: int) -> None:
+    before = await at_0010(before_url)
+    after = Database(after_url)
+    await after.migrate()
+    ledger = Ledger(db=after)
+    old = events_only(before)
     rng = random.Random(1)
     for _ in range(0, prefill, 1000):  # an insert's cost grows with the indexes at first
+        await old(batch(rng, 1000, keys))
         await ledger._write(batch(rng, 1000, keys))
-    print(f"database: {db.url.split('@')[-1]}; {prefill:,} events before; {rounds} rounds "
+    print(f"database: {after.url.split('@')[-1]}; {prefill:,} events before; {rounds} rounds "
           f"of {events_per_round:,} events over {keys} keys")
-    print(f"{'batch':>6} {'events only µs':>15} {'+ roll-ups µs':>14} {'added':>7}   "
-          f"{'cpu: events only':>16} {'+ roll-ups':>10}")
+    print(f"{'batch':>6} {'before µs':>10} {'after µs':>9} {'change':>7}   "
+          f"{'cpu: before':>11} {'after':>6} {'change':>7}")
     for size in sizes:
         plain: list[tuple[float, float]] = []
         rolled: list[tuple[float, float]] = []
         for _ in range(rounds):
             count = max(1, events_per_round // size)
-            plain.append(await timed(events_only(db),
-                                     [batch(rng, size, keys) for _ in range(count)]))
+            plain.append(await timed(old, [batch(rng, size, keys) for _ in range(count)]))
             rolled.append(await timed(ledger._write,
                                       [batch(rng, size, keys) for _ in range(count)]))
         a, b = (statistics.median(w for w, _ in x) for x in (plain, rolled))
         ca, cb = (statistics.median(c for _, c in x) for x in (plain, rolled))
-        print(f"{size:>6} {a:>15.1f} {b:>14.1f} {(b - a) / a:>+7.0%}   {ca:>16.1f} {cb:>10.1f}")
-    await db.close()
+        print(f"{size:>6} {a:>10.1f} {b:>9.1f} {(b - a) / a:>+7.0%}   {ca:>11.1f} {cb:>6.1f} "
+              f"{(cb - ca) / ca:>+7.0%}")
+    await before.close()
+    await after.close()
+
+
+async def postgres(url: str, run: Callable[[str, str], Awaitable[None]]) -> None:
+    """Run with two new databases beside ``url``'s, dropped afterwards."""
+    base = make_url(url)
+    admin = create_async_engine(async_url(url), isolation_level="AUTOCOMMIT")
+    names = [f"{base.database}_before", f"{base.database}_after"]
+    try:
+        async with admin.connect() as conn:
+            for name in names:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await run(*(base.set(database=name).render_as_string(hide_password=False)
+                    for name in names))
+    finally:
+        async with admin.connect() as conn:
+            for name in names:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        await admin.dispose()
 
 
 def cli() -> None:
@@ -119,13 +167,16 @@ def cli() -> None:
     args = parser.parse_args()
     sizes = args.batch or [10, 100, 500]
     keys = max(1, min(args.keys, len(KEYS)))
+
+    async def run(before: str, after: str) -> None:
+        await main(before, after, args.rounds, sizes, args.events, keys, args.prefill)
+
     if args.database_url:
-        asyncio.run(main(args.database_url, args.rounds, sizes, args.events, keys,
-                         args.prefill))
+        asyncio.run(postgres(args.database_url, run))
         return
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{Path(folder) / 'ledger-write.db'}"
-        asyncio.run(main(url, args.rounds, sizes, args.events, keys, args.prefill))
+        asyncio.run(run(f"sqlite:///{Path(folder) / 'before.db'}",
+                        f"sqlite:///{Path(folder) / 'after.db'}"))
 
 
 if __name__ == "__main__":
