@@ -209,9 +209,9 @@ class Ledger:
             return
         if not batch:
             return
-        params = dict(zip(EVENT_FIELDS, map(list, zip(*batch, strict=True)), strict=True))
         async with self._db.engine.begin() as conn:
-            stored = set((await conn.execute(PG_INSERT, params)).scalars())
+            stored = set((await conn.execute(PG_INSERT, rollups.arrays(EVENT_FIELDS, batch)))
+                         .scalars())
             await rollups.add(conn, first_of_each(batch, stored))
 
     async def _write_sqlite(self, batch: Sequence[UsageEvent]) -> None:
