@@ -205,7 +205,7 @@ def main() -> None:
                         help="a fresh database on AI1NET_TEST_POSTGRES_URL instead of SQLite")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    provider, line = start_process("-m", "ai1net.server.demo_provider", "--port", "0")
+    provider, line = start_process("-m", "ai1net.demo.provider", "--port", "0")
     provider_url = line.rsplit(" ", 1)[1]
     with tempfile.TemporaryDirectory() as scratch, database_url(args, Path(scratch)) as url:
         try:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ai1net.client import Ai1netError, Client, Delta, Outcome, Output, UsageSummary
-from ai1net.server import demo_provider
 from ai1net.server.settings import Settings
 
 
@@ -49,8 +48,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_provider(args: argparse.Namespace) -> int:
-    argv = ["--host", args.host, "--port", str(args.port)]
-    return demo_provider.main(argv)
+    # Imported here: the other commands never need the demo provider.
+    from ai1net.demo import provider
+
+    return provider.main(["--host", args.host, "--port", str(args.port)])
 
 
 def cmd_provider_check(args: argparse.Namespace) -> int:

@@ -20,7 +20,6 @@ from aiohttp import web
 
 from ai1net.bridge.app import DRAINING, build_app
 from ai1net.bridge.backend import Backend
-from ai1net.server import demo_provider
 from ai1net.server.accesslog import configure_logging
 from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.keys import KeyLimits
@@ -206,6 +205,9 @@ async def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunner, str]:
     """Start the demo provider, (re)register its models, and mint a consumer key."""
+    # Imported here: only `serve --demo` runs the demo provider.
+    from ai1net.demo import provider as demo_provider
+
     provider, port = await demo_provider.start(host="127.0.0.1", port=0)
     keys = await gateway.keys.list()
     owner = next((k for k in keys if k.name == "demo-provider" and k.role == "provider"), None)

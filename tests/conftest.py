@@ -63,7 +63,7 @@ def provider_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def demo_provider_url() -> Iterator[str]:
-    process, line = start_process("-m", "ai1net.server.demo_provider", "--port", "0")
+    process, line = start_process("-m", "ai1net.demo.provider", "--port", "0")
     yield line.rsplit(" ", 1)[1]
     stop_process(process)
 
