@@ -27,7 +27,7 @@ from ai1net.bridge.errors import (
 from ai1net.bridge.openai import OPENAI_PREFIX, add_openai_routes
 from ai1net.bridge.openapi import documented_methods, openapi_document
 from ai1net.bridge.routes import add_routes, json_response
-from ai1net.server.telemetry import continued_trace
+from ai1net.common.tracecontext import ContinuedTrace
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     request[REQUEST_ID] = request_id
     try:
         if request.app[CONTINUE_TRACES]:
-            with continued_trace(request.headers):
+            with ContinuedTrace(request.headers):
                 response = await handler(request)
         else:
             response = await handler(request)

@@ -21,8 +21,8 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ai1net.common.ids import new_id
 from ai1net.server import rules
-from ai1net.server.crypto import new_id
 from ai1net.server.tables import AuditEventRow
 
 ID_PREFIX = "aud"

@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
+from ai1net.common.ids import new_id
 from ai1net.server.calls import (
     DEFAULT_MAX_TOKENS,
     Emit,
@@ -25,7 +26,6 @@ from ai1net.server.calls import (
     Progress,
     check_call,
 )
-from ai1net.server.crypto import new_id
 from ai1net.server.errors import (
     GatewayError,
     Overloaded,

@@ -22,9 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from grpc import aio
-from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider, sampling
@@ -52,6 +51,8 @@ from opentelemetry.util.types import Attributes, AttributeValue
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ai1net.common.tracecontext import inject
+
 TRACER_NAME = "ai1net"
 GRPC_INSTRUMENTATION = "opentelemetry.instrumentation.grpc"
 GENAI_PROVIDER = "ai1net"
@@ -65,8 +66,6 @@ _FIXED_SAMPLERS: Mapping[str, sampling.Sampler] = {
     "parentbased_always_on": sampling.DEFAULT_ON,
     "parentbased_always_off": sampling.DEFAULT_OFF,
 }
-# What the default propagators (OTEL_PROPAGATORS=tracecontext,baggage) write.
-W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
 # What calls make: "off" (tracing never set up: no span, no trace context), "light" (nothing
 # exported: `light_span`), "full" (spans recorded by the SDK and exported).
 _mode = "off"
@@ -204,45 +203,6 @@ def exports_spans(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
     names = {n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "none").lower().split(",")}
     return bool(names - {"none", ""})
-
-
-class continued_trace:  # used like a contextlib context manager
-    """Make a caller's ``traceparent`` the current context, without making a span.
-
-    What the HTTP and gRPC server instrumentations do for propagation, at a fraction of
-    their cost, for when spans are not exported (only the trace ids travel on).
-    """
-
-    __slots__ = ("_carrier", "_token")
-
-    def __init__(self, carrier: Mapping[str, str]) -> None:
-        self._carrier = carrier
-
-    def __enter__(self) -> None:
-        self._token = otel_context.attach(propagate.extract(self._carrier)) \
-            if "traceparent" in self._carrier else None
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._token is not None:
-            otel_context.detach(self._token)
-
-
-def inject(carrier: dict[str, str]) -> None:
-    """``propagate.inject(carrier)``, faster with the default propagators (W3C trace context
-    and baggage): ``traceparent`` (and ``tracestate``) written from the current span's
-    context directly; baggage, when there is any, by the baggage propagator."""
-    propagator = propagate.get_global_textmap()
-    if propagator.fields != W3C_FIELDS:
-        propagator.inject(carrier)
-        return
-    context = trace.get_current_span().get_span_context()
-    if context.is_valid:
-        carrier["traceparent"] = (f"00-{context.trace_id:032x}-{context.span_id:016x}-"
-                                  f"{context.trace_flags:02x}")
-        if context.trace_state:
-            carrier["tracestate"] = context.trace_state.to_header()
-    if baggage.get_all():
-        W3CBaggagePropagator().inject(carrier)
 
 
 def get_tracer() -> Tracer:

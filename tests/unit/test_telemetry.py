@@ -24,15 +24,14 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ai1net.common.tracecontext import ContinuedTrace, inject
 from ai1net.server.telemetry import (
     ReconfigurableTracerProvider,
     call_context,
-    continued_trace,
     generate_span_attributes,
     get_tracer,
     grpc_client_interceptors,
     grpc_server_interceptor,
-    inject,
     instrument,
     instrument_engine,
     light_span,
@@ -171,7 +170,7 @@ def test_without_an_exporter_trace_context_still_propagates(untraced):
 def test_light_spans_continue_the_callers_trace_with_their_own_span_id(untraced):
     setup_tracing(environ={"OTEL_TRACES_EXPORTER": "none"})
     caller = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": "vendor=x"}
-    with continued_trace(caller), light_span() as span:
+    with ContinuedTrace(caller), light_span() as span:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         assert trace.get_current_span() is span
