@@ -49,8 +49,8 @@ async def revoke_and_time(one: Gateway, two: Gateway, changes: int) -> list[floa
 
 async def one_pass(database_url: str, redis_url: str | None, changes: int) -> list[float]:
     settings = gateway_settings(database_url, redis_url=redis_url)
-    one = await build_gateway(settings, trace_rpcs=False)
-    two = await build_gateway(settings, trace_rpcs=False)
+    one = await build_gateway(settings)
+    two = await build_gateway(settings)
     try:
         await one.start()
         await two.start()

@@ -25,8 +25,9 @@ from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.keys import KeyLimits
 from ai1net.server.registry import ModelChanges
 from ai1net.server.settings import Settings
-from ai1net.server.telemetry import exports_spans, instrument, setup_tracing
+from ai1net.server.telemetry import TraceMode
 from ai1net.server.tls import channel_credentials, server_ssl_context
+from ai1net.server.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,11 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
     """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0)."""
     configure_logging(settings.log_level)
     # Spans are made only when exported; otherwise trace context alone travels on.
-    full_tracing = settings.tracing and exports_spans()
-    if settings.tracing:
-        setup_tracing()
-    if full_tracing:
+    tracing = setup_tracing().mode if settings.tracing else TraceMode.OFF
+    if tracing is TraceMode.FULL:
+        # Imported here: the instrumentations weigh much of a second of start-up.
+        from ai1net.server.instrumentation import instrument
+
         instrument()  # before any aiohttp app or client session exists
     stop, hurry = asyncio.Event(), asyncio.Event()  # the first signal; a second one
     loop = asyncio.get_running_loop()
@@ -118,13 +120,13 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
     try:
         target = settings.grpc_target or ""
         if not bridge_only:
-            gateway = await build_gateway(settings, trace_rpcs=full_tracing)
+            gateway = await build_gateway(settings, tracing=tracing)
             await gateway.start()
             target = local_target(settings.grpc_addr, gateway.port)
             log.info("gRPC listening on %s", target)
         if not grpc_only:
             runner, http_port = await start_bridge(settings, target, gateway,
-                                                   continue_traces=not full_tracing)
+                                                   continue_traces=tracing is not TraceMode.FULL)
             log.info("HTTP bridge listening on port %d", http_port)
         if demo and gateway is not None:
             provider, banner = await set_up_demo(gateway, settings)

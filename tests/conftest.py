@@ -23,6 +23,7 @@ from grpc import aio
 from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.runner import start_bridge
 from ai1net.server.settings import Settings
+from ai1net.server.telemetry import TraceMode
 from tests.support.document import checked_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,10 +154,11 @@ def gateway_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-async def run_harness(settings: Settings, *, over_grpc: bool = False) -> AsyncIterator[Harness]:
+async def run_harness(settings: Settings, *, over_grpc: bool = False,
+                      tracing: TraceMode = TraceMode.OFF) -> AsyncIterator[Harness]:
     """A gateway and its bridge: in process (as ``ai1net serve`` runs them), or with the
     bridge as a separate gRPC client (as ``--bridge-only`` runs it)."""
-    gateway = await build_gateway(settings, rng=random.Random(SEED))
+    gateway = await build_gateway(settings, rng=random.Random(SEED), tracing=tracing)
     await gateway.start()
     target = local_target(settings.grpc_addr, gateway.port)
     runner, http_port = await start_bridge(settings, target, gateway,
