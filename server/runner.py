@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import logging
 import os
 import signal
@@ -23,6 +22,7 @@ from ai1net.bridge.backend import Backend
 from ai1net.server.accesslog import configure_logging
 from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.keys import KeyLimits
+from ai1net.server.memory import settle_heap
 from ai1net.server.registry import ModelChanges
 from ai1net.server.settings import Settings
 from ai1net.server.telemetry import TraceMode
@@ -132,8 +132,7 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
             provider, banner = await set_up_demo(gateway, settings)
             print(banner, flush=True)
         workers = start_workers(settings)
-        # What start-up made lives as long as the process: keep the collector off it.
-        gc.freeze()
+        settle_heap()
         await stop.wait()
         await drain(settings, gateway, runner, workers, hurry)
     finally:
