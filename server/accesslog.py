@@ -75,8 +75,6 @@ def configure_logging(level: str, *, json: bool = True,
     atexit.register(writer.stop)
     handler = _RecordQueue(records)
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
-    global _root_queue  # the process's one logging configuration
-    _root_queue = handler
     return writer  # stop() writes out what is queued (tests, shutdown)
 
 
@@ -128,8 +126,6 @@ class _AccessLine(NamedTuple):
 
 
 Queued = logging.LogRecord | _AccessLine | None
-# The root handler `configure_logging` installed, while it is the only one.
-_root_queue: _RecordQueue | None = None
 
 
 class LogWriter:
@@ -221,16 +217,17 @@ def log_call(*, request_id: str, method: str, model: str, outcome: str, latency_
 
 def _writer_only(logger: logging.Logger) -> queue.SimpleQueue[Queued] | None:
     """The writer's queue when the writer is all that would see ``logger``'s records: no
-    other handler or filter on the way to the root, and the root's one handler is ours."""
-    handler = _root_queue
-    if handler is None or logger.disabled:
+    other handler or filter on the way to the root, and the root's one handler is the one
+    `configure_logging` installed (logging's own configuration says so: no copy of it here)."""
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or not isinstance(handlers[0], _RecordQueue) or logger.disabled:
         return None
+    handler = handlers[0]
     node: logging.Logger | None = logger
     while node is not None and node is not logging.root:
         if node.handlers or node.filters or not node.propagate:
             return None
         node = node.parent
-    root = logging.root
-    if root.handlers != [handler] or root.filters or handler.filters:
+    if logging.root.filters or handler.filters:
         return None
     return handler.queue  # type: ignore[return-value]  # the SimpleQueue configure_logging made
