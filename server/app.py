@@ -179,11 +179,12 @@ def spool_dir(settings: Settings) -> Path | None:
 
 async def build_gateway(settings: Settings, *, transport: Transport | None = None,
                         metrics: Metrics | None = None, tracing: TraceMode = TraceMode.OFF,
-                        rng: random.Random | None = None) -> Gateway:
+                        accounting: bool = True, rng: random.Random | None = None) -> Gateway:
     """The gateway. ``tracing`` is what `setup_tracing` made of the environment (its
     provider's ``mode``): with ``FULL`` the RPCs, SQL statements, calls and provider calls
     are spans; ``LIGHT`` makes light spans, so trace context still propagates; ``OFF`` makes
-    none. ``rng`` spreads load among near-equal models (tests seed it)."""
+    none. ``accounting=False`` records no usage (a benchmark switch). ``rng`` spreads load
+    among near-equal models (tests seed it)."""
     box = CredentialBox(passphrases(settings))  # first: a missing secret stops start-up
     db = Database(settings.database_url)
     if tracing is TraceMode.FULL:
@@ -193,7 +194,7 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
         instrument_engine(db.engine)
     try:
         metrics = metrics or Metrics(shared_dir=settings.metrics_dir)
-        return await _assemble(settings, db, box, transport, metrics, tracing, rng)
+        return await _assemble(settings, db, box, transport, metrics, tracing, accounting, rng)
     except BaseException:
         await db.close()
         raise
@@ -201,7 +202,8 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
 
 async def _assemble(settings: Settings, db: Database, box: CredentialBox,
                     transport: Transport | None, metrics: Metrics,
-                    tracing: TraceMode, rng: random.Random | None) -> Gateway:
+                    tracing: TraceMode, accounting: bool,
+                    rng: random.Random | None) -> Gateway:
     await db.migrate()
     feed = ChangeFeed(db=db, redis_url=settings.redis_url,
                       poll_interval_s=settings.change_poll_interval_s)
@@ -218,7 +220,7 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     health = HealthBoard()
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
-                    enabled=settings.accounting, spool_dir=spool_dir(settings),
+                    enabled=accounting, spool_dir=spool_dir(settings),
                     link_calls=tracing is TraceMode.FULL)
     feedback = FeedbackBoard(db=db, notify=feed.publish)
     await feedback.load()

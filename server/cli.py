@@ -38,12 +38,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ai1net.server.benchswitches import BenchSwitches
     from ai1net.server.runner import serve
 
     if args.bridge_only and not args.grpc_target:
         raise SystemExit("--bridge-only needs --grpc-target HOST:PORT")
     settings = settings_from(args)
-    run(serve(settings, demo=args.demo, grpc_only=args.grpc_only, bridge_only=args.bridge_only))
+    run(serve(settings, demo=args.demo, grpc_only=args.grpc_only, bridge_only=args.bridge_only,
+              switches=BenchSwitches.from_env()))
     return 0
 
 

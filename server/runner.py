@@ -21,6 +21,7 @@ from ai1net.bridge.app import DRAINING, build_app
 from ai1net.bridge.backend import Backend
 from ai1net.server.accesslog import configure_logging
 from ai1net.server.app import Gateway, build_gateway, local_target
+from ai1net.server.benchswitches import BenchSwitches
 from ai1net.server.keys import KeyLimits
 from ai1net.server.memory import settle_heap
 from ai1net.server.registry import ModelChanges
@@ -93,12 +94,14 @@ async def start_bridge(settings: Settings, target: str | None = None,
 
 
 async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = False,
-                bridge_only: bool = False,
+                bridge_only: bool = False, switches: BenchSwitches | None = None,
                 ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0)."""
+    """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0); ``switches``
+    turn accounting or tracing off for the benchmark."""
     configure_logging(settings.log_level)
     # Spans are made only when exported; otherwise trace context alone travels on.
-    tracing = setup_tracing().mode if settings.tracing else TraceMode.OFF
+    switches = switches or BenchSwitches()
+    tracing = setup_tracing().mode if switches.tracing else TraceMode.OFF
     if tracing is TraceMode.FULL:
         # Imported here: the instrumentations weigh much of a second of start-up.
         from ai1net.server.instrumentation import instrument
@@ -120,7 +123,8 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
     try:
         target = settings.grpc_target or ""
         if not bridge_only:
-            gateway = await build_gateway(settings, tracing=tracing)
+            gateway = await build_gateway(settings, tracing=tracing,
+                                          accounting=switches.accounting)
             await gateway.start()
             target = local_target(settings.grpc_addr, gateway.port)
             log.info("gRPC listening on %s", target)

@@ -59,9 +59,6 @@ class Settings:
     # On SIGTERM, seconds of serving on after /readyz and gRPC health turn NOT_SERVING,
     # so load balancers stop sending calls before the listeners close.
     drain_delay_s: float = 0.0
-    # Benchmark switches: measure what accounting and tracing cost. Leave them on.
-    accounting: bool = True
-    tracing: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
