@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import (  # noqa: E402
     ADMIN_KEY,
+    PostgresDatabase,
     bearer,
     gateway_settings,
-    postgres_database,
     start_process,
     stop_process,
 )
@@ -171,7 +171,7 @@ def database_url(args: argparse.Namespace, scratch: Path) -> Iterator[str]:
         folder.mkdir(parents=True, exist_ok=True)
         yield f"sqlite:///{folder / 'gateway.db'}"
         return
-    database = postgres_database()
+    database = PostgresDatabase()
     url = asyncio.run(database.__aenter__())
     try:
         yield url

@@ -77,7 +77,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     if not POSTGRES_URL:
         pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
-    async with postgres_database() as url:
+    async with PostgresDatabase() as url:
         yield url
 
 
@@ -86,7 +86,7 @@ async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'gateway.db'}"
 
 
-class postgres_database:
+class PostgresDatabase:
     """CREATE DATABASE a fresh one on the test server; DROP it afterwards."""
 
     def __init__(self) -> None:
@@ -203,7 +203,7 @@ async def two_replicas(*, redis: bool = True,
     Redis, or the one ``redis_url`` in ``overrides`` names."""
     if not POSTGRES_URL or (redis and not REDIS_URL):
         pytest.skip("AI1NET_TEST_POSTGRES_URL and AI1NET_TEST_REDIS_URL are needed")
-    async with postgres_database() as url:
+    async with PostgresDatabase() as url:
         settings = gateway_settings(url, **{"redis_url": REDIS_URL if redis else None,
                                             **overrides})
         first, second = run_harness(settings), run_harness(settings)
