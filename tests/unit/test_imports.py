@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,30 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
+# `ai1net serve --bridge-only`, stopped (SIGTERM) once its bridge listens: what it loaded.
+SERVE_BRIDGE_ONLY = """
+import json, os, signal, sys
+from ai1net.server import cli, runner
+
+started = runner.start_bridge
+
+async def start_bridge(*args, **kwargs):
+    bridge = await started(*args, **kwargs)
+    print(json.dumps(sorted(sys.modules)), flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return bridge
+
+runner.start_bridge = start_bridge
+sys.exit(cli.main(["serve", "--bridge-only", "--grpc-target", "127.0.0.1:1",
+                   "--http-addr", "127.0.0.1:0"]))
+"""
+
+
 def loaded_by(program: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AI1NET_", "OTEL_"))}
     out = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True,
-                         text=True, timeout=60).stdout
-    return set(json.loads(out))
+                         text=True, timeout=60, env=env).stdout
+    return set(json.loads(out.splitlines()[0]))
 
 
 def test_a_bridge_only_process_loads_none_of_the_servers_dependencies():
@@ -36,6 +57,21 @@ def test_a_bridge_only_process_loads_none_of_the_servers_dependencies():
     assert sorted(m for m in modules if m.startswith("ai1net.server")
                   and m not in BRIDGE_MAY_IMPORT) == []
     assert not any(m.startswith("opentelemetry.sdk") for m in modules)
+
+
+def test_serve_bridge_only_runs_none_of_the_servers_half():
+    """The command line's --bridge-only process: the gateway's modules and its storage,
+    Redis and encryption libraries stay out. SQLAlchemy alone comes in, for one check:
+    `Settings` validates AI1NET_DATABASE_URL with its URL parser in every process."""
+    modules = loaded_by(SERVE_BRIDGE_ONLY)
+    assert "ai1net.server.runner" in modules and "ai1net.bridge.app" in modules  # it ran
+    assert sorted(m for m in modules if m.split(".")[0] in SERVER_ONLY
+                  and m.split(".")[0] != "sqlalchemy") == []
+    gateway = {"ai1net.server.app", "ai1net.server.generate", "ai1net.server.storage",
+               "ai1net.server.keys", "ai1net.server.registry", "ai1net.server.quota",
+               "ai1net.server.crypto", "ai1net.server.usage", "ai1net.server.demo_setup"}
+    assert sorted(gateway & modules) == []
+    assert not any(m.startswith("ai1net.demo") for m in modules)
 
 
 # -- no import cycle ---------------------------------------------------------------------------
