@@ -7,11 +7,13 @@ headers (provider calls).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 
 __all__ = ["W3C_FIELDS", "ContinuedTrace", "inject"]
 
@@ -45,7 +47,7 @@ def inject(carrier: dict[str, str]) -> None:
     and baggage): ``traceparent`` (and ``tracestate``) written from the current span's
     context directly; baggage, when there is any, by the baggage propagator."""
     propagator = propagate.get_global_textmap()
-    if propagator.fields != W3C_FIELDS:
+    if not _w3c_only(propagator):
         propagator.inject(carrier)
         return
     context = trace.get_current_span().get_span_context()
@@ -56,3 +58,10 @@ def inject(carrier: dict[str, str]) -> None:
             carrier["tracestate"] = context.trace_state.to_header()
     if baggage.get_all():
         W3CBaggagePropagator().inject(carrier)
+
+
+@functools.lru_cache(maxsize=4)
+def _w3c_only(propagator: TextMapPropagator) -> bool:
+    """Whether ``propagator`` writes W3C trace context and baggage only (its ``fields``
+    are computed anew at every read: asked once per propagator)."""
+    return propagator.fields == W3C_FIELDS
