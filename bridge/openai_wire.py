@@ -219,9 +219,8 @@ def _asked(body: JSON, text: str, parameters: JSON, *, text_field: str,
     model = _take(body, "model", _string) or AUTO
     if model != AUTO:
         message.model = model
-    fields = message.parameters.fields
-    for name, value in parameters.items():
-        _fill(fields[name], value)
+    if parameters:  # as JSON: a Struct would be built here and taken apart in the server
+        message.parameters_json = orjson.dumps(parameters)
     hints = _take(body, "ai1net", _object)
     if hints or kind:
         _fill_hints(message, hints or {}, kind)
@@ -230,31 +229,6 @@ def _asked(body: JSON, text: str, parameters: JSON, *, text_field: str,
     include_usage = _take(options, "include_usage", _boolean, "stream_options.")
     return Asked(message=message, stream=stream, include_usage=bool(include_usage),
                  max_tokens=parameters.get("max_tokens"))
-
-
-def _fill(into: struct_pb2.Value, value: Any) -> None:
-    """A JSON value into a protobuf Value: what ``Struct.update`` does, for JSON's types
-    only, in a third fewer instructions (``messages`` makes this part of every call)."""
-    if isinstance(value, str):
-        into.string_value = value
-    elif isinstance(value, dict):
-        if not value:
-            into.struct_value.SetInParent()  # an empty object stays one
-        fields = into.struct_value.fields
-        for key, item in value.items():
-            _fill(fields[key], item)
-    elif isinstance(value, list):
-        if not value:
-            into.list_value.SetInParent()
-        values = into.list_value.values
-        for item in value:
-            _fill(values.add(), item)
-    elif isinstance(value, bool):
-        into.bool_value = value
-    elif isinstance(value, int | float):
-        into.number_value = value
-    else:
-        into.null_value = struct_pb2.NULL_VALUE
 
 
 def _fill_hints(message: generate_pb2.GenerateRequest, hints: JSON, kind: str) -> None:

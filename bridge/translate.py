@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from ai1net.bridge.errors import invalid
@@ -90,7 +91,7 @@ def generate_request(body: JSON) -> tuple[generate_pb2.GenerateRequest, bool]:
     request.model = _take(body, "model", _string) or ""
     parameters = _take(body, "parameters", _object)
     if parameters:
-        request.parameters.update(parameters)
+        request.parameters_json = orjson.dumps(parameters)
     routing = _take(body, "routing", _object)
     if routing:
         _fill_routing(request.routing, routing)

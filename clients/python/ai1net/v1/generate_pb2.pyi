@@ -26,18 +26,20 @@ class Routing(_message.Message):
     def __init__(self, type: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., specialties: _Optional[_Iterable[str]] = ..., strategy: _Optional[str] = ..., max_latency_ms: _Optional[float] = ..., max_price_per_1k_tokens: _Optional[float] = ..., hedge_ms: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "input", "parameters", "routing", "fallbacks")
+    __slots__ = ("model", "input", "parameters", "routing", "fallbacks", "parameters_json")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_JSON_FIELD_NUMBER: _ClassVar[int]
     model: str
     input: str
     parameters: _struct_pb2.Struct
     routing: Routing
     fallbacks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[str] = ..., input: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ..., fallbacks: _Optional[_Iterable[str]] = ...) -> None: ...
+    parameters_json: bytes
+    def __init__(self, model: _Optional[str] = ..., input: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ..., fallbacks: _Optional[_Iterable[str]] = ..., parameters_json: _Optional[bytes] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("input_tokens", "output_tokens", "estimated")
