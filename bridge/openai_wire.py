@@ -246,8 +246,11 @@ def _fill_hints(message: generate_pb2.GenerateRequest, hints: JSON, kind: str) -
 # -- answers -------------------------------------------------------------------------------
 
 
-def finish_reason(output_tokens: int, max_tokens: int | None) -> str:
-    """``length`` when the answer used every token allowed, else ``stop``."""
+def finish_reason(said: str, output_tokens: int, max_tokens: int | None) -> str:
+    """The provider's reason when it gave one; else ``length`` when the answer used every
+    token allowed, else ``stop``."""
+    if said:
+        return said
     return "length" if max_tokens is not None and output_tokens >= max_tokens else "stop"
 
 
@@ -291,7 +294,8 @@ def _answer(response: generate_pb2.GenerateResponse, asked: Asked, created: int,
     choice: JSON = {"index": 0, "message": {"role": "assistant", "content": text}} if chat \
         else {"index": 0, "text": text}
     choice["logprobs"] = None
-    choice["finish_reason"] = finish_reason(usage.output_tokens, asked.max_tokens)
+    choice["finish_reason"] = finish_reason(response.finish_reason, usage.output_tokens,
+                                            asked.max_tokens)
     return {"id": f"chatcmpl-{response.id}" if chat else f"cmpl-{response.id}",
             "object": "chat.completion" if chat else "text_completion", "created": created,
             "model": response.model, "choices": [choice], "usage": usage_json(usage),
@@ -307,9 +311,9 @@ def images_json(response: generate_pb2.GenerateResponse, *, b64: bool, created: 
             "output_format": media.rpartition("/")[2]}
 
 
-def speech(response: generate_pb2.GenerateResponse) -> tuple[str, bytes]:
-    """The audio's media type and bytes."""
-    return data_url(_output_url(response, "audio_url"), "audio_url")
+def audio_url(response: generate_pb2.GenerateResponse) -> str:
+    """Where the audio is: a ``data:`` URL (`data_url`) or a link (``links.fetch_audio``)."""
+    return _output_url(response, "audio_url")
 
 
 def _output_url(response: generate_pb2.GenerateResponse, name: str) -> str:
@@ -321,11 +325,10 @@ def _output_url(response: generate_pb2.GenerateResponse, name: str) -> str:
 
 
 def data_url(url: str, name: str) -> tuple[str, bytes]:
-    """A ``data:`` URL's media type and bytes; an http(s) URL is not fetched (501)."""
+    """A ``data:`` URL's media type and bytes; a link is no data: URL (501)."""
     if not url.startswith("data:"):
         raise HttpError(501, f"the provider answered with a link in output.{name}, and this "
-                        "gateway returns only data: URLs as bytes; ask for a URL instead "
-                        "where the endpoint offers one")
+                        "endpoint returns only data: URLs as bytes; ask for a URL instead")
     header, comma, payload = url[5:].partition(",")
     media, *flags = header.split(";")
     if not comma:
@@ -390,7 +393,7 @@ class ChunkFraming:
 
     def _last(self, done: generate_pb2.GenerateStreamResponse) -> bytes:
         usage = done.usage
-        finish = finish_reason(usage.output_tokens, self._asked.max_tokens)
+        finish = finish_reason(done.finish_reason, usage.output_tokens, self._asked.max_tokens)
         last = self._event([self._choice({} if self._chat else "", finish)],
                            ai1net={**_extras(done, usage), "ttft_ms": done.ttft_ms})
         if self._asked.include_usage:

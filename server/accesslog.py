@@ -9,6 +9,7 @@ no prompt, no output, no header, no key.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import logging.handlers
 import queue
@@ -44,19 +45,34 @@ class JsonFormatter(logging.Formatter):
     def line(created: float, level: str, logger: str, message: str, context: SpanContext,
              fields: Mapping[str, object] | None, exc: str | None = None) -> str:
         document: dict[str, object] = {
-            "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "ts": timestamp(created),
             "level": level,
             "logger": logger,
             "msg": message,
         }
         if context.is_valid:
-            document["trace_id"] = trace.format_trace_id(context.trace_id)
-            document["span_id"] = trace.format_span_id(context.span_id)
+            document["trace_id"] = f"{context.trace_id:032x}"
+            document["span_id"] = f"{context.span_id:016x}"
         if fields:
             document.update(fields)
         if exc:
             document["exc"] = exc
         return orjson.dumps(document, default=str).decode()
+
+
+def timestamp(created: float) -> str:
+    """``created`` as ISO 8601 in UTC to the millisecond, as ``datetime.isoformat`` writes
+    it, with each second's text made once (every log line needs one)."""
+    second, fraction = divmod(created, 1)
+    micros = round(fraction * 1_000_000)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
+    return f"{_utc_second(int(second))}.{micros // 1000:03d}+00:00"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def configure_logging(level: str, *, json: bool = True,
@@ -101,7 +117,7 @@ class _AccessLine(NamedTuple):
         context = self.span_context
         return {
             "request_id": self.request_id,
-            "trace_id": trace.format_trace_id(context.trace_id) if context.is_valid else None,
+            "trace_id": f"{context.trace_id:032x}" if context.is_valid else None,
             "method": self.method,
             "model": self.model,
             "outcome": self.outcome,

@@ -29,6 +29,7 @@ from ai1net.server.keys import KeyStore
 from ai1net.server.load import InFlight
 from ai1net.server.metrics import Metrics
 from ai1net.server.observe import Observer
+from ai1net.server.probes import Prober
 from ai1net.server.providers import ProviderClient
 from ai1net.server.quota import Quota, build_quota, spent_by_key
 from ai1net.server.registry import Registry
@@ -133,12 +134,14 @@ class Gateway:
     # handlers the gRPC server runs, by full method name.
     handlers: dict[str, Any]
     metrics: Metrics
+    prober: Prober
 
     async def start(self) -> None:
         await self.feed.start()
         await self.quota.start()
         await self.ledger.start()
         await self.server.start()
+        self.prober.start()
         for name in ("", *SERVICE_NAMES):
             await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -154,7 +157,8 @@ class Gateway:
     async def close(self) -> None:
         """Flush usage and release everything; what fails is logged, never raised, so a
         stop ends cleanly whatever Redis or the database did."""
-        for name, closer in (("ledger", self.ledger.close), ("quota", self.quota.close),
+        for name, closer in (("health probes", self.prober.close),
+                             ("ledger", self.ledger.close), ("quota", self.quota.close),
                              ("change feed", self.feed.close),
                              ("transport", self.transport.close), ("database", self.db.close)):
             try:
@@ -229,8 +233,9 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
                                            record_spans=tracing is TraceMode.FULL)
     providers = ProviderClient(transport=transport)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
+    observer = Observer(metrics=metrics, tracing=tracing)
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
-                          quota=quota, observer=Observer(metrics=metrics, tracing=tracing),
+                          quota=quota, observer=observer,
                           in_flight=InFlight(limit=settings.max_in_flight), rng=rng,
                           rated=feedback.of)
     metrics.watch_usage_buffer(lambda: ledger.depth)
@@ -265,7 +270,11 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
                    health_servicer=health_servicer, feed=feed, quota=quota, port=port,
-                   handlers=handlers, metrics=metrics)
+                   handlers=handlers, metrics=metrics,
+                   prober=Prober(registry=registry, health=health, transport=transport,
+                                 period_s=settings.health_probe_s,
+                                 concurrency=settings.health_probe_concurrency,
+                                 observer=observer))
 
 
 def local_target(addr: str, port: int) -> str:

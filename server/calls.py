@@ -54,6 +54,8 @@ class Outcome:
     rate_limits: Mapping[str, str] = field(default_factory=dict)
     # The gateway's own share of latency_ms (the rest is waiting on providers).
     overhead_ms: float = 0.0
+    # Why the provider stopped, when it said (rules.FINISH_REASONS).
+    finish_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

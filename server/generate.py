@@ -149,7 +149,7 @@ class Generator:
                             answer = await self._first_success(state, self._unary_attempt)
                     state.output = answer.output
                     state.ttft_ms = state.elapsed_ms()
-                    return self._outcome(state, answer.tokens)
+                    return self._outcome(state, answer.tokens, answer.finish_reason)
             finally:
                 self._leave(state)
 
@@ -165,8 +165,9 @@ class Generator:
                         events, first = await self._first_success(
                             state, self._stream_attempt, streamed=True)
                     state.ttft_ms = state.elapsed_ms()
-                    usage = await self._relay(state, call, events, first, emit)
-                    return self._outcome(state, state.delivered(usage))
+                    done = await self._relay(state, call, events, first, emit)
+                    return self._outcome(state, state.delivered(done.usage),
+                                         done.finish_reason)
             finally:
                 self._leave(state)
 
@@ -305,7 +306,7 @@ class Generator:
         return events, first
 
     async def _relay(self, state: _Call, call: GenerateCall, events: AsyncGenerator[StreamEvent],
-                     event: StreamEvent, emit: Emit) -> Mapping[str, Any] | None:
+                     event: StreamEvent, emit: Emit) -> Done:
         model = state.model
         assert model is not None
         progress = Progress(model, state.attempts, state.plan.reason, state.id)
@@ -331,11 +332,11 @@ class Generator:
         finally:
             await events.aclose()
         self._health.success(model.name, latency_ms=state.first_ms)
-        return event.usage
+        return event
 
     # -- accounting ----------------------------------------------------------------------
 
-    def _outcome(self, state: _Call, tokens: TokenCount) -> Outcome:
+    def _outcome(self, state: _Call, tokens: TokenCount, finish_reason: str = "") -> Outcome:
         assert state.model is not None
         cost = self.account(state, tokens, "ok", "")
         headers = state.admission.headers() if state.admission else {}
@@ -343,7 +344,7 @@ class Generator:
                        output=state.output if state.output is not None else "".join(state.text),
                        tokens=tokens, latency_ms=state.elapsed_ms(), ttft_ms=state.ttft_ms,
                        cost_nanos=cost, attempts=state.attempts, route=state.plan.reason,
-                       overhead_ms=state.overhead_ms())
+                       overhead_ms=state.overhead_ms(), finish_reason=finish_reason)
 
     def account(self, state: _Call, tokens: TokenCount, outcome: str, error_type: str) -> int:
         """Record the call's one usage event; the cost in nano-dollars."""

@@ -100,6 +100,11 @@ class Observer:
         if self._metrics is not None:
             self._metrics.upstream_violation(model, kind)
 
+    def probed(self, model: str, *, passed: bool) -> None:
+        """A health probe of ``model`` ended (probes.py)."""
+        if self._metrics is not None:
+            self._metrics.health_probe(model, passed=passed)
+
     def shed(self, scope: str) -> None:
         """A call (or an attempt) the gateway refused for load: ``process``, ``model`` or
         ``pool``."""

@@ -189,7 +189,9 @@ def parse_answer(status: int, headers: Mapping[str, str], body: bytes, input: st
     if "output" not in document:
         raise UpstreamError("the provider's answer has no output")
     output = _checked_output(document["output"])
-    return Answer(output=output, tokens=count_tokens(document.get("usage"), input, output))
+    said = document.get("finish_reason")
+    return Answer(output=output, tokens=count_tokens(document.get("usage"), input, output),
+                  finish_reason="" if said is None else openai_upstream.finish_reason(said))
 
 
 def count_tokens(usage: object, input: str, output: object) -> TokenCount:
@@ -354,5 +356,6 @@ def _stream_event(line: bytes) -> StreamEvent | None:
         return Output(_checked_output(document["output"]))
     if document.get("done"):
         usage = document.get("usage")
-        return Done(usage if isinstance(usage, Mapping) else None)
+        return Done(usage if isinstance(usage, Mapping) else None,
+                    openai_upstream.finish_reason(document.get("finish_reason")))
     return None

@@ -68,7 +68,9 @@ async def start_bridge(settings: Settings, target: str | None = None,
     app = build_app(target=None if backend else target, backend=backend,
                     max_body_bytes=settings.max_body_bytes,
                     metrics_registry=gateway.metrics.registry if gateway else None,
-                    continue_traces=continue_traces, credentials=credentials)
+                    continue_traces=continue_traces, credentials=credentials,
+                    transport=gateway.transport if gateway is not None else None,
+                    allow_private_endpoints=settings.allow_private_endpoints)
     runner = web.AppRunner(app, shutdown_timeout=settings.grace_period_s,
                            handler_cancellation=True, access_log=None)
     await runner.setup()

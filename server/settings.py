@@ -57,6 +57,10 @@ class Settings:
     # On SIGTERM, seconds of serving on after /readyz and gRPC health turn NOT_SERVING,
     # so load balancers stop sending calls before the listeners close.
     drain_delay_s: float = 0.0
+    # Seconds between health probes of each model's health_url (jittered; 0: no probes),
+    # and how many probes run at once.
+    health_probe_s: float = 30.0
+    health_probe_concurrency: int = 16
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -94,7 +98,8 @@ class Settings:
             _check_redis_url(self.redis_url)
         for name, low in (("workers", 1), ("max_body_bytes", 1), ("usage_batch_size", 1),
                           ("usage_buffer_limit", 1), ("max_in_flight", 1), ("grace_period_s", 0),
-                          ("drain_delay_s", 0),
+                          ("drain_delay_s", 0), ("health_probe_s", 0),
+                          ("health_probe_concurrency", 1),
                           ("usage_flush_interval_s", 0), ("change_poll_interval_s", 0.01)):
             value = getattr(self, name)
             if not math.isfinite(value) or value < low:

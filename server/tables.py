@@ -59,6 +59,7 @@ class ModelRow(SQLModel, table=True):
     # The wire protocol: "ai1net" (CONTRACT §3's POST) or "openai" (chat completions).
     api: str = Field(default="ai1net", max_length=16)
     upstream_model: str = Field(default="", max_length=200)
+    health_url: str = Field(default="", max_length=2048)
     # The last conformance check: when, whether it passed, its summary.
     verified_at: datetime | None = None
     verification_passed: bool = False

@@ -137,12 +137,12 @@ class ProviderSpan:
 
     __slots__ = ("_manager", "_span")
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, method: str = "POST") -> None:
         parts = urlsplit(url)
         tls = parts.scheme == "https"
         self._manager = get_tracer().start_as_current_span(
-            "POST", kind=SpanKind.CLIENT, record_exception=False, attributes={
-                "http.request.method": "POST", "url.full": public_url(url),
+            method, kind=SpanKind.CLIENT, record_exception=False, attributes={
+                "http.request.method": method, "url.full": public_url(url),
                 "server.address": parts.hostname or "",
                 "server.port": parts.port or (443 if tls else 80)})
 

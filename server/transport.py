@@ -1,9 +1,9 @@
 """The seam between the gateway and providers' HTTP endpoints.
 
 ``HttpTransport`` is the real one (one connection pool for every provider, http1.py);
-tests may pass any object with the same ``open`` method. Foreign errors (the connection's,
-the socket's, time-outs before the first byte, a saturated pool) become domain errors here
-and only here.
+tests may pass any object with the same ``open`` (a POST) and ``fetch`` (a GET: health
+probes, audio links) methods. Foreign errors (the connection's, the socket's, time-outs
+before the first byte, a saturated pool) become domain errors here and only here.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class TransportResponse(Protocol):
 class Transport(Protocol):
     def open(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]: ...
 
+    def fetch(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]:
+        """A GET of ``request.url`` (its body unused), as guarded and bounded as `open`."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -69,6 +73,9 @@ class HttpTransport:
     def open(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]:
         return _Exchange(self._pool, request, self._record_spans)
 
+    def fetch(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]:
+        return _Fetch(self._pool, request, self._record_spans)
+
     async def close(self) -> None:
         await self._pool.close()
 
@@ -79,6 +86,7 @@ class _Exchange:
     With spans exported, the exchange is a client span and the provider's parent."""
 
     __slots__ = ("_connection", "_pool", "_request", "_response", "_span", "_spans")
+    _method = "POST"  # `_Fetch`: GET
 
     def __init__(self, pool: ConnectionPool, request: ProviderRequest, spans: bool) -> None:
         self._pool = pool
@@ -89,7 +97,7 @@ class _Exchange:
     async def __aenter__(self) -> TransportResponse:
         request, headers = self._request, self._request.headers
         if self._spans:
-            self._span = ProviderSpan(request.url)
+            self._span = ProviderSpan(request.url, self._method)
             headers = dict(headers)
             self._span.start(headers)
         try:
@@ -98,8 +106,13 @@ class _Exchange:
                     request.url, wait=min(POOL_WAIT_S, request.first_byte_timeout))
                 try:
                     async with asyncio.timeout(request.first_byte_timeout):
-                        exchange = await self._pool.send(connection, request.url, headers,
-                                                         request.body, request.limits)
+                        if self._method == "POST":
+                            exchange = await self._pool.send(connection, request.url, headers,
+                                                             request.body, request.limits)
+                        else:
+                            exchange = await self._pool.get(
+                                connection, request.url, headers, request.limits,
+                                wait=min(POOL_WAIT_S, request.first_byte_timeout))
                 except TimeoutError as exc:
                     ms = round(request.first_byte_timeout * 1000)
                     raise UpstreamTimeout(f"the provider sent nothing within {ms} ms") from exc
@@ -118,6 +131,14 @@ class _Exchange:
         if self._span is not None:
             span, self._span = self._span, None
             span.end(status, error)
+
+
+class _Fetch(_Exchange):
+    """A GET exchange: a health probe, an audio link (retried once on a reused connection
+    closed without answering, as `ConnectionPool.get` says)."""
+
+    __slots__ = ()
+    _method = "GET"
 
 
 class _Response:

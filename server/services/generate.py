@@ -98,13 +98,16 @@ def to_route(routing: generate_pb2.Routing) -> RouteRequest:
 
 def summary(outcome: Outcome) -> dict[str, Any]:
     """The fields a unary answer and a stream's final message share."""
-    return {"id": outcome.id, "model": outcome.model.name,
-            "usage": generate_pb2.Usage(input_tokens=outcome.tokens.input_tokens,
-                                        output_tokens=outcome.tokens.output_tokens,
-                                        estimated=outcome.tokens.estimated),
-            "latency_ms": outcome.latency_ms, "cost_usd": nanos_to_usd(outcome.cost_nanos),
-            "cost_nanos": outcome.cost_nanos, "ttft_ms": outcome.ttft_ms,
-            "attempts": outcome.attempts, "route": outcome.route}
+    fields = {"id": outcome.id, "model": outcome.model.name,
+              "usage": generate_pb2.Usage(input_tokens=outcome.tokens.input_tokens,
+                                          output_tokens=outcome.tokens.output_tokens,
+                                          estimated=outcome.tokens.estimated),
+              "latency_ms": outcome.latency_ms, "cost_usd": nanos_to_usd(outcome.cost_nanos),
+              "cost_nanos": outcome.cost_nanos, "ttft_ms": outcome.ttft_ms,
+              "attempts": outcome.attempts, "route": outcome.route}
+    if outcome.finish_reason:  # rarely said: unset, it costs the answer nothing
+        fields["finish_reason"] = outcome.finish_reason
+    return fields
 
 
 def trailers(outcome: Outcome) -> tuple[tuple[str, str], ...]:

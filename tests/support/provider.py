@@ -7,13 +7,15 @@ Every behaviour is chosen by the URL path, so a test registers a model whose end
 recorded as a ``request`` event (with its headers and parsed body).
 
     POST /ok                 {"output": "ok: <input>", "usage": {"input_tokens": 3,
-                             "output_tokens": 5}, "latency_ms": 1}
+                             "output_tokens": 5}, "latency_ms": 1}; with ?finish=R, also
+                             "finish_reason": R (so do /stream/ndjson and /stream/sse's done)
     POST /echo               output "echo", plus "received": {"headers": {lower-cased: value},
                              "body": <parsed body>}
     POST /fractional         like /ok, usage {"input_tokens": 2.2, "output_tokens": 3.01}
     POST /nousage            {"output": "twelve chars"}, no usage
     POST /image              output {"image_url": "https://img.example/1.png"}, with usage
     POST /audio              output {"audio_url": "https://audio.example/1.wav"}, with usage
+    POST /audio/linked?to=URL  output {"audio_url": URL} (default: this server's /audio-file)
     POST /status/{code}      that status, {"error": {"message": "scripted failure <code>",
                              "code": <code>}}; 429 carries Retry-After: 7
     POST /badjson            200 with the body ``not json``
@@ -33,7 +35,11 @@ recorded as a ``request`` event (with its headers and parsed body).
                              finish_reason, a usage chunk when stream_options.include_usage,
                              [DONE]) when "stream" is true; mode bad answers 400 and mode busy
                              429 (Retry-After: 7) in OpenAI's error shape; mode cut streams one
-                             chunk and drops the connection without [DONE]
+                             chunk and drops the connection without [DONE]; modes filtered
+                             and long are ok with finish_reason content_filter and length
+    GET  /health/{code}[/{tag}]  an empty JSON object with that status (a model's health_url;
+                             the tag keeps a test's probes apart in the event log)
+    GET  /audio-file?size=N  N bytes of audio (default 4096), Content-Type audio/wav
     GET  /_events[?path=P]   {"events": [{"kind": "request"|"disconnect", "path", "t", ...}]}
     DELETE /_events          forget them
 
@@ -108,7 +114,14 @@ async def record_requests(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _ok(request: web.Request, usage: object = OK_USAGE) -> web.Response:
-    return json_response({"output": f"ok: {request[BODY]['input']}", "usage": usage, "latency_ms": 1})
+    return json_response({"output": f"ok: {request[BODY]['input']}", "usage": usage, "latency_ms": 1,
+                  **_finish(request)})
+
+
+def _finish(request: web.Request) -> JSONObject:
+    """``?finish=REASON``: the answer (or a stream's done) says why it stopped."""
+    reason = request.query.get("finish")
+    return {"finish_reason": reason} if reason else {}
 
 
 async def ok(request: web.Request) -> web.Response:
@@ -137,6 +150,11 @@ async def image(request: web.Request) -> web.Response:
 async def audio(request: web.Request) -> web.Response:
     output = {"audio_url": "https://audio.example/1.wav"}
     return json_response({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
+
+
+async def audio_linked(request: web.Request) -> web.Response:
+    url = request.query.get("to") or f"http://{request.host}/audio-file"
+    return json_response({"output": {"audio_url": url}, "usage": {"input_tokens": 3, "output_tokens": 1}})
 
 
 async def status(request: web.Request) -> web.Response:
@@ -212,14 +230,14 @@ def _done(n: int) -> JSONObject:
     return {"done": True, "usage": {"input_tokens": 2, "output_tokens": n}}
 
 
-async def streamndjson(request: web.Request) -> web.StreamResponse:
+async def stream_ndjson(request: web.Request) -> web.StreamResponse:
     deltas = _deltas(request, 5)
-    return await _stream(request, ndjson, [*deltas, _done(len(deltas))])
+    return await _stream(request, ndjson, [*deltas, {**_done(len(deltas)), **_finish(request)}])
 
 
-async def streamsse(request: web.Request) -> web.StreamResponse:
+async def stream_sse(request: web.Request) -> web.StreamResponse:
     deltas = _deltas(request, 5)
-    return await _stream(request, sse, [*deltas, _done(len(deltas))])
+    return await _stream(request, sse, [*deltas, {**_done(len(deltas)), **_finish(request)}])
 
 
 async def stream_nousage(request: web.Request) -> web.StreamResponse:
@@ -236,6 +254,9 @@ async def stream_image(request: web.Request) -> web.StreamResponse:
 
 
 # --- an OpenAI-compatible server ------------------------------------------------------------
+
+
+OPENAI_FINISH = {"filtered": "content_filter", "long": "length"}
 
 
 def _openai_error(status: int, message: str, headers: dict[str, str] | None = None,
@@ -257,19 +278,20 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
             or not isinstance(body.get("messages"), list) or not body["messages"]:
         return _openai_error(400, "scripted OpenAI server: model and messages are required")
     text = f"echo: {body['messages'][-1].get('content')}"
+    finish = OPENAI_FINISH.get(mode, "stop")
     base = {"id": "chatcmpl-test", "created": 1, "model": body["model"]}
     usage = {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}
     if not body.get("stream"):
         return json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text},
-             "finish_reason": "stop"}]})
+             "finish_reason": finish}]})
     chunk = {**base, "object": "chat.completion.chunk"}
 
     def delta(content: JSONObject, finish: str | None = None) -> JSONObject:
         return {**chunk, "choices": [{"index": 0, "delta": content, "finish_reason": finish}]}
 
     chunks = [delta({"role": "assistant"}), delta({"content": text[:5]}),
-              delta({"content": text[5:]}), delta({}, "stop")]
+              delta({"content": text[5:]}), delta({}, finish)]
     if mode == "cut":
         return await _stream(request, sse, chunks[:2], cut=True)
     if (body.get("stream_options") or {}).get("include_usage"):
@@ -277,6 +299,22 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
     response = await _stream(request, sse, chunks)
     await response.write(b"data: [DONE]\n\n")
     return response
+
+
+# --- GETs: health checks and audio links ----------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({}, status=int(request.match_info["code"]))
+
+
+AUDIO_BYTES = b"RIFF" + bytes(range(256)) * 16
+
+
+async def audio_file(request: web.Request) -> web.Response:
+    size = int(request.query.get("size", str(len(AUDIO_BYTES))))
+    return web.Response(body=(AUDIO_BYTES * (size // len(AUDIO_BYTES) + 1))[:size],
+                        content_type="audio/wav")
 
 
 # --- event log ------------------------------------------------------------------------------
@@ -301,18 +339,22 @@ def build_app() -> web.Application:
         ("/nousage", nousage),
         ("/image", image),
         ("/audio", audio),
+        ("/audio/linked", audio_linked),
         (r"/status/{code:\d{3}}", status),
         ("/badjson", badjson),
         (r"/slow/{ms:\d+}", slow),
         ("/auth/{secret}", auth),
-        ("/stream/ndjson", streamndjson),
-        ("/stream/sse", streamsse),
+        ("/stream/ndjson", stream_ndjson),
+        ("/stream/sse", stream_sse),
         ("/stream/nousage", stream_nousage),
         ("/stream/cut", stream_cut),
         ("/stream/image", stream_image),
         ("/openai/{mode}/v1/chat/completions", openai_chat),
     ]:
         app.router.add_post(path, handler)
+    app.router.add_get(r"/health/{code:\d{3}}", health)
+    app.router.add_get(r"/health/{code:\d{3}}/{tag}", health)
+    app.router.add_get("/audio-file", audio_file)
     app.router.add_get("/_events", get_events)
     app.router.add_delete("/_events", clear_events)
     return app

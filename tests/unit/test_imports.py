@@ -13,8 +13,13 @@ from pathlib import Path
 SERVER_ONLY = ("sqlalchemy", "sqlmodel", "asyncpg", "aiosqlite", "alembic", "redis",
                "cryptography")
 # All the bridge may take from the server: the rules its document and parsing derive from,
-# and the error tree they raise (grpc and protobuf only).
-BRIDGE_MAY_IMPORT = {"ai1net.server", "ai1net.server.rules", "ai1net.server.errors"}
+# the error tree they raise (grpc and protobuf only), and the guarded provider client it
+# fetches an audio link with (CONTRACT §6: the same client and limits as provider calls;
+# httptools, aiohappyeyeballs and the OpenTelemetry API).
+BRIDGE_MAY_IMPORT = {"ai1net.server", "ai1net.server.rules", "ai1net.server.errors",
+                     "ai1net.server.transport", "ai1net.server.http1",
+                     "ai1net.server.endpoints", "ai1net.server.memory",
+                     "ai1net.server.telemetry"}
 
 BRIDGE_ONLY = """
 import json, sys

@@ -52,7 +52,7 @@ class Usage(_message.Message):
     def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated: _Optional[bool] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("id", "model", "output", "usage", "latency_ms", "cost_usd", "cost_nanos", "ttft_ms", "attempts", "route")
+    __slots__ = ("id", "model", "output", "usage", "latency_ms", "cost_usd", "cost_nanos", "ttft_ms", "attempts", "route", "finish_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class GenerateResponse(_message.Message):
     TTFT_MS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     model: str
     output: _struct_pb2.Value
@@ -73,10 +74,11 @@ class GenerateResponse(_message.Message):
     ttft_ms: int
     attempts: int
     route: str
-    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_nanos: _Optional[int] = ..., ttft_ms: _Optional[int] = ..., attempts: _Optional[int] = ..., route: _Optional[str] = ...) -> None: ...
+    finish_reason: str
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_nanos: _Optional[int] = ..., ttft_ms: _Optional[int] = ..., attempts: _Optional[int] = ..., route: _Optional[str] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class GenerateStreamResponse(_message.Message):
-    __slots__ = ("delta", "output", "done", "id", "model", "usage", "latency_ms", "cost_usd", "cost_nanos", "ttft_ms", "attempts", "route")
+    __slots__ = ("delta", "output", "done", "id", "model", "usage", "latency_ms", "cost_usd", "cost_nanos", "ttft_ms", "attempts", "route", "finish_reason")
     DELTA_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +91,7 @@ class GenerateStreamResponse(_message.Message):
     TTFT_MS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     delta: str
     output: _struct_pb2.Value
     done: bool
@@ -101,4 +104,5 @@ class GenerateStreamResponse(_message.Message):
     ttft_ms: int
     attempts: int
     route: str
-    def __init__(self, delta: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., done: _Optional[bool] = ..., id: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_nanos: _Optional[int] = ..., ttft_ms: _Optional[int] = ..., attempts: _Optional[int] = ..., route: _Optional[str] = ...) -> None: ...
+    finish_reason: str
+    def __init__(self, delta: _Optional[str] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., done: _Optional[bool] = ..., id: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., latency_ms: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_nanos: _Optional[int] = ..., ttft_ms: _Optional[int] = ..., attempts: _Optional[int] = ..., route: _Optional[str] = ..., finish_reason: _Optional[str] = ...) -> None: ...
