@@ -28,7 +28,7 @@ from ai1net.bridge.links import FETCHER
 from ai1net.bridge.openai import OPENAI_PREFIX, add_openai_routes
 from ai1net.bridge.openapi import documented_methods, openapi_document
 from ai1net.bridge.routes import add_routes, json_response
-from ai1net.server.telemetry import continued_trace
+from ai1net.common.tracecontext import ContinuedTrace
 from ai1net.server.transport import HttpTransport, Transport
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     request[REQUEST_ID] = request_id
     try:
         if request.app[CONTINUE_TRACES]:
-            with continued_trace(request.headers):
+            with ContinuedTrace(request.headers):
                 response = await handler(request)
         else:
             response = await handler(request)

@@ -17,7 +17,7 @@ from aiohttp import web
 from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 
-from ai1net.server.crypto import new_id
+from ai1net.common.ids import new_id
 from ai1net.server.errors import GatewayError
 
 GRPC_TO_HTTP = {

@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
+from ai1net.common.ids import new_id
 from ai1net.server.calls import (
     DEFAULT_MAX_TOKENS,
     Emit,
@@ -25,7 +26,6 @@ from ai1net.server.calls import (
     Progress,
     check_call,
 )
-from ai1net.server.crypto import new_id
 from ai1net.server.errors import (
     GatewayError,
     Overloaded,
@@ -283,7 +283,7 @@ class Generator:
 
     async def _unary_attempt(self, model: ModelRecord, state: _Call, budget: float) -> Answer:
         call = state.call
-        async with _deadline(model, budget):
+        async with _Deadline(model, budget):
             return await self._providers.generate(
                 model, input=call.input, parameters=call.parameters,
                 first_byte_timeout=min(budget, model.first_byte_timeout_ms / 1000),
@@ -298,7 +298,7 @@ class Generator:
                                         first_byte_timeout=first_byte,
                                         idempotency_key=state.id)
         try:
-            async with _deadline(model, first_byte, what="sent a first token"):
+            async with _Deadline(model, first_byte, what="sent a first token"):
                 first = await anext(events)
         except BaseException:
             await events.aclose()
@@ -311,7 +311,7 @@ class Generator:
         assert model is not None
         progress = Progress(model, state.attempts, state.plan.reason, state.id)
         try:
-            async with _deadline(model, _budget(model, call, state)):
+            async with _Deadline(model, _budget(model, call, state)):
                 while not isinstance(event, Done):
                     if isinstance(event, Delta):
                         state.text.append(event.text)
@@ -423,7 +423,7 @@ class _Admitted:
             self._generator.account(state, tokens, "error", "INTERNAL")
 
 
-class _deadline:
+class _Deadline:
     """``asyncio.timeout`` whose expiry is an UpstreamTimeout naming the model."""
 
     def __init__(self, model: ModelRecord, seconds: float, what: str = "answered") -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ai1net.common.tracecontext import inject
 from ai1net.server import openai_upstream
 from ai1net.server.errors import (
     GatewayError,
@@ -24,7 +25,6 @@ from ai1net.server.errors import (
 from ai1net.server.http1 import DEFAULT_LIMITS, Limits
 from ai1net.server.memory import TRIMMER
 from ai1net.server.registry import ModelRecord
-from ai1net.server.telemetry import inject
 from ai1net.server.transport import ProviderRequest, Transport, TransportResponse
 
 CHARS_PER_TOKEN = 4

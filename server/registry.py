@@ -12,8 +12,9 @@ from typing import cast
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ai1net.common.ids import new_id
 from ai1net.server import audit, rules, storage
-from ai1net.server.crypto import CredentialBox, new_id
+from ai1net.server.crypto import CredentialBox
 from ai1net.server.endpoints import check_endpoint
 from ai1net.server.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from ai1net.server.keys import Notify, Principal, _nobody

@@ -190,7 +190,7 @@ class AuditEventRow(SQLModel, table=True):
         Index("ix_audit_action", "action", "id"),
     )
 
-    # Time-ordered (crypto.new_id): pages follow the primary key.
+    # Time-ordered (common.ids.new_id): pages follow the primary key.
     id: str = Field(primary_key=True, max_length=40)
     at: datetime
     actor_key_id: str = Field(max_length=40)

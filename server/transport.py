@@ -26,7 +26,7 @@ from ai1net.server.http1 import (
     ProtocolError,
     Response,
 )
-from ai1net.server.telemetry import provider_span, records_spans
+from ai1net.server.telemetry import ProviderSpan
 
 # The longest a call waits for a free connection to its provider's host.
 POOL_WAIT_S = 2.0
@@ -64,14 +64,17 @@ class Transport(Protocol):
 class HttpTransport:
     """Provider calls over `ConnectionPool` (http1.py), one pool for every provider."""
 
-    def __init__(self, *, allow_private: bool, limit_per_host: int = 256) -> None:
+    def __init__(self, *, allow_private: bool, limit_per_host: int = 256,
+                 record_spans: bool = False) -> None:
+        # record_spans: each provider call is a CLIENT span (when spans are exported).
         self._pool = ConnectionPool(guard=not allow_private, limit_per_host=limit_per_host)
+        self._record_spans = record_spans
 
     def open(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]:
-        return _Exchange(self._pool, request)
+        return _Exchange(self._pool, request, self._record_spans)
 
     def fetch(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]:
-        return _Fetch(self._pool, request)
+        return _Fetch(self._pool, request, self._record_spans)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -82,18 +85,19 @@ class _Exchange:
     back to the pool, or is closed on failure or cancel (which tells the provider to stop).
     With spans exported, the exchange is a client span and the provider's parent."""
 
-    __slots__ = ("_connection", "_pool", "_request", "_response", "_span")
+    __slots__ = ("_connection", "_pool", "_request", "_response", "_span", "_spans")
     _method = "POST"  # `_Fetch`: GET
 
-    def __init__(self, pool: ConnectionPool, request: ProviderRequest) -> None:
+    def __init__(self, pool: ConnectionPool, request: ProviderRequest, spans: bool) -> None:
         self._pool = pool
         self._request = request
-        self._span: provider_span | None = None
+        self._spans = spans
+        self._span: ProviderSpan | None = None
 
     async def __aenter__(self) -> TransportResponse:
         request, headers = self._request, self._request.headers
-        if records_spans():
-            self._span = provider_span(request.url, self._method)
+        if self._spans:
+            self._span = ProviderSpan(request.url, self._method)
             headers = dict(headers)
             self._span.start(headers)
         try:

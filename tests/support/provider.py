@@ -53,17 +53,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-JSONObject = dict[str, object]
-Encoder = Callable[[JSONObject], bytes]
+from ai1net.demo.wire import (
+    Encoder,
+    JSONObject,
+    error_response,
+    json_response,
+    ndjson,
+    serve_until_signalled,
+    sse,
+    stream_encoder,
+)
 
 OK_USAGE = {"input_tokens": 3, "output_tokens": 5}
 RETRY_AFTER_S = 7
@@ -84,18 +90,6 @@ EVENTS = web.AppKey("events", EventLog)
 BODY = web.RequestKey("body", dict)
 
 
-def _json(
-    body: object, *, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
-    )
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return _json({"error": {"message": message, "code": status}}, status=status, headers=headers)
-
-
 def _parse_body(raw: bytes) -> object:
     try:
         return orjson.loads(raw)
@@ -114,13 +108,13 @@ async def record_requests(request: web.Request, handler: Handler) -> web.StreamR
     if request.method != "POST" or request.path.startswith("/openai/"):
         return await handler(request)  # aiohttp answers 404/405 for us
     if not isinstance(body, dict) or not isinstance(body.get("input"), str):
-        return _error(400, "scripted provider: body must be a JSON object with a string input")
+        return error_response(400, "scripted provider: body must be a JSON object with a string input")
     request[BODY] = body
     return await handler(request)
 
 
 def _ok(request: web.Request, usage: object = OK_USAGE) -> web.Response:
-    return _json({"output": f"ok: {request[BODY]['input']}", "usage": usage, "latency_ms": 1,
+    return json_response({"output": f"ok: {request[BODY]['input']}", "usage": usage, "latency_ms": 1,
                   **_finish(request)})
 
 
@@ -137,7 +131,7 @@ async def ok(request: web.Request) -> web.Response:
 async def echo(request: web.Request) -> web.Response:
     headers = {name.lower(): value for name, value in request.headers.items()}
     received = {"headers": headers, "body": request[BODY]}
-    return _json({"output": "echo", "usage": OK_USAGE, "latency_ms": 1, "received": received})
+    return json_response({"output": "echo", "usage": OK_USAGE, "latency_ms": 1, "received": received})
 
 
 async def fractional(request: web.Request) -> web.Response:
@@ -145,28 +139,28 @@ async def fractional(request: web.Request) -> web.Response:
 
 
 async def nousage(request: web.Request) -> web.Response:
-    return _json({"output": "twelve chars"})
+    return json_response({"output": "twelve chars"})
 
 
 async def image(request: web.Request) -> web.Response:
     output = {"image_url": "https://img.example/1.png"}
-    return _json({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
+    return json_response({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
 
 
 async def audio(request: web.Request) -> web.Response:
     output = {"audio_url": "https://audio.example/1.wav"}
-    return _json({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
+    return json_response({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
 
 
 async def audio_linked(request: web.Request) -> web.Response:
     url = request.query.get("to") or f"http://{request.host}/audio-file"
-    return _json({"output": {"audio_url": url}, "usage": {"input_tokens": 3, "output_tokens": 1}})
+    return json_response({"output": {"audio_url": url}, "usage": {"input_tokens": 3, "output_tokens": 1}})
 
 
 async def status(request: web.Request) -> web.Response:
     code = int(request.match_info["code"])
     headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else None
-    return _error(code, f"scripted failure {code}", headers)
+    return error_response(code, f"scripted failure {code}", headers)
 
 
 async def badjson(request: web.Request) -> web.Response:
@@ -188,23 +182,15 @@ async def auth(request: web.Request) -> web.Response:
     secret = request.match_info["secret"]
     presented = {request.headers.get("Authorization"), request.headers.get("x-api-key")}
     if f"Bearer {secret}" not in presented and secret not in presented:
-        return _error(401, "scripted provider: wrong credential")
+        return error_response(401, "scripted provider: wrong credential")
     return _ok(request)
 
 
 # --- streams --------------------------------------------------------------------------------
 
 
-def _ndjson(obj: JSONObject) -> bytes:
-    return orjson.dumps(obj) + b"\n"
-
-
-def _sse(obj: JSONObject) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
 def _negotiated(request: web.Request) -> Encoder:
-    return _sse if "text/event-stream" in request.headers.get("Accept", "") else _ndjson
+    return stream_encoder(request.headers.get("Accept", ""))[1]
 
 
 def _query_int(request: web.Request, name: str, default: int) -> int:
@@ -219,7 +205,7 @@ async def _stream(
     request: web.Request, encode: Encoder, chunks: list[JSONObject], *, cut: bool = False
 ) -> web.StreamResponse:
     """Send chunks with ?gap_ms between them; `cut` drops the connection instead of ending."""
-    content_type = "text/event-stream" if encode is _sse else "application/x-ndjson"
+    content_type = "text/event-stream" if encode is sse else "application/x-ndjson"
     response = web.StreamResponse(headers={"Content-Type": content_type})
     gap_s = _query_int(request, "gap_ms", 0) / 1000
     try:
@@ -246,12 +232,12 @@ def _done(n: int) -> JSONObject:
 
 async def stream_ndjson(request: web.Request) -> web.StreamResponse:
     deltas = _deltas(request, 5)
-    return await _stream(request, _ndjson, [*deltas, {**_done(len(deltas)), **_finish(request)}])
+    return await _stream(request, ndjson, [*deltas, {**_done(len(deltas)), **_finish(request)}])
 
 
 async def stream_sse(request: web.Request) -> web.StreamResponse:
     deltas = _deltas(request, 5)
-    return await _stream(request, _sse, [*deltas, {**_done(len(deltas)), **_finish(request)}])
+    return await _stream(request, sse, [*deltas, {**_done(len(deltas)), **_finish(request)}])
 
 
 async def stream_nousage(request: web.Request) -> web.StreamResponse:
@@ -277,7 +263,7 @@ def _openai_error(status: int, message: str, headers: dict[str, str] | None = No
                   ) -> web.Response:
     error = {"message": message, "type": "invalid_request_error" if status == 400
              else "rate_limit_exceeded", "param": None, "code": None}
-    return _json({"error": error}, status=status, headers=headers)
+    return json_response({"error": error}, status=status, headers=headers)
 
 
 async def openai_chat(request: web.Request) -> web.StreamResponse:
@@ -296,7 +282,7 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
     base = {"id": "chatcmpl-test", "created": 1, "model": body["model"]}
     usage = {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}
     if not body.get("stream"):
-        return _json({**base, "object": "chat.completion", "usage": usage, "choices": [
+        return json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text},
              "finish_reason": finish}]})
     chunk = {**base, "object": "chat.completion.chunk"}
@@ -307,10 +293,10 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
     chunks = [delta({"role": "assistant"}), delta({"content": text[:5]}),
               delta({"content": text[5:]}), delta({}, finish)]
     if mode == "cut":
-        return await _stream(request, _sse, chunks[:2], cut=True)
+        return await _stream(request, sse, chunks[:2], cut=True)
     if (body.get("stream_options") or {}).get("include_usage"):
         chunks.append({**chunk, "choices": [], "usage": usage})
-    response = await _stream(request, _sse, chunks)
+    response = await _stream(request, sse, chunks)
     await response.write(b"data: [DONE]\n\n")
     return response
 
@@ -319,7 +305,7 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
-    return _json({}, status=int(request.match_info["code"]))
+    return json_response({}, status=int(request.match_info["code"]))
 
 
 AUDIO_BYTES = b"RIFF" + bytes(range(256)) * 16
@@ -335,12 +321,12 @@ async def audio_file(request: web.Request) -> web.Response:
 
 
 async def get_events(request: web.Request) -> web.Response:
-    return _json({"events": request.app[EVENTS].select(request.query.get("path"))})
+    return json_response({"events": request.app[EVENTS].select(request.query.get("path"))})
 
 
 async def clear_events(request: web.Request) -> web.Response:
     request.app[EVENTS].events.clear()
-    return _json({"events": []})
+    return json_response({"events": []})
 
 
 def build_app() -> web.Application:
@@ -375,19 +361,8 @@ def build_app() -> web.Application:
 
 
 async def serve(host: str, port: int) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    # handler_cancellation: aiohttp >= 3.9 only cancels handlers of hung-up clients when asked.
-    runner = web.AppRunner(build_app(), handler_cancellation=True)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        print(f"PORT {runner.addresses[0][1]}", flush=True)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_signalled(build_app(), host=host, port=port,
+                                announce=lambda bound: print(f"PORT {bound}", flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:
