@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -48,9 +48,35 @@ from ai1net.server.tables import (
     UsageHourRow,
 )
 
-if TYPE_CHECKING:
-    from ai1net.server.reports import Period
-    from ai1net.server.usage import UsageEvent
+
+class Event(Protocol):
+    """What the roll-ups read of a usage event (``usage.UsageEvent``)."""
+
+    @property
+    def ts_ms(self) -> int: ...
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def model_owner(self) -> str: ...
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cost_nanos(self) -> int: ...
+    @property
+    def outcome(self) -> str: ...
+
+
+class Period(Protocol):
+    """``[start_ms, end_ms)``, None unbounded (``reports.Period``)."""
+
+    @property
+    def start_ms(self) -> int | None: ...
+    @property
+    def end_ms(self) -> int | None: ...
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -87,7 +113,7 @@ LEVELS = (HOURLY, HOURLY_MODELS, DAILY_KEYS)
 Row = tuple[Any, ...]
 
 
-def deltas(events: Iterable[UsageEvent]) -> list[list[Row]]:
+def deltas(events: Iterable[Event]) -> list[list[Row]]:
     """A batch summed per row of each level of ``LEVELS``: rows of ``level.key + SUMS``,
     sorted (concurrent writers on PostgreSQL then lock the rows they share in the same
     order, and never deadlock)."""
@@ -171,7 +197,7 @@ SQLITE_UPSERTS = [_upsert(level) for level in LEVELS]
 _PG_UPSERTS = [_pg_upsert(level) for level in LEVELS]
 
 
-def add_sync(conn: Connection, events: Iterable[UsageEvent]) -> None:
+def add_sync(conn: Connection, events: Iterable[Event]) -> None:
     """Add stored events to the roll-ups, in the caller's transaction (SQLite's writer),
     on the driver's cursor: SQLAlchemy's statement handling would cost more than the
     upserts of a small batch."""
@@ -184,7 +210,7 @@ def add_sync(conn: Connection, events: Iterable[UsageEvent]) -> None:
         cursor.close()
 
 
-async def add(conn: AsyncConnection, events: Iterable[UsageEvent]) -> None:
+async def add(conn: AsyncConnection, events: Iterable[Event]) -> None:
     """Add stored events to the roll-ups, in the caller's transaction (PostgreSQL): one
     statement a level, its rows as arrays."""
     for statement, rows, level in zip(_PG_UPSERTS, deltas(events), LEVELS, strict=True):
