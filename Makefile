@@ -37,9 +37,11 @@ lint: $(PY)
 	mkdir -p $(TYPECHECK)
 	ln -sfn ../../../server $(TYPECHECK)/server
 	ln -sfn ../../../bridge $(TYPECHECK)/bridge
+	ln -sfn ../../../common $(TYPECHECK)/common
+	ln -sfn ../../../demo $(TYPECHECK)/demo
 	ln -sfn ../../../clients/python/ai1net/v1 $(TYPECHECK)/v1
 	ln -sfn ../../../clients/python/ai1net/client $(TYPECHECK)/client
-	$(VENV)/bin/mypy -p ai1net.server -p ai1net.bridge -p ai1net.client
+	$(VENV)/bin/mypy -p ai1net.server -p ai1net.bridge -p ai1net.common -p ai1net.demo -p ai1net.client
 
 cluster-test: $(PY)  ## three replicas behind HAProxy on PostgreSQL and Redis, minutes (tests/cluster)
 	AI1NET_CLUSTER_TEST=1 $(PY) -m pytest -s -p no:xdist tests/cluster $(PYTEST_ARGS)

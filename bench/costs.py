@@ -3,7 +3,8 @@
 Part of ``python -m bench.run`` (on by default, ``--no-costs`` skips it). Two more AI1NET
 processes are started beside the one that served the main passes, on the same core and on
 fresh SQLite files: one with ``AI1NET_ACCOUNTING=0`` (usage events are not recorded), one with
-``AI1NET_TRACING=0`` (no OpenTelemetry SDK or instrumentation). Each variant is loaded over
+``AI1NET_TRACING=0`` (no OpenTelemetry SDK or instrumentation): benchmark switches, read by
+``ai1net serve`` apart from its settings (server/benchswitches.py). Each variant is loaded over
 HTTP at the same time as the default one, the two sharing their core (``Bench.together``), in
 ``--costs-rounds`` rounds.
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ai1net.server.app import Gateway, build_gateway
 from ai1net.server.keys import KeyLimits
-from tests.conftest import gateway_settings, postgres_database
+from tests.conftest import PostgresDatabase, gateway_settings
 
 
 async def revoke_and_time(one: Gateway, two: Gateway, changes: int) -> list[float]:
@@ -49,8 +49,8 @@ async def revoke_and_time(one: Gateway, two: Gateway, changes: int) -> list[floa
 
 async def one_pass(database_url: str, redis_url: str | None, changes: int) -> list[float]:
     settings = gateway_settings(database_url, redis_url=redis_url)
-    one = await build_gateway(settings, trace_rpcs=False)
-    two = await build_gateway(settings, trace_rpcs=False)
+    one = await build_gateway(settings)
+    two = await build_gateway(settings)
     try:
         await one.start()
         await two.start()
@@ -78,10 +78,10 @@ async def main() -> None:
         report("SQLite, no Redis", await one_pass(url, None, args.changes))
     if args.postgres_url:
         os.environ["AI1NET_TEST_POSTGRES_URL"] = args.postgres_url
-        async with postgres_database() as url:
+        async with PostgresDatabase() as url:
             report("PostgreSQL, no Redis", await one_pass(url, None, args.changes))
         if args.redis_url:
-            async with postgres_database() as url:
+            async with PostgresDatabase() as url:
                 report("PostgreSQL + Redis", await one_pass(url, args.redis_url, args.changes))
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from ai1net.server.errors import Unavailable
 from ai1net.server.keys import Principal
 from ai1net.server.quota import LocalQuota, Quota
-from ai1net.server.quota_redis import RedisQuota
+from ai1net.server.quota.redis_store import RedisQuota
 
 CALL_NANOS = 1_000_000  # one call's worst case
 

@@ -24,10 +24,12 @@ from ai1net.bridge.errors import (
     new_request_id,
     openai_envelope,
 )
+from ai1net.bridge.links import FETCHER
 from ai1net.bridge.openai import OPENAI_PREFIX, add_openai_routes
 from ai1net.bridge.openapi import documented_methods, openapi_document
 from ai1net.bridge.routes import add_routes, json_response
-from ai1net.server.telemetry import continued_trace
+from ai1net.common.tracecontext import ContinuedTrace
+from ai1net.server.transport import HttpTransport, Transport
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     request[REQUEST_ID] = request_id
     try:
         if request.app[CONTINUE_TRACES]:
-            with continued_trace(request.headers):
+            with ContinuedTrace(request.headers):
                 response = await handler(request)
         else:
             response = await handler(request)
@@ -121,8 +123,14 @@ def build_app(*, target: str | None = None, backend: Backend | None = None,
               max_body_bytes: int = 1024 * 1024,
               metrics_registry: CollectorRegistry | None = None,
               continue_traces: bool = False,
-              credentials: grpc.ChannelCredentials | None = None) -> web.Application:
-    """The bridge: a client of the gRPC server at ``target``, or of an in-process backend."""
+              credentials: grpc.ChannelCredentials | None = None,
+              transport: Transport | None = None,
+              allow_private_endpoints: bool = False) -> web.Application:
+    """The bridge: a client of the gRPC server at ``target``, or of an in-process backend.
+
+    Links it fetches (speech from an ``audio_url``) go through ``transport``, the gateway's
+    beside it; without one, the bridge's own (its SSRF guard on unless
+    ``allow_private_endpoints``)."""
     if (target is None) == (backend is None):
         raise ValueError("give the bridge either a gRPC target or an in-process backend")
     app = web.Application(client_max_size=max_body_bytes, middlewares=[envelope_middleware])
@@ -135,7 +143,14 @@ def build_app(*, target: str | None = None, backend: Backend | None = None,
         yield
         await app[BACKEND].close()
 
+    async def fetcher_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[FETCHER] = transport or HttpTransport(allow_private=allow_private_endpoints)
+        yield
+        if transport is None:
+            await app[FETCHER].close()
+
     app.cleanup_ctx.append(backend_ctx)
+    app.cleanup_ctx.append(fetcher_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

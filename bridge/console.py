@@ -3,6 +3,8 @@
 The console is a client of the public HTTP API like any other; this module only serves its
 files, each from a fixed list read at start-up, and puts the security headers on every
 answer under /console (errors included), so no inline script or framing is ever allowed.
+It is a sub-application mounted at /console: its response hook runs for its own answers
+only, not for every API call.
 """
 
 from __future__ import annotations
@@ -61,13 +63,14 @@ def _file(request: web.Request, name: str) -> web.Response:
     return web.Response(body=body, content_type=media, charset=charset)
 
 
-async def _secure(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
-        response.headers.update(SECURITY_HEADERS)
+async def _secure(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
 
 
 def add_console(app: web.Application) -> None:
-    app[CONSOLE_FILES] = _load_files()
-    app.on_response_prepare.append(_secure)
-    app.router.add_get(PREFIX, index)
-    app.router.add_get(PREFIX + "/{path:[A-Za-z0-9_./-]+}", asset)
+    console = web.Application()
+    console[CONSOLE_FILES] = _load_files()
+    console.on_response_prepare.append(_secure)
+    console.router.add_get("", index)
+    console.router.add_get("/{path:[A-Za-z0-9_./-]+}", asset)
+    app.add_subapp(PREFIX, console)

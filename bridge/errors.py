@@ -17,7 +17,8 @@ from aiohttp import web
 from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 
-from ai1net.server.crypto import new_id
+from ai1net.common.ids import new_id
+from ai1net.server.errors import GatewayError
 
 GRPC_TO_HTTP = {
     grpc.StatusCode.OK: 200,
@@ -126,6 +127,14 @@ def from_rpc_error(error: aio.AioRpcError) -> HttpError:
     if code is grpc.StatusCode.UNAVAILABLE and not reason:
         message = "the gateway backend is unavailable"
     return HttpError(status, message, field=field, retry_after=retry_after, headers=headers)
+
+
+def from_domain_error(error: GatewayError) -> HttpError:
+    """The HTTP error for a domain error met in the bridge itself (the same tables)."""
+    status = REASON_TO_HTTP.get(error.reason, GRPC_TO_HTTP.get(error.code, 500))
+    retry_after = max(1, math.ceil(error.retry_after_s)) \
+        if error.retry_after_s is not None else None
+    return HttpError(status, error.message, field=error.field, retry_after=retry_after)
 
 
 def _details(metadata: Any) -> list[Any]:

@@ -76,7 +76,7 @@ class _UnaryCall:
         return self._run().__await__()
 
     async def _run(self) -> Any:
-        with _as_rpc_errors():
+        with _AsRpcErrors():
             if self._timeout is None:
                 return await self._handler(self._request, self._context)
             async with asyncio.timeout(self._timeout):
@@ -104,7 +104,7 @@ class _StreamCall:
         assert self._context.queue is not None
         ending: Any = EOF_MARK
         try:
-            with _as_rpc_errors():
+            with _AsRpcErrors():
                 async with asyncio.timeout(self._timeout):
                     await handler(request, self._context)
         except aio.AioRpcError as error:
@@ -128,7 +128,7 @@ class _StreamCall:
         return self._task.cancel()
 
 
-class _as_rpc_errors:  # used like a contextlib context manager
+class _AsRpcErrors:
     """An abort or a deadline as the AioRpcError a gRPC call would raise."""
 
     def __enter__(self) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from ai1net.bridge import openai_wire as wire
 from ai1net.bridge.backend import BACKEND, call_metadata
 from ai1net.bridge.errors import invalid
+from ai1net.bridge.links import FETCHER, fetch_audio
 from ai1net.bridge.routes import call_generate, json_response, open_stream, read_json
 from ai1net.bridge.streaming import relay
 from ai1net.v1 import registry_pb2
@@ -52,10 +53,17 @@ async def image_generations(request: web.Request) -> web.Response:
 
 
 async def audio_speech(request: web.Request) -> web.Response:
+    """The audio bytes: decoded from a ``data:`` URL, or fetched from a link."""
     asked = wire.speech_request(await read_json(request))
     await _check_type(request, asked, "audio")
     response, headers = await call_generate(request, asked.message)
-    media, audio = wire.speech(response)
+    url = wire.audio_url(response)
+    if url.startswith("data:"):
+        media, audio = wire.data_url(url, "audio_url")
+    else:
+        model = await request.app[BACKEND].registry.GetModel(
+            registry_pb2.GetModelRequest(name=response.model), metadata=call_metadata(request))
+        media, audio = await fetch_audio(request.app[FETCHER], model, url)
     return web.Response(body=audio, content_type=media, headers=headers)
 
 

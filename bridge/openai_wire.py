@@ -219,9 +219,8 @@ def _asked(body: JSON, text: str, parameters: JSON, *, text_field: str,
     model = _take(body, "model", _string) or AUTO
     if model != AUTO:
         message.model = model
-    fields = message.parameters.fields
-    for name, value in parameters.items():
-        _fill(fields[name], value)
+    if parameters:  # as JSON: a Struct would be built here and taken apart in the server
+        message.parameters_json = orjson.dumps(parameters)
     hints = _take(body, "ai1net", _object)
     if hints or kind:
         _fill_hints(message, hints or {}, kind)
@@ -230,31 +229,6 @@ def _asked(body: JSON, text: str, parameters: JSON, *, text_field: str,
     include_usage = _take(options, "include_usage", _boolean, "stream_options.")
     return Asked(message=message, stream=stream, include_usage=bool(include_usage),
                  max_tokens=parameters.get("max_tokens"))
-
-
-def _fill(into: struct_pb2.Value, value: Any) -> None:
-    """A JSON value into a protobuf Value: what ``Struct.update`` does, for JSON's types
-    only, in a third fewer instructions (``messages`` makes this part of every call)."""
-    if isinstance(value, str):
-        into.string_value = value
-    elif isinstance(value, dict):
-        if not value:
-            into.struct_value.SetInParent()  # an empty object stays one
-        fields = into.struct_value.fields
-        for key, item in value.items():
-            _fill(fields[key], item)
-    elif isinstance(value, list):
-        if not value:
-            into.list_value.SetInParent()
-        values = into.list_value.values
-        for item in value:
-            _fill(values.add(), item)
-    elif isinstance(value, bool):
-        into.bool_value = value
-    elif isinstance(value, int | float):
-        into.number_value = value
-    else:
-        into.null_value = struct_pb2.NULL_VALUE
 
 
 def _fill_hints(message: generate_pb2.GenerateRequest, hints: JSON, kind: str) -> None:
@@ -272,8 +246,11 @@ def _fill_hints(message: generate_pb2.GenerateRequest, hints: JSON, kind: str) -
 # -- answers -------------------------------------------------------------------------------
 
 
-def finish_reason(output_tokens: int, max_tokens: int | None) -> str:
-    """``length`` when the answer used every token allowed, else ``stop``."""
+def finish_reason(said: str, output_tokens: int, max_tokens: int | None) -> str:
+    """The provider's reason when it gave one; else ``length`` when the answer used every
+    token allowed, else ``stop``."""
+    if said:
+        return said
     return "length" if max_tokens is not None and output_tokens >= max_tokens else "stop"
 
 
@@ -317,7 +294,8 @@ def _answer(response: generate_pb2.GenerateResponse, asked: Asked, created: int,
     choice: JSON = {"index": 0, "message": {"role": "assistant", "content": text}} if chat \
         else {"index": 0, "text": text}
     choice["logprobs"] = None
-    choice["finish_reason"] = finish_reason(usage.output_tokens, asked.max_tokens)
+    choice["finish_reason"] = finish_reason(response.finish_reason, usage.output_tokens,
+                                            asked.max_tokens)
     return {"id": f"chatcmpl-{response.id}" if chat else f"cmpl-{response.id}",
             "object": "chat.completion" if chat else "text_completion", "created": created,
             "model": response.model, "choices": [choice], "usage": usage_json(usage),
@@ -333,9 +311,9 @@ def images_json(response: generate_pb2.GenerateResponse, *, b64: bool, created: 
             "output_format": media.rpartition("/")[2]}
 
 
-def speech(response: generate_pb2.GenerateResponse) -> tuple[str, bytes]:
-    """The audio's media type and bytes."""
-    return data_url(_output_url(response, "audio_url"), "audio_url")
+def audio_url(response: generate_pb2.GenerateResponse) -> str:
+    """Where the audio is: a ``data:`` URL (`data_url`) or a link (``links.fetch_audio``)."""
+    return _output_url(response, "audio_url")
 
 
 def _output_url(response: generate_pb2.GenerateResponse, name: str) -> str:
@@ -347,11 +325,10 @@ def _output_url(response: generate_pb2.GenerateResponse, name: str) -> str:
 
 
 def data_url(url: str, name: str) -> tuple[str, bytes]:
-    """A ``data:`` URL's media type and bytes; an http(s) URL is not fetched (501)."""
+    """A ``data:`` URL's media type and bytes; a link is no data: URL (501)."""
     if not url.startswith("data:"):
         raise HttpError(501, f"the provider answered with a link in output.{name}, and this "
-                        "gateway returns only data: URLs as bytes; ask for a URL instead "
-                        "where the endpoint offers one")
+                        "endpoint returns only data: URLs as bytes; ask for a URL instead")
     header, comma, payload = url[5:].partition(",")
     media, *flags = header.split(";")
     if not comma:
@@ -416,7 +393,7 @@ class ChunkFraming:
 
     def _last(self, done: generate_pb2.GenerateStreamResponse) -> bytes:
         usage = done.usage
-        finish = finish_reason(usage.output_tokens, self._asked.max_tokens)
+        finish = finish_reason(done.finish_reason, usage.output_tokens, self._asked.max_tokens)
         last = self._event([self._choice({} if self._chat else "", finish)],
                            ai1net={**_extras(done, usage), "ttft_ms": done.ttft_ms})
         if self._asked.include_usage:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ai1net.bridge.errors import ERROR_TYPES
 from ai1net.server import rules
-from ai1net.server.rules import HEALTH, MODEL_TYPES, ROLES
+from ai1net.server.rules import FINISH_REASONS, HEALTH, MODEL_TYPES, ROLES
 
 Schema = dict[str, Any]
 # Every operation with a key answers these; one reading a body adds BODY_ERRORS.
@@ -93,7 +93,9 @@ def _usd() -> Schema:
 def _generate_schemas() -> Schema:
     finished = {"id": _t("string", examples=["gen_8f3a"]), "model": _t("string"),
                 "usage": _ref("TokenUsage"), "latency_ms": _count("Gateway end-to-end time"),
-                "cost_usd": _usd()}
+                "cost_usd": _usd(),
+                "finish_reason": _enum(FINISH_REASONS, "Why the provider stopped, when it "
+                                                       "said")}
     request = rules.nested(rules.GENERATE, required=("input",))
     return {
         "Routing": {**request.pop("routing"),
@@ -324,8 +326,9 @@ def _typed_hints(kind: str) -> Schema:
 
 
 def _openai_answer_schemas() -> Schema:
-    finish = _t(["string", "null"], enum=["stop", "length", None],
-                doc="`length` when the answer used every token allowed")
+    finish = _t(["string", "null"], enum=[*FINISH_REASONS, None],
+                doc="The provider's reason; without one, `length` when the answer used "
+                    "every token allowed, else `stop`")
     usage = _obj({"prompt_tokens": _count(), "completion_tokens": _count(),
                   "total_tokens": _count()}, "prompt_tokens", "completion_tokens",
                  "total_tokens")
@@ -724,9 +727,11 @@ def _openai_paths() -> Schema:
                               *ANSWER_HEADERS)},
             errors=(*generating, 501), body="ImageRequest", params=TIMEOUTS)},
         "/openai/v1/audio/speech": {"post": _openai_operation(
-            "openaiSpeech", "OpenAI text to speech over any audio model (501 when the "
-            "model answers with a link rather than a data: URL)", {"200": audio},
-            errors=(*generating, 501), body="SpeechRequest", params=TIMEOUTS)},
+            "openaiSpeech", "OpenAI text to speech over any audio model: the audio "
+            "decoded from a data: URL, or fetched from its link with GET through the "
+            "provider client (SSRF guard, the model's max_response_bytes and time-outs; "
+            "502 when the link fails or breaks a limit, 504 when it does not answer in time)",
+            {"200": audio}, errors=generating, body="SpeechRequest", params=TIMEOUTS)},
     }
 
 

@@ -30,9 +30,12 @@ EOF: object = aio.EOF  # type: ignore[attr-defined]
 
 def event_json(message: generate_pb2.GenerateStreamResponse) -> dict[str, Any]:
     if message.done:
-        return {"done": True, "id": message.id, "model": message.model,
+        done = {"done": True, "id": message.id, "model": message.model,
                 "usage": usage_json(message.usage), "latency_ms": message.latency_ms,
                 "cost_usd": message.cost_usd, "ttft_ms": message.ttft_ms}
+        if message.finish_reason:
+            done["finish_reason"] = message.finish_reason
+        return done
     if message.HasField("delta"):
         return {"delta": message.delta}
     return {"output": value_to_python(message.output)}

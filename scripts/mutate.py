@@ -39,7 +39,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "auth": ("tests/unit/test_auth.py", "tests/integration/test_authz.py"),
     "keys": ("tests/unit/test_keys.py", "tests/unit/test_auth.py",
              "tests/integration/test_audit.py"),
-    "quota": ("tests/unit/test_quota.py", "tests/integration/test_limits.py"),
+    "quota.core": ("tests/unit/test_quota.py", "tests/integration/test_limits.py"),
+    "quota.local": ("tests/unit/test_quota.py", "tests/integration/test_limits.py"),
     "routing": ("tests/unit/test_routing.py", "tests/integration/test_routing.py"),
     "money": ("tests/unit/test_money.py", "tests/unit/test_quota.py"),
 }
@@ -170,7 +171,8 @@ def _op(op: ast.AST) -> str:
 
 
 def source_of(module: str) -> Path:
-    return ROOT / "server" / f"{module}.py"
+    """``quota.local`` is server/quota/local.py."""
+    return ROOT / "server" / f"{module.replace('.', '/')}.py"
 
 
 def sites(tree: ast.Module) -> list[tuple[ast.AST, str, str]]:
@@ -246,14 +248,31 @@ def _install(module: str, index: int) -> None:
     import types
 
     tree = mutated_tree(module, index)
-    package = importlib.import_module("ai1net.server")
     name = f"ai1net.server.{module}"
+    parent_name, _, leaf = name.rpartition(".")
+    # A module of a package (quota.local) is imported with it: its package re-exports it.
+    original = importlib.import_module(name) if "." in module else None
+    package = importlib.import_module(parent_name)
     mutant = types.ModuleType(name)
     mutant.__file__ = str(source_of(module))
-    mutant.__package__ = "ai1net.server"
+    mutant.__package__ = parent_name
     sys.modules[name] = mutant
-    setattr(package, module, mutant)
+    setattr(package, leaf, mutant)
     exec(compile(tree, mutant.__file__, "exec"), mutant.__dict__)  # noqa: S102
+    if original is not None:
+        _rebind(original, mutant)
+
+
+def _rebind(original: object, mutant: object) -> None:
+    """What modules already imported took from ``original`` now comes from ``mutant``."""
+    name = getattr(original, "__name__", "")
+    for other in list(sys.modules.values()):
+        if other is mutant or not getattr(other, "__name__", "").startswith("ai1net.server."):
+            continue
+        for attr, value in list(vars(other).items()):
+            if getattr(value, "__module__", None) == name and hasattr(mutant, attr) \
+                    and getattr(original, attr, None) is value:
+                setattr(other, attr, getattr(mutant, attr))
 
 
 def _pytest_passes(module: str) -> bool | None:

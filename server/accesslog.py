@@ -9,6 +9,7 @@ no prompt, no output, no header, no key.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import logging.handlers
 import queue
@@ -44,19 +45,34 @@ class JsonFormatter(logging.Formatter):
     def line(created: float, level: str, logger: str, message: str, context: SpanContext,
              fields: Mapping[str, object] | None, exc: str | None = None) -> str:
         document: dict[str, object] = {
-            "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "ts": timestamp(created),
             "level": level,
             "logger": logger,
             "msg": message,
         }
         if context.is_valid:
-            document["trace_id"] = trace.format_trace_id(context.trace_id)
-            document["span_id"] = trace.format_span_id(context.span_id)
+            document["trace_id"] = f"{context.trace_id:032x}"
+            document["span_id"] = f"{context.span_id:016x}"
         if fields:
             document.update(fields)
         if exc:
             document["exc"] = exc
         return orjson.dumps(document, default=str).decode()
+
+
+def timestamp(created: float) -> str:
+    """``created`` as ISO 8601 in UTC to the millisecond, as ``datetime.isoformat`` writes
+    it, with each second's text made once (every log line needs one)."""
+    second, fraction = divmod(created, 1)
+    micros = round(fraction * 1_000_000)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
+    return f"{_utc_second(int(second))}.{micros // 1000:03d}+00:00"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def configure_logging(level: str, *, json: bool = True,
@@ -75,8 +91,6 @@ def configure_logging(level: str, *, json: bool = True,
     atexit.register(writer.stop)
     handler = _RecordQueue(records)
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
-    global _root_queue  # the process's one logging configuration
-    _root_queue = handler
     return writer  # stop() writes out what is queued (tests, shutdown)
 
 
@@ -103,7 +117,7 @@ class _AccessLine(NamedTuple):
         context = self.span_context
         return {
             "request_id": self.request_id,
-            "trace_id": trace.format_trace_id(context.trace_id) if context.is_valid else None,
+            "trace_id": f"{context.trace_id:032x}" if context.is_valid else None,
             "method": self.method,
             "model": self.model,
             "outcome": self.outcome,
@@ -128,8 +142,6 @@ class _AccessLine(NamedTuple):
 
 
 Queued = logging.LogRecord | _AccessLine | None
-# The root handler `configure_logging` installed, while it is the only one.
-_root_queue: _RecordQueue | None = None
 
 
 class LogWriter:
@@ -221,16 +233,17 @@ def log_call(*, request_id: str, method: str, model: str, outcome: str, latency_
 
 def _writer_only(logger: logging.Logger) -> queue.SimpleQueue[Queued] | None:
     """The writer's queue when the writer is all that would see ``logger``'s records: no
-    other handler or filter on the way to the root, and the root's one handler is ours."""
-    handler = _root_queue
-    if handler is None or logger.disabled:
+    other handler or filter on the way to the root, and the root's one handler is the one
+    `configure_logging` installed (logging's own configuration says so: no copy of it here)."""
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or not isinstance(handlers[0], _RecordQueue) or logger.disabled:
         return None
+    handler = handlers[0]
     node: logging.Logger | None = logger
     while node is not None and node is not logging.root:
         if node.handlers or node.filters or not node.propagate:
             return None
         node = node.parent
-    root = logging.root
-    if root.handlers != [handler] or root.filters or handler.filters:
+    if logging.root.filters or handler.filters:
         return None
     return handler.queue  # type: ignore[return-value]  # the SimpleQueue configure_logging made

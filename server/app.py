@@ -29,6 +29,7 @@ from ai1net.server.keys import KeyStore
 from ai1net.server.load import InFlight
 from ai1net.server.metrics import Metrics
 from ai1net.server.observe import Observer
+from ai1net.server.probes import Prober
 from ai1net.server.providers import ProviderClient
 from ai1net.server.quota import Quota, build_quota, spent_by_key
 from ai1net.server.registry import Registry
@@ -39,7 +40,7 @@ from ai1net.server.services.registry import RegistryServicer
 from ai1net.server.services.usage import UsageServicer
 from ai1net.server.settings import Settings
 from ai1net.server.storage import Database, sqlite_path
-from ai1net.server.telemetry import grpc_server_interceptor, instrument_engine
+from ai1net.server.telemetry import TraceMode
 from ai1net.server.tls import server_credentials
 from ai1net.server.transport import HttpTransport, Transport
 from ai1net.server.usage import Ledger
@@ -133,12 +134,14 @@ class Gateway:
     # handlers the gRPC server runs, by full method name.
     handlers: dict[str, Any]
     metrics: Metrics
+    prober: Prober
 
     async def start(self) -> None:
         await self.feed.start()
         await self.quota.start()
         await self.ledger.start()
         await self.server.start()
+        self.prober.start()
         for name in ("", *SERVICE_NAMES):
             await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -154,7 +157,8 @@ class Gateway:
     async def close(self) -> None:
         """Flush usage and release everything; what fails is logged, never raised, so a
         stop ends cleanly whatever Redis or the database did."""
-        for name, closer in (("ledger", self.ledger.close), ("quota", self.quota.close),
+        for name, closer in (("health probes", self.prober.close),
+                             ("ledger", self.ledger.close), ("quota", self.quota.close),
                              ("change feed", self.feed.close),
                              ("transport", self.transport.close), ("database", self.db.close)):
             try:
@@ -178,18 +182,23 @@ def spool_dir(settings: Settings) -> Path | None:
 
 
 async def build_gateway(settings: Settings, *, transport: Transport | None = None,
-                        metrics: Metrics | None = None, trace_rpcs: bool = True,
-                        rng: random.Random | None = None) -> Gateway:
-    """The gateway; ``trace_rpcs=False`` keeps trace propagation but makes no RPC or SQL
-    spans (for when no spans are exported). ``rng`` spreads load among near-equal models
-    (tests seed it)."""
+                        metrics: Metrics | None = None, tracing: TraceMode = TraceMode.OFF,
+                        accounting: bool = True, rng: random.Random | None = None) -> Gateway:
+    """The gateway. ``tracing`` is what `setup_tracing` made of the environment (its
+    provider's ``mode``): with ``FULL`` the RPCs, SQL statements, calls and provider calls
+    are spans; ``LIGHT`` makes light spans, so trace context still propagates; ``OFF`` makes
+    none. ``accounting=False`` records no usage (a benchmark switch). ``rng`` spreads load
+    among near-equal models (tests seed it)."""
     box = CredentialBox(passphrases(settings))  # first: a missing secret stops start-up
     db = Database(settings.database_url)
-    if trace_rpcs:
+    if tracing is TraceMode.FULL:
+        # Imported here: the instrumentations weigh much of a second of start-up.
+        from ai1net.server.instrumentation import instrument_engine
+
         instrument_engine(db.engine)
     try:
         metrics = metrics or Metrics(shared_dir=settings.metrics_dir)
-        return await _assemble(settings, db, box, transport, metrics, trace_rpcs, rng)
+        return await _assemble(settings, db, box, transport, metrics, tracing, accounting, rng)
     except BaseException:
         await db.close()
         raise
@@ -197,7 +206,8 @@ async def build_gateway(settings: Settings, *, transport: Transport | None = Non
 
 async def _assemble(settings: Settings, db: Database, box: CredentialBox,
                     transport: Transport | None, metrics: Metrics,
-                    trace_rpcs: bool, rng: random.Random | None) -> Gateway:
+                    tracing: TraceMode, accounting: bool,
+                    rng: random.Random | None) -> Gateway:
     await db.migrate()
     feed = ChangeFeed(db=db, redis_url=settings.redis_url,
                       poll_interval_s=settings.change_poll_interval_s)
@@ -214,15 +224,18 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     health = HealthBoard()
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
-                    enabled=settings.accounting, spool_dir=spool_dir(settings))
+                    enabled=accounting, spool_dir=spool_dir(settings),
+                    link_calls=tracing is TraceMode.FULL)
     feedback = FeedbackBoard(db=db, notify=feed.publish)
     await feedback.load()
     feed.on("feedback", feedback.reload_one, feedback.load)
-    transport = transport or HttpTransport(allow_private=settings.allow_private_endpoints)
+    transport = transport or HttpTransport(allow_private=settings.allow_private_endpoints,
+                                           record_spans=tracing is TraceMode.FULL)
     providers = ProviderClient(transport=transport)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))
+    observer = Observer(metrics=metrics, tracing=tracing)
     generator = Generator(registry=registry, providers=providers, health=health, ledger=ledger,
-                          quota=quota, observer=Observer(metrics=metrics),
+                          quota=quota, observer=observer,
                           in_flight=InFlight(limit=settings.max_in_flight), rng=rng,
                           rated=feedback.of)
     metrics.watch_usage_buffer(lambda: ledger.depth)
@@ -230,9 +243,8 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     if status is not None:
         metrics.watch_quota(status)
     metrics.watch_circuits(health.circuit_states)
-    guard = AuthGuard(keys=keys, continue_traces=not trace_rpcs)
-    server = aio.server(interceptors=[grpc_server_interceptor()] if trace_rpcs else None,
-                        options=SERVER_OPTIONS)
+    guard = AuthGuard(keys=keys, continue_traces=tracing is not TraceMode.FULL)
+    server = aio.server(interceptors=_interceptors(tracing), options=SERVER_OPTIONS)
     recorder = Registrar(server, guard)
     handlers = recorder.handlers
     # Duck-typed: it has the two methods the generated add_*_to_server functions call.
@@ -258,7 +270,11 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     return Gateway(settings=settings, db=db, keys=keys, registry=registry, health=health,
                    ledger=ledger, transport=transport, generator=generator, server=server,
                    health_servicer=health_servicer, feed=feed, quota=quota, port=port,
-                   handlers=handlers, metrics=metrics)
+                   handlers=handlers, metrics=metrics,
+                   prober=Prober(registry=registry, health=health, transport=transport,
+                                 period_s=settings.health_probe_s,
+                                 concurrency=settings.health_probe_concurrency,
+                                 observer=observer))
 
 
 def local_target(addr: str, port: int) -> str:
@@ -267,3 +283,14 @@ def local_target(addr: str, port: int) -> str:
     if host in ("", "0.0.0.0", "::"):  # noqa: S104
         host = "127.0.0.1"
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _interceptors(tracing: TraceMode) -> list[aio.ServerInterceptor[Any, Any]] | None:
+    """Server spans for every RPC when spans are exported; else none (the guard continues
+    the caller's trace context itself)."""
+    if tracing is not TraceMode.FULL:
+        return None
+    # Imported here: the instrumentations weigh much of a second of start-up.
+    from ai1net.server.instrumentation import grpc_server_interceptor
+
+    return [grpc_server_interceptor()]

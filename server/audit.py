@@ -21,8 +21,8 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ai1net.common.ids import new_id
 from ai1net.server import rules
-from ai1net.server.crypto import new_id
 from ai1net.server.tables import AuditEventRow
 
 ID_PREFIX = "aud"
@@ -66,7 +66,7 @@ def redacted(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def moment_of(event_id: str) -> datetime:
-    """The time an id was made (its first 48 bits are Unix milliseconds, crypto.new_id)."""
+    """The time an id was made (its first 48 bits are Unix milliseconds, common.ids.new_id)."""
     return datetime.fromtimestamp(_millis(event_id) / 1000, UTC)
 
 

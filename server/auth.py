@@ -17,10 +17,10 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from ai1net.common.tracecontext import ContinuedTrace
 from ai1net.server import audit
 from ai1net.server.errors import GatewayError, PermissionDenied, to_status
 from ai1net.server.keys import KeyStore, Principal
-from ai1net.server.telemetry import continued_trace
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class AuthGuard:
                 principal = await self._admit(metadata, roles)
                 _principal.set(principal)
                 audit.acting(audit.Actor(principal.id, request_id))
-                with continued_trace(carrier):
+                with ContinuedTrace(carrier):
                     return await behavior(request, context)
             except GatewayError as error:
                 await abort(context, error)

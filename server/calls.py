@@ -16,6 +16,13 @@ from ai1net.server.routing import RouteRequest
 DEFAULT_MAX_TOKENS = 1024
 # The parameters the gateway checks; any others pass through to the provider unchecked.
 PARAMETERS = tuple(rules.leaf(path) for path in rules.GENERATE if path.startswith("parameters."))
+# Each checked field with its path and rule, looked up once (check_call runs on every call).
+_INPUT = rules.GENERATE["input"]
+_PARAMETER_RULES = tuple((name, f"parameters.{name}", rules.GENERATE[f"parameters.{name}"])
+                         for name in PARAMETERS)
+_ROUTING_RULES = tuple((name, f"routing.{name}", rules.GENERATE[f"routing.{name}"])
+                       for name in ("type", "strategy", "max_latency_ms",
+                                    "max_price_per_1k_tokens"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,8 @@ class Outcome:
     rate_limits: Mapping[str, str] = field(default_factory=dict)
     # The gateway's own share of latency_ms (the rest is waiting on providers).
     overhead_ms: float = 0.0
+    # Why the provider stopped, when it said (rules.FINISH_REASONS).
+    finish_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +76,18 @@ def check_call(call: GenerateCall) -> None:
     """The checks CONTRACT §2.1 names, each failing with the field it concerns."""
     if not call.input:
         raise InvalidArgument("input", "is required and must be a non-empty string")
-    _rule("input", call.input)
-    check_parameters(call.parameters)
-    for name in ("type", "strategy", "max_latency_ms", "max_price_per_1k_tokens"):
-        _rule(f"routing.{name}", getattr(call.route, name))
+    _INPUT.check("input", call.input)
+    if call.parameters:
+        check_parameters(call.parameters)
+    route = call.route
+    for name, path, rule in _ROUTING_RULES:
+        value = getattr(route, name)
+        if value is not None:
+            rule.check(path, value)
 
 
 def check_parameters(parameters: Mapping[str, Any]) -> None:
-    for name in PARAMETERS:
-        _rule(f"parameters.{name}", parameters.get(name))
-
-
-def _rule(path: str, value: object) -> None:
-    if value is not None:
-        rules.GENERATE[path].check(path, value)
+    for name, path, rule in _PARAMETER_RULES:
+        value = parameters.get(name)
+        if value is not None:
+            rule.check(path, value)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ai1net.client import Ai1netError, Client, Delta, Outcome, Output, UsageSummary
-from ai1net.server import demo_provider
 from ai1net.server.settings import Settings
 
 
@@ -39,18 +38,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ai1net.server.benchswitches import BenchSwitches
     from ai1net.server.runner import serve
 
     if args.bridge_only and not args.grpc_target:
         raise SystemExit("--bridge-only needs --grpc-target HOST:PORT")
     settings = settings_from(args)
-    run(serve(settings, demo=args.demo, grpc_only=args.grpc_only, bridge_only=args.bridge_only))
+    run(serve(settings, demo=args.demo, grpc_only=args.grpc_only, bridge_only=args.bridge_only,
+              switches=BenchSwitches.from_env()))
     return 0
 
 
 def cmd_demo_provider(args: argparse.Namespace) -> int:
-    argv = ["--host", args.host, "--port", str(args.port)]
-    return demo_provider.main(argv)
+    # Imported here: the other commands never need the demo provider.
+    from ai1net.demo import provider
+
+    return provider.main(["--host", args.host, "--port", str(args.port)])
 
 
 def cmd_provider_check(args: argparse.Namespace) -> int:

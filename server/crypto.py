@@ -7,9 +7,7 @@ import hashlib
 import hmac
 import logging
 import os
-import random
 import secrets
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,17 +36,6 @@ def hash_key(key: str) -> str:
 
 def same_hash(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
-
-
-def new_id(prefix: str) -> str:
-    """A unique id (not a secret), in time order like a ULID: 48 bits of milliseconds then
-    64 random bits. New rows then land at the end of primary-key indexes instead of on a
-    random page of them (the usage table gets thousands a second)."""
-    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(64):016x}"
-
-
-# Seeded from the OS once per process; ids only need to be unique, not unguessable.
-_ids = random.Random(secrets.randbits(128))
 
 
 class CredentialBox:

@@ -28,17 +28,17 @@ def forbidden_address(address: IPAddress) -> bool:
             or address.is_unspecified or not address.is_global)
 
 
-def parse_endpoint(url: str) -> str:
+def parse_endpoint(url: str, field: str = "endpoint") -> str:
     """The endpoint's host, after checking it is an absolute http(s) URL."""
     try:
         parts = urlsplit(url)
         _ = parts.port
     except ValueError as exc:
-        raise InvalidArgument("endpoint", "must be an absolute http(s) URL") from exc
+        raise InvalidArgument(field, "must be an absolute http(s) URL") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument("endpoint", "must be an absolute http(s) URL")
+        raise InvalidArgument(field, "must be an absolute http(s) URL")
     if len(url) > 2048:
-        raise InvalidArgument("endpoint", "must be at most 2048 characters")
+        raise InvalidArgument(field, "must be at most 2048 characters")
     return parts.hostname
 
 
@@ -54,17 +54,18 @@ def forbidden_name(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost") or host in METADATA_NAMES
 
 
-async def check_endpoint(url: str, *, allow_private: bool) -> None:
-    """Refuse an endpoint that is, or resolves to, a non-public address.
+async def check_endpoint(url: str, *, allow_private: bool, field: str = "endpoint") -> None:
+    """Refuse an endpoint (or another URL the gateway calls: ``field``) that is, or
+    resolves to, a non-public address.
 
     A name that does not resolve now is accepted: the call-time guard checks again.
     """
-    host = parse_endpoint(url)
+    host = parse_endpoint(url, field)
     if allow_private:
         return
     literal = literal_address(host)
     if forbidden_name(host) or (literal is not None and forbidden_address(literal)):
-        raise InvalidArgument("endpoint", "must not point at a private or local address")
+        raise InvalidArgument(field, "must not point at a private or local address")
     if literal is not None:
         return
     try:
@@ -72,4 +73,4 @@ async def check_endpoint(url: str, *, allow_private: bool) -> None:
     except OSError:
         return
     if any(forbidden_address(ipaddress.ip_address(info[4][0])) for info in infos):
-        raise InvalidArgument("endpoint", "must not resolve to a private or local address")
+        raise InvalidArgument(field, "must not resolve to a private or local address")

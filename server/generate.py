@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
+from ai1net.common.ids import new_id
 from ai1net.server.calls import (
     DEFAULT_MAX_TOKENS,
     Emit,
@@ -25,7 +26,6 @@ from ai1net.server.calls import (
     Progress,
     check_call,
 )
-from ai1net.server.crypto import new_id
 from ai1net.server.errors import (
     GatewayError,
     Overloaded,
@@ -149,7 +149,7 @@ class Generator:
                             answer = await self._first_success(state, self._unary_attempt)
                     state.output = answer.output
                     state.ttft_ms = state.elapsed_ms()
-                    return self._outcome(state, answer.tokens)
+                    return self._outcome(state, answer.tokens, answer.finish_reason)
             finally:
                 self._leave(state)
 
@@ -165,8 +165,9 @@ class Generator:
                         events, first = await self._first_success(
                             state, self._stream_attempt, streamed=True)
                     state.ttft_ms = state.elapsed_ms()
-                    usage = await self._relay(state, call, events, first, emit)
-                    return self._outcome(state, state.delivered(usage))
+                    done = await self._relay(state, call, events, first, emit)
+                    return self._outcome(state, state.delivered(done.usage),
+                                         done.finish_reason)
             finally:
                 self._leave(state)
 
@@ -282,7 +283,7 @@ class Generator:
 
     async def _unary_attempt(self, model: ModelRecord, state: _Call, budget: float) -> Answer:
         call = state.call
-        async with _deadline(model, budget):
+        async with _Deadline(model, budget):
             return await self._providers.generate(
                 model, input=call.input, parameters=call.parameters,
                 first_byte_timeout=min(budget, model.first_byte_timeout_ms / 1000),
@@ -297,7 +298,7 @@ class Generator:
                                         first_byte_timeout=first_byte,
                                         idempotency_key=state.id)
         try:
-            async with _deadline(model, first_byte, what="sent a first token"):
+            async with _Deadline(model, first_byte, what="sent a first token"):
                 first = await anext(events)
         except BaseException:
             await events.aclose()
@@ -305,12 +306,12 @@ class Generator:
         return events, first
 
     async def _relay(self, state: _Call, call: GenerateCall, events: AsyncGenerator[StreamEvent],
-                     event: StreamEvent, emit: Emit) -> Mapping[str, Any] | None:
+                     event: StreamEvent, emit: Emit) -> Done:
         model = state.model
         assert model is not None
         progress = Progress(model, state.attempts, state.plan.reason, state.id)
         try:
-            async with _deadline(model, _budget(model, call, state)):
+            async with _Deadline(model, _budget(model, call, state)):
                 while not isinstance(event, Done):
                     if isinstance(event, Delta):
                         state.text.append(event.text)
@@ -331,11 +332,11 @@ class Generator:
         finally:
             await events.aclose()
         self._health.success(model.name, latency_ms=state.first_ms)
-        return event.usage
+        return event
 
     # -- accounting ----------------------------------------------------------------------
 
-    def _outcome(self, state: _Call, tokens: TokenCount) -> Outcome:
+    def _outcome(self, state: _Call, tokens: TokenCount, finish_reason: str = "") -> Outcome:
         assert state.model is not None
         cost = self.account(state, tokens, "ok", "")
         headers = state.admission.headers() if state.admission else {}
@@ -343,7 +344,7 @@ class Generator:
                        output=state.output if state.output is not None else "".join(state.text),
                        tokens=tokens, latency_ms=state.elapsed_ms(), ttft_ms=state.ttft_ms,
                        cost_nanos=cost, attempts=state.attempts, route=state.plan.reason,
-                       overhead_ms=state.overhead_ms())
+                       overhead_ms=state.overhead_ms(), finish_reason=finish_reason)
 
     def account(self, state: _Call, tokens: TokenCount, outcome: str, error_type: str) -> int:
         """Record the call's one usage event; the cost in nano-dollars."""
@@ -422,7 +423,7 @@ class _Admitted:
             self._generator.account(state, tokens, "error", "INTERNAL")
 
 
-class _deadline:
+class _Deadline:
     """``asyncio.timeout`` whose expiry is an UpstreamTimeout naming the model."""
 
     def __init__(self, model: ModelRecord, seconds: float, what: str = "answered") -> None:

@@ -4,6 +4,11 @@ A model failing ``EJECT_AFTER`` times in a row, or with an error rate over
 ``EJECT_RATE`` among its last ``WINDOW`` calls, is ejected for a cool-down that
 doubles on each repeat (up to ``MAX_COOLDOWN_S``). After the cool-down one call
 is let through (half-open): success closes the breaker, failure ejects again.
+
+A model's health probe (probes.py) also feeds the breaker: a failed probe ejects the model
+until the next probe, which renews or ends it; a passed probe closes the breaker whatever
+opened it, as Envoy's active health checks un-eject a host. Probes are not calls: they
+count in neither ``requests`` nor ``error_rate``.
 """
 
 from __future__ import annotations
@@ -84,6 +89,17 @@ class HealthBoard:
             model.ewma_ms = (1 - EWMA_ALPHA) * model.ewma_ms + EWMA_ALPHA * latency_ms
         if model.probing or self._should_eject(model):
             self._eject(model)
+
+    def probed(self, name: str, *, passed: bool, hold_s: float) -> None:
+        """A health probe's result; a failure holds the model out for ``hold_s``."""
+        model = self._get(name)
+        if passed:
+            model.consecutive_failures = 0
+            if model.ejected_until:
+                model.ejected_until, model.cooldown_s, model.probing = 0.0, BASE_COOLDOWN_S, False
+        else:
+            model.ejected_until = max(model.ejected_until, self._clock() + hold_s)
+            model.probing = False
 
     def observe(self, name: str) -> Observation | None:
         model = self._models.get(name)

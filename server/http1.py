@@ -2,9 +2,10 @@
 connections pooled per origin, answers parsed by httptools (llhttp, the parser Node.js uses),
 everything a provider sends bounded while it is read.
 
-The gateway only POSTs a body and reads the answer whole or as it streams, which needs far
-less than a general client: aiohttp's took about three times the CPU per call of this one
-(``python -m bench.client_cost``), the largest single cost on the gateway's hot path.
+The gateway POSTs a body (or GETs a health check or an audio link) and reads the answer
+whole or as it streams, which needs far less than a general client: aiohttp's took about
+three times the CPU per call of this one (``python -m bench.client_cost``), the largest
+single cost on the gateway's hot path.
 
 - ``Connection`` is the protocol object of one socket (its parser, its keep-alive state);
   ``Response`` is one exchange's answer, with the caps of its ``Limits``: the header block
@@ -20,7 +21,9 @@ less than a general client: aiohttp's took about three times the CPU per call of
   timeout``), and never reused past that;
 - a request is sent once: only one that could not be written (its connection found closed
   first) goes out on another connection; every request carries the caller's headers, so an
-  ``Idempotency-Key`` lets the provider recognise a call it has seen;
+  ``Idempotency-Key`` lets the provider recognise a call it has seen. A GET, idempotent
+  (RFC 9110 §9.2.2), is also retried once when a reused connection closed without
+  answering it (`ConnectionPool.get`);
 - names resolved at most every ``DNS_TTL_S``; every resolved address tried with Happy
   Eyeballs (RFC 8305, ``aiohappyeyeballs``); with ``guard`` on, every address is checked
   before it is connected to (the SSRF guard: DNS can change after registration);
@@ -29,7 +32,8 @@ less than a general client: aiohttp's took about three times the CPU per call of
 - a streamed answer held unread beyond ``MAX_BUFFERED`` bytes pauses reading (back-pressure).
 
 Failures are ``OSError``: ``ConnectError`` (no connection), ``PoolTimeout`` (no free
-connection in time), ``Disconnected`` (the connection closed mid-answer), ``ProtocolError``
+connection in time), ``Disconnected`` (the connection closed mid-answer; ``NotAnswered``
+when a reused one closed before any byte of the answer), ``ProtocolError``
 (the answer is not HTTP, or not one a provider call allows) and its ``LimitExceeded`` (an
 answer over a limit); transport.py maps them to domain errors.
 """
@@ -92,6 +96,11 @@ class PoolTimeout(OSError):
 
 class Disconnected(OSError):
     """The provider's connection closed before its answer was complete."""
+
+
+class NotAnswered(Disconnected):
+    """A kept-alive connection closed before any byte of the answer: the provider may or
+    may not have seen the request."""
 
 
 class ProtocolError(OSError):
@@ -358,8 +367,8 @@ class Response:
         if self._until_eof and self.head.done():
             self.finish()
         elif reused and not self.received:
-            self.fail(Disconnected("the provider closed the kept-alive connection without "
-                                   "answering"))
+            self.fail(NotAnswered("the provider closed the kept-alive connection without "
+                                  "answering"))
         else:
             self.fail(Disconnected("the provider closed the connection before its answer "
                                    "was complete"))
@@ -504,12 +513,21 @@ class _Origin:
 
 
 class _Target:
-    """A URL as the pool uses it: its origin and the request head's fixed lines."""
+    """A URL as the pool uses it: its origin and the request head's fixed lines, made once
+    per method (``head`` is the POST's)."""
 
-    __slots__ = ("head", "origin")
+    __slots__ = ("get_head", "head", "origin")
 
     def __init__(self, origin: _Origin, head: str) -> None:
         self.origin, self.head = origin, head
+        self.get_head = "GET" + head.removeprefix("POST")
+
+    def head_of(self, method: str) -> str:
+        if method == "GET":
+            return self.get_head
+        if method == "POST":
+            return self.head
+        raise ValueError(f"the provider client sends only POST and GET, not {method}")
 
 
 class Exchange:
@@ -562,12 +580,14 @@ class ConnectionPool:
             raise
 
     async def send(self, connection: Connection, url: str, headers: Mapping[str, str],
-                   body: bytes, limits: Limits) -> Exchange:
+                   body: bytes | None, limits: Limits, method: str = "POST") -> Exchange:
         """Send the request on ``connection`` and wait for the answer's head. The request
         goes out once: only if ``connection`` was found closed before a byte was written is
-        it sent on another (the provider cannot have seen it)."""
+        it sent on another (the provider cannot have seen it). ``body`` None: a request
+        without content (a GET), sent without Content-Length (RFC 9110 §8.6)."""
         target = self._target(url)
-        request = _request_bytes(target.head, headers, body)
+        request = _request_bytes(target.head if method == "POST" else target.head_of(method),
+                                 headers, body)
         origin = target.origin
         while not connection.writable():
             connection.close()  # its slot carries over to the next one
@@ -584,6 +604,18 @@ class ConnectionPool:
             self.release(connection)
             raise
         return Exchange(connection, response)
+
+    async def get(self, connection: Connection, url: str, headers: Mapping[str, str],
+                  limits: Limits, *, wait: float) -> Exchange:
+        """`send` a GET. GET is idempotent (RFC 9110 §9.2.2), so one that a reused connection
+        closed without answering goes out once more, on a connection acquired as any is
+        (within ``wait``); never a second time (RFC 9112 §9.3.1)."""
+        try:
+            return await self.send(connection, url, headers, None, limits, "GET")
+        except NotAnswered:
+            pass  # send gave the connection back; its slot is free again
+        connection = await self.acquire(url, wait=wait)
+        return await self.send(connection, url, headers, None, limits, "GET")
 
     def release(self, connection: Connection) -> None:
         """Back to the pool if its answer was read to the end and it can carry another;
@@ -744,11 +776,14 @@ def _reason(failure: BaseException) -> str:
     return str(failure) or type(failure).__name__
 
 
-def _request_bytes(head: str, headers: Mapping[str, str], body: bytes) -> bytes:
+def _request_bytes(head: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
     lines = [head]
     for name, value in headers.items():
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
             raise ProtocolError(f"the request header {name!r} is not a valid header")
         lines.append(f"{name}: {value}\r\n")
+    if body is None:  # no content: no Content-Length either (RFC 9110 §8.6)
+        lines.append("\r\n")
+        return "".join(lines).encode()
     lines.append(f"Content-Length: {len(body)}\r\n\r\n")
     return "".join(lines).encode() + body

@@ -1,7 +1,9 @@
-"""The maintained OpenTelemetry instrumentations, set up for AI1NET.
+"""The maintained OpenTelemetry instrumentations, set up for AI1NET (used when spans are
+exported: ``TraceMode.FULL``).
 
-Kept apart from ``telemetry`` because importing them costs a good part of a second of
-start-up, which a gateway exporting no spans does not pay (see ``telemetry``'s wrappers).
+Imported only where spans are exported (``build_gateway``, ``serve``): importing the
+instrumentations costs a good part of a second of start-up, which a gateway exporting no
+spans does not pay. Only their public APIs are used.
 """
 
 from __future__ import annotations
@@ -11,38 +13,69 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 from grpc import aio
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
-from opentelemetry.instrumentation.grpc._aio_server import OpenTelemetryAioServerInterceptor
-from opentelemetry.instrumentation.grpc.version import __version__ as grpc_otel_version
+from opentelemetry.instrumentation.grpc import (
+    aio_client_interceptors,
+    aio_server_interceptor,
+    filters,
+)
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sqlalchemy_otel_version
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ai1net.server.telemetry import GRPC_INSTRUMENTATION, UNTRACED_GRPC_SERVICES
+# Health checks and reflection would only add noise to the traces.
+UNTRACED_GRPC_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+                          "grpc.reflection.v1.ServerReflection")
 
 
-class _GrpcServerInterceptor(OpenTelemetryAioServerInterceptor):
-    """The maintained interceptor, fixed for streaming handlers that answer with
+class _WrittenStreams(aio.ServerInterceptor):  # type: ignore[type-arg]
+    """The maintained server interceptor, for streaming handlers that answer with
     ``context.write`` (a coroutine, not an async generator): upstream wraps every streaming
-    behavior in ``async for`` and fails them (opentelemetry-python-contrib issue 3066)."""
+    behavior in ``async for`` and fails them (opentelemetry-python-contrib issue 3066).
 
-    def _intercept_aio_server_stream(self, behavior: Any, handler_call_details: Any) -> Any:
-        if inspect.isasyncgenfunction(behavior):
-            return super()._intercept_aio_server_stream(  # type: ignore[no-untyped-call]
-                behavior, handler_call_details)
-        return self._intercept_aio_server_unary(  # type: ignore[no-untyped-call]
-            behavior, handler_call_details)
+    Such a handler is shown to it as the unary handler it behaves like, and the traced
+    behavior it hands back is served as the stream it is. Public APIs only: the
+    interceptor's ``intercept_service`` and grpc's handler constructors.
+    """
+
+    def __init__(self, traced: aio.ServerInterceptor) -> None:  # type: ignore[type-arg]
+        self._traced = traced
+
+    async def intercept_service(
+            self, continuation: Callable[[grpc.HandlerCallDetails], Any],
+            handler_call_details: grpc.HandlerCallDetails) -> Any:
+        written: list[Any] = []
+
+        async def shown(details: grpc.HandlerCallDetails) -> Any:
+            handler = await continuation(details)
+            if handler is None or not handler.response_streaming \
+                    or handler.request_streaming \
+                    or inspect.isasyncgenfunction(handler.unary_stream):
+                return handler
+            written.append(handler)
+            return grpc.unary_unary_rpc_method_handler(
+                handler.unary_stream, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+
+        traced = await self._traced.intercept_service(shown, handler_call_details)
+        if not written:
+            return traced
+        behavior = traced.unary_unary
+        assert behavior is not None  # the unary handler it was shown, traced
+        return grpc.unary_stream_rpc_method_handler(
+            behavior, request_deserializer=written[0].request_deserializer,
+            response_serializer=written[0].response_serializer)
 
 
 def grpc_server_interceptor() -> aio.ServerInterceptor[Any, Any]:
     """Server spans continuing the caller's ``traceparent``; put it first in
     ``aio.server(interceptors=[...])`` so that everything after it is inside the span."""
-    tracer = trace.get_tracer(GRPC_INSTRUMENTATION, grpc_otel_version)
-    return _GrpcServerInterceptor(tracer, filter_=_traced_grpc_method())  # type: ignore[no-untyped-call]
+    traced = aio_server_interceptor(filter_=_traced_grpc_method())  # type: ignore[no-untyped-call]
+    return _WrittenStreams(traced)
 
 
 def grpc_client_interceptors() -> list[aio.ClientInterceptor]:
@@ -59,7 +92,7 @@ def _traced_grpc_method() -> Callable[[Any], bool]:
 
 def instrument() -> None:
     """Trace aiohttp applications (the bridge); provider calls make their own client spans
-    (``telemetry.provider_span``).
+    (``telemetry.ProviderSpan``).
 
     Patches aiohttp, so call it before the applications are made. Idempotent.
     The instrumentations use the global provider, so the order relative to `setup_tracing`

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from ai1net.common.ids import new_id
 from ai1net.server import audit, rules, storage
-from ai1net.server.crypto import hash_key, new_api_key, new_id, same_hash
+from ai1net.server.crypto import hash_key, new_api_key, same_hash
 from ai1net.server.errors import NotFound, Unauthenticated
 from ai1net.server.money import nanos_to_usd
 from ai1net.server.money import usd_to_nanos as _usd_to_nanos

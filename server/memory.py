@@ -1,4 +1,13 @@
-"""Giving memory back to the system after a provider's answer was thrown away.
+"""The process's memory: the collector tuned for serving, and memory given back to the
+system after a provider's answer was thrown away.
+
+`settle_heap` runs once start-up is over. What start-up made (modules, protobuf descriptors,
+the registry) lives as long as the process, so it is moved out of the collector's sight
+(``gc.freeze``); and the youngest generation is collected every ``YOUNG_THRESHOLD`` net
+allocations instead of 700. Each young collection walks every object of the calls in flight,
+so at 700 the collector ran every few calls: at 50,000 a unary call costs 6% less CPU over
+HTTP and 3% less over gRPC (a paired run, ``bench/``), for at most a few MiB of cyclic
+garbage held a little longer (most per-call objects are freed by reference counting at once).
 
 glibc keeps freed heap pages in its arenas; after a burst of large answers (bodies, bombs,
 streams cut at their limits) the process would stay at its peak. ``trim_soon`` asks glibc
@@ -11,10 +20,19 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import time
 from collections.abc import Callable
 
 TRIM_INTERVAL_S = 1.0
+YOUNG_THRESHOLD = 50_000
+
+
+def settle_heap() -> None:
+    """After start-up: freeze what exists, collect the young generation less often."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

@@ -200,6 +200,8 @@ _COUNTERS = {
                             "too late, by model and kind", ("model", "kind")),
     "calls_shed": ("Calls or attempts refused for load: the process's or a model's calls in "
                    "flight, or no free provider connection", ("scope",)),
+    "health_probes": ("Probes of models' health_url, by model and result (pass or fail)",
+                      ("model", "result")),
 }
 _HISTOGRAMS = {
     "request_latency_seconds": ("End-to-end call latency", ("model", "type"), LATENCY_BUCKETS),
@@ -355,6 +357,11 @@ class Metrics:
         label = model if model in self._models or len(self._models) < self._max_models \
             else OTHER_MODEL
         self._calls.counters["upstream_violations"].child(label, kind).add(1)
+
+    def health_probe(self, model: str, *, passed: bool) -> None:
+        label = model if model in self._models or len(self._models) < self._max_models \
+            else OTHER_MODEL
+        self._calls.counters["health_probes"].child(label, "pass" if passed else "fail").add(1)
 
     def shed(self, scope: str) -> None:
         self._calls.counters["calls_shed"].child(scope).add(1)

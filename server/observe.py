@@ -25,11 +25,12 @@ from ai1net.server.errors import (
 )
 from ai1net.server.metrics import Metrics
 from ai1net.server.telemetry import (
+    NO_SPAN,
+    LightSpan,
+    TraceMode,
     generate_span_attributes,
     get_tracer,
-    light_span,
     record_error,
-    records_spans,
 )
 
 
@@ -56,9 +57,11 @@ class CallReport:
 
 
 class Observer:
-    def __init__(self, *, metrics: Metrics | None = None) -> None:
+    def __init__(self, *, metrics: Metrics | None = None,
+                 tracing: TraceMode = TraceMode.OFF) -> None:
         self._metrics = metrics
         self._tracer = get_tracer()
+        self._tracing = tracing
 
     def call_span(self, method: str) -> _CallSpan:
         """The ``ai1net.generate`` span (a light one unless spans are exported); counts
@@ -97,6 +100,11 @@ class Observer:
         if self._metrics is not None:
             self._metrics.upstream_violation(model, kind)
 
+    def probed(self, model: str, *, passed: bool) -> None:
+        """A health probe of ``model`` ended (probes.py)."""
+        if self._metrics is not None:
+            self._metrics.health_probe(model, passed=passed)
+
     def shed(self, scope: str) -> None:
         """A call (or an attempt) the gateway refused for load: ``process``, ``model`` or
         ``pool``."""
@@ -118,16 +126,19 @@ class Observer:
 
 
 class _CallSpan:
-    """`Observer.call_span`: the SDK's span when spans are exported, else a `light_span`."""
+    """`Observer.call_span`: the SDK's span when spans are exported, else a `LightSpan`
+    (none when tracing is off)."""
 
     __slots__ = ("_inner", "_method", "_observer", "_span")
 
     def __init__(self, observer: Observer, method: str) -> None:
         self._observer = observer
         self._method = method
+        tracing = observer._tracing
         self._inner: AbstractContextManager[Span] = observer._tracer.start_as_current_span(
             "ai1net.generate", record_exception=False, set_status_on_exception=False) \
-            if records_spans() else light_span()
+            if tracing is TraceMode.FULL else LightSpan() if tracing is TraceMode.LIGHT \
+            else NO_SPAN
 
     def __enter__(self) -> Span:
         self._span = self._inner.__enter__()

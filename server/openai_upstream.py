@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ai1net.server.errors import UpstreamError
+from ai1net.server.rules import FINISH_REASONS
 
 # Parameters passed through to the server as they are, when the caller set them.
 PASSED = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed",
@@ -80,5 +81,9 @@ def _first_choice(document: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _finish(choice: Mapping[str, Any]) -> str:
-    reason = choice.get("finish_reason")
-    return reason if isinstance(reason, str) else ""
+    return finish_reason(choice.get("finish_reason"))
+
+
+def finish_reason(value: object) -> str:
+    """A provider's finish reason when it is one of `FINISH_REASONS`, else ""."""
+    return value if isinstance(value, str) and value in FINISH_REASONS else ""

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ai1net.common.tracecontext import inject
 from ai1net.server import openai_upstream
 from ai1net.server.errors import (
     GatewayError,
@@ -24,7 +25,6 @@ from ai1net.server.errors import (
 from ai1net.server.http1 import DEFAULT_LIMITS, Limits
 from ai1net.server.memory import TRIMMER
 from ai1net.server.registry import ModelRecord
-from ai1net.server.telemetry import inject
 from ai1net.server.transport import ProviderRequest, Transport, TransportResponse
 
 CHARS_PER_TOKEN = 4
@@ -189,7 +189,9 @@ def parse_answer(status: int, headers: Mapping[str, str], body: bytes, input: st
     if "output" not in document:
         raise UpstreamError("the provider's answer has no output")
     output = _checked_output(document["output"])
-    return Answer(output=output, tokens=count_tokens(document.get("usage"), input, output))
+    said = document.get("finish_reason")
+    return Answer(output=output, tokens=count_tokens(document.get("usage"), input, output),
+                  finish_reason="" if said is None else openai_upstream.finish_reason(said))
 
 
 def count_tokens(usage: object, input: str, output: object) -> TokenCount:
@@ -354,5 +356,6 @@ def _stream_event(line: bytes) -> StreamEvent | None:
         return Output(_checked_output(document["output"]))
     if document.get("done"):
         usage = document.get("usage")
-        return Done(usage if isinstance(usage, Mapping) else None)
+        return Done(usage if isinstance(usage, Mapping) else None,
+                    openai_upstream.finish_reason(document.get("finish_reason")))
     return None

@@ -12,8 +12,9 @@ from typing import cast
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ai1net.common.ids import new_id
 from ai1net.server import audit, rules, storage
-from ai1net.server.crypto import CredentialBox, new_id
+from ai1net.server.crypto import CredentialBox
 from ai1net.server.endpoints import check_endpoint
 from ai1net.server.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from ai1net.server.keys import Notify, Principal, _nobody
@@ -70,6 +71,8 @@ class ModelRecord:
     # The outbound auth header, ready to send.
     auth_headers: Mapping[str, str] = dataclasses.field(repr=False, compare=False)
     verification: Verification | None = None
+    # A GET the gateway probes on a schedule (probes.py); "" when none.
+    health_url: str = ""
 
     @property
     def call_url(self) -> str:
@@ -103,6 +106,7 @@ class ModelChanges:
     max_concurrency: int | None = None
     api: str | None = None
     upstream_model: str | None = None
+    health_url: str | None = None
     enabled: bool | None = None
     description: str | None = None
 
@@ -261,9 +265,10 @@ class Registry:
             raise PermissionDenied(f"model {model.name!r} belongs to another provider")
 
     async def _check_endpoint(self, fields: dict[str, object]) -> None:
-        endpoint = fields.get("endpoint")
-        if isinstance(endpoint, str):
-            await check_endpoint(endpoint, allow_private=self._allow_private)
+        for field in ("endpoint", "health_url"):
+            url = fields.get(field)
+            if isinstance(url, str) and url:
+                await check_endpoint(url, allow_private=self._allow_private, field=field)
 
     @staticmethod
     async def _live_row(session: AsyncSession, name: str) -> ModelRow:
@@ -300,7 +305,7 @@ class Registry:
             timeout_ms=row.timeout_ms, first_byte_timeout_ms=row.first_byte_timeout_ms,
             max_response_bytes=row.max_response_bytes, max_event_bytes=row.max_event_bytes,
             max_concurrency=row.max_concurrency, api=row.api,
-            upstream_model=row.upstream_model,
+            upstream_model=row.upstream_model, health_url=row.health_url,
             description=row.description,
             enabled=row.enabled and row.deleted_at is None,
             created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at),

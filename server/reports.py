@@ -26,8 +26,8 @@ from sqlalchemy import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ai1net.common.ids import new_id
 from ai1net.server import audit, rules
-from ai1net.server.crypto import new_id
 from ai1net.server.errors import InvalidArgument, NotFound, PermissionDenied
 from ai1net.server.keys import Principal
 from ai1net.server.storage import utcnow

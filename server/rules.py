@@ -30,6 +30,8 @@ STRATEGIES = ("balanced", "latency", "cost", "quality")
 ROLES = ("admin", "provider", "consumer")
 GROUP_BY = ("model", "key", "hour", "day")
 HEALTH = ("healthy", "degraded", "ejected")
+# Why a provider stopped, in OpenAI's words: what a finish_reason may say (others are dropped).
+FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call")
 
 UINT32_MAX = 2**32 - 1  # proto uint32 fields, and rate limits
 INT64_MAX = 2**63 - 1  # counts over a period
@@ -321,6 +323,12 @@ MODEL: dict[str, Rule] = {
                   "`/v1`) called at `{endpoint}/chat/completions`", default="ai1net"),
     "upstream_model": Rule("string", "With `api: openai`, the model name to ask for",
                            max_length=200),
+    "health_url": Rule("string", "A URL the gateway GETs on a schedule with the model's auth "
+                       "(AI1NET_HEALTH_PROBE_S): a 2xx keeps the model in traffic, anything "
+                       "else takes it out until a probe passes; empty: none",
+                       pattern=f"({ENDPOINT})?", max_length=2048,
+                       message="must be an absolute http(s) URL of at most 2048 characters, "
+                               "or empty"),
     "description": Rule("string", max_length=2000),
     "enabled": Rule("boolean", "Cleared to take the model out of traffic", default=True),
 }

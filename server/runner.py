@@ -1,11 +1,14 @@
-"""Running the gateway: gRPC server and HTTP bridge on one loop, signals, demo set-up."""
+"""Running the gateway: gRPC server and HTTP bridge on one loop, signals, drain, workers.
+
+The server's half is imported only when it runs (`start_gateway`): a ``--bridge-only``
+process never loads its storage, Redis client or encryption.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import logging
 import os
 import signal
@@ -13,21 +16,23 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ai1net.bridge.app import DRAINING, build_app
 from ai1net.bridge.backend import Backend
-from ai1net.server import demo_provider
 from ai1net.server.accesslog import configure_logging
-from ai1net.server.app import Gateway, build_gateway, local_target
-from ai1net.server.keys import KeyLimits
-from ai1net.server.registry import ModelChanges
+from ai1net.server.benchswitches import BenchSwitches
+from ai1net.server.memory import settle_heap
 from ai1net.server.settings import Settings
-from ai1net.server.telemetry import exports_spans, instrument, setup_tracing
+from ai1net.server.telemetry import TraceMode
 from ai1net.server.tls import channel_credentials, server_ssl_context
+from ai1net.server.tracing import setup_tracing
+
+if TYPE_CHECKING:
+    from ai1net.server.app import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -35,31 +40,15 @@ WORKER_ENV = "AI1NET_WORKER_CHILD"
 
 
 
-@dataclass(frozen=True, slots=True)
-class DemoModel:
-    name: str
-    type: str
-    path: str  # on the demo provider; its query string makes it slow (delay_ms)
-    capabilities: tuple[str, ...]
-    price_in: float
-    price_out: float
-    latency_ms: float = 50
-    accuracy: float = 0.8
-    efficiency: str = "high"
+async def start_gateway(settings: Settings, *, tracing: TraceMode,
+                        accounting: bool) -> tuple[Gateway, str]:
+    """The gRPC server, started, and the target that reaches it."""
+    # Imported here: a --bridge-only process never runs (nor loads) the server's half.
+    from ai1net.server.app import build_gateway, local_target
 
-
-# Three text models that differ in price, quality and speed, so routing has a choice.
-DEMO_MODELS = (
-    DemoModel("demo-text", "text", "/v1/generate", ("chat", "completion", "coding"),
-              0.002, 0.004),
-    DemoModel("demo-text-premium", "text", "/v1/generate?delay_ms=300",
-              ("chat", "completion", "coding"), 0.01, 0.03, latency_ms=300, accuracy=0.95,
-              efficiency="low"),
-    DemoModel("demo-text-budget", "text", "/v1/generate?delay_ms=120", ("chat", "completion"),
-              0.0002, 0.0004, latency_ms=120, accuracy=0.6),
-    DemoModel("demo-image", "image", "/image/v1/generate", ("image-generation",), 0.01, 0.02),
-    DemoModel("demo-audio", "audio", "/audio/v1/generate", ("text-to-speech",), 0.005, 0.01),
-)
+    gateway = await build_gateway(settings, tracing=tracing, accounting=accounting)
+    await gateway.start()
+    return gateway, local_target(settings.grpc_addr, gateway.port)
 
 
 async def start_bridge(settings: Settings, target: str | None = None,
@@ -79,7 +68,9 @@ async def start_bridge(settings: Settings, target: str | None = None,
     app = build_app(target=None if backend else target, backend=backend,
                     max_body_bytes=settings.max_body_bytes,
                     metrics_registry=gateway.metrics.registry if gateway else None,
-                    continue_traces=continue_traces, credentials=credentials)
+                    continue_traces=continue_traces, credentials=credentials,
+                    transport=gateway.transport if gateway is not None else None,
+                    allow_private_endpoints=settings.allow_private_endpoints)
     runner = web.AppRunner(app, shutdown_timeout=settings.grace_period_s,
                            handler_cancellation=True, access_log=None)
     await runner.setup()
@@ -93,15 +84,18 @@ async def start_bridge(settings: Settings, target: str | None = None,
 
 
 async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = False,
-                bridge_only: bool = False,
+                bridge_only: bool = False, switches: BenchSwitches | None = None,
                 ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0)."""
+    """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0); ``switches``
+    turn accounting or tracing off for the benchmark."""
     configure_logging(settings.log_level)
     # Spans are made only when exported; otherwise trace context alone travels on.
-    full_tracing = settings.tracing and exports_spans()
-    if settings.tracing:
-        setup_tracing()
-    if full_tracing:
+    switches = switches or BenchSwitches()
+    tracing = setup_tracing().mode if switches.tracing else TraceMode.OFF
+    if tracing is TraceMode.FULL:
+        # Imported here: the instrumentations weigh much of a second of start-up.
+        from ai1net.server.instrumentation import instrument
+
         instrument()  # before any aiohttp app or client session exists
     stop, hurry = asyncio.Event(), asyncio.Event()  # the first signal; a second one
     loop = asyncio.get_running_loop()
@@ -119,20 +113,21 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
     try:
         target = settings.grpc_target or ""
         if not bridge_only:
-            gateway = await build_gateway(settings, trace_rpcs=full_tracing)
-            await gateway.start()
-            target = local_target(settings.grpc_addr, gateway.port)
+            gateway, target = await start_gateway(settings, tracing=tracing,
+                                                  accounting=switches.accounting)
             log.info("gRPC listening on %s", target)
         if not grpc_only:
             runner, http_port = await start_bridge(settings, target, gateway,
-                                                   continue_traces=not full_tracing)
+                                                   continue_traces=tracing is not TraceMode.FULL)
             log.info("HTTP bridge listening on port %d", http_port)
         if demo and gateway is not None:
+            # Imported here: only `serve --demo` runs the demo provider.
+            from ai1net.server.demo_setup import set_up_demo
+
             provider, banner = await set_up_demo(gateway, settings)
             print(banner, flush=True)
         workers = start_workers(settings)
-        # What start-up made lives as long as the process: keep the collector off it.
-        gc.freeze()
+        settle_heap()
         await stop.wait()
         await drain(settings, gateway, runner, workers, hurry)
     finally:
@@ -202,40 +197,3 @@ async def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
         worker.send_signal(signal.SIGTERM)
     for worker in workers:
         await asyncio.to_thread(worker.wait)
-
-
-async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunner, str]:
-    """Start the demo provider, (re)register its models, and mint a consumer key."""
-    provider, port = await demo_provider.start(host="127.0.0.1", port=0)
-    keys = await gateway.keys.list()
-    owner = next((k for k in keys if k.name == "demo-provider" and k.role == "provider"), None)
-    if owner is None:
-        owner, _ = await gateway.keys.create(role="provider", name="demo-provider",
-                                             limits=KeyLimits())
-    for demo in DEMO_MODELS:
-        changes = ModelChanges(
-            name=demo.name, type=demo.type, endpoint=f"http://127.0.0.1:{port}{demo.path}",
-            auth_type="none", input_per_1k_tokens=demo.price_in,
-            output_per_1k_tokens=demo.price_out, capabilities=list(demo.capabilities),
-            avg_latency_ms=demo.latency_ms, accuracy_score=demo.accuracy,
-            cost_efficiency=demo.efficiency, specialties=["demos"],
-            description="bundled demo model")
-        if gateway.registry.find(demo.name) is None:
-            await gateway.registry.register(owner, changes)
-        else:
-            await gateway.registry.update(owner, demo.name, ModelChanges(
-                endpoint=changes.endpoint, enabled=True))
-    _, secret = await gateway.keys.create(role="consumer", name="demo-consumer",
-                                          limits=KeyLimits())
-    http = settings.http_addr.replace("0.0.0.0", "127.0.0.1")  # noqa: S104
-    body = '{"model": "demo-text", "input": "Explain quantum computing in simple terms"}'
-    banner = (
-        f"\nAI1NET demo is up: HTTP http://{http}  gRPC {settings.grpc_addr}\n"
-        f"demo provider on http://127.0.0.1:{port} with models "
-        f"{', '.join(m.name for m in DEMO_MODELS)}\n"
-        f"consumer key (shown once): {secret}\n"
-        f"web console: http://{http}/console (sign in with that key)\n\n"
-        f"curl -s http://{http}/v1/generate -H 'Authorization: Bearer {secret}' "
-        f"-H 'Content-Type: application/json' "
-        f"-d '{body}'\n")
-    return provider, banner

@@ -9,18 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+DEFAULT_DATABASE_URL = "sqlite:///./ai1net.db"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     grpc_addr: str = "127.0.0.1:50051"
     http_addr: str = "127.0.0.1:8080"
-    database_url: str = "sqlite:///./ai1net.db"
+    database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
     admin_key: str | None = dataclasses.field(default=None, repr=False)
     secret_key: str | None = dataclasses.field(default=None, repr=False)
@@ -59,9 +57,10 @@ class Settings:
     # On SIGTERM, seconds of serving on after /readyz and gRPC health turn NOT_SERVING,
     # so load balancers stop sending calls before the listeners close.
     drain_delay_s: float = 0.0
-    # Benchmark switches: measure what accounting and tracing cost. Leave them on.
-    accounting: bool = True
-    tracing: bool = True
+    # Seconds between health probes of each model's health_url (jittered; 0: no probes),
+    # and how many probes run at once.
+    health_probe_s: float = 30.0
+    health_probe_concurrency: int = 16
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -99,7 +98,8 @@ class Settings:
             _check_redis_url(self.redis_url)
         for name, low in (("workers", 1), ("max_body_bytes", 1), ("usage_batch_size", 1),
                           ("usage_buffer_limit", 1), ("max_in_flight", 1), ("grace_period_s", 0),
-                          ("drain_delay_s", 0),
+                          ("drain_delay_s", 0), ("health_probe_s", 0),
+                          ("health_probe_concurrency", 1),
                           ("usage_flush_interval_s", 0), ("change_poll_interval_s", 0.01)):
             value = getattr(self, name)
             if not math.isfinite(value) or value < low:
@@ -130,6 +130,12 @@ def _check_address(name: str, value: str) -> None:
 
 
 def _check_database_url(value: str) -> None:
+    if value == DEFAULT_DATABASE_URL:
+        return  # well formed: a process that opens no database (--bridge-only) skips SQLAlchemy
+    # Imported here: SQLAlchemy's URL parser is the rule, and only a URL given needs it.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(value)
         url.port  # noqa: B018  # parses the port

@@ -59,6 +59,7 @@ class ModelRow(SQLModel, table=True):
     # The wire protocol: "ai1net" (CONTRACT §3's POST) or "openai" (chat completions).
     api: str = Field(default="ai1net", max_length=16)
     upstream_model: str = Field(default="", max_length=200)
+    health_url: str = Field(default="", max_length=2048)
     # The last conformance check: when, whether it passed, its summary.
     verified_at: datetime | None = None
     verification_passed: bool = False
@@ -133,7 +134,7 @@ class AuditEventRow(SQLModel, table=True):
         Index("ix_audit_action", "action", "id"),
     )
 
-    # Time-ordered (crypto.new_id): pages follow the primary key.
+    # Time-ordered (common.ids.new_id): pages follow the primary key.
     id: str = Field(primary_key=True, max_length=40)
     at: datetime
     actor_key_id: str = Field(max_length=40)

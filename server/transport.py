@@ -1,9 +1,9 @@
 """The seam between the gateway and providers' HTTP endpoints.
 
 ``HttpTransport`` is the real one (one connection pool for every provider, http1.py);
-tests may pass any object with the same ``open`` method. Foreign errors (the connection's,
-the socket's, time-outs before the first byte, a saturated pool) become domain errors here
-and only here.
+tests may pass any object with the same ``open`` (a POST) and ``fetch`` (a GET: health
+probes, audio links) methods. Foreign errors (the connection's, the socket's, time-outs
+before the first byte, a saturated pool) become domain errors here and only here.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ai1net.server.http1 import (
     ProtocolError,
     Response,
 )
-from ai1net.server.telemetry import provider_span, records_spans
+from ai1net.server.telemetry import ProviderSpan
 
 # The longest a call waits for a free connection to its provider's host.
 POOL_WAIT_S = 2.0
@@ -54,17 +54,27 @@ class TransportResponse(Protocol):
 class Transport(Protocol):
     def open(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]: ...
 
+    def fetch(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]:
+        """A GET of ``request.url`` (its body unused), as guarded and bounded as `open`."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class HttpTransport:
     """Provider calls over `ConnectionPool` (http1.py), one pool for every provider."""
 
-    def __init__(self, *, allow_private: bool, limit_per_host: int = 256) -> None:
+    def __init__(self, *, allow_private: bool, limit_per_host: int = 256,
+                 record_spans: bool = False) -> None:
+        # record_spans: each provider call is a CLIENT span (when spans are exported).
         self._pool = ConnectionPool(guard=not allow_private, limit_per_host=limit_per_host)
+        self._record_spans = record_spans
 
     def open(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]:
-        return _Exchange(self._pool, request)
+        return _Exchange(self._pool, request, self._record_spans)
+
+    def fetch(self, request: ProviderRequest) -> AbstractAsyncContextManager[TransportResponse]:
+        return _Fetch(self._pool, request, self._record_spans)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -75,17 +85,19 @@ class _Exchange:
     back to the pool, or is closed on failure or cancel (which tells the provider to stop).
     With spans exported, the exchange is a client span and the provider's parent."""
 
-    __slots__ = ("_connection", "_pool", "_request", "_response", "_span")
+    __slots__ = ("_connection", "_pool", "_request", "_response", "_span", "_spans")
+    _method = "POST"  # `_Fetch`: GET
 
-    def __init__(self, pool: ConnectionPool, request: ProviderRequest) -> None:
+    def __init__(self, pool: ConnectionPool, request: ProviderRequest, spans: bool) -> None:
         self._pool = pool
         self._request = request
-        self._span: provider_span | None = None
+        self._spans = spans
+        self._span: ProviderSpan | None = None
 
     async def __aenter__(self) -> TransportResponse:
         request, headers = self._request, self._request.headers
-        if records_spans():
-            self._span = provider_span(request.url)
+        if self._spans:
+            self._span = ProviderSpan(request.url, self._method)
             headers = dict(headers)
             self._span.start(headers)
         try:
@@ -94,8 +106,13 @@ class _Exchange:
                     request.url, wait=min(POOL_WAIT_S, request.first_byte_timeout))
                 try:
                     async with asyncio.timeout(request.first_byte_timeout):
-                        exchange = await self._pool.send(connection, request.url, headers,
-                                                         request.body, request.limits)
+                        if self._method == "POST":
+                            exchange = await self._pool.send(connection, request.url, headers,
+                                                             request.body, request.limits)
+                        else:
+                            exchange = await self._pool.get(
+                                connection, request.url, headers, request.limits,
+                                wait=min(POOL_WAIT_S, request.first_byte_timeout))
                 except TimeoutError as exc:
                     ms = round(request.first_byte_timeout * 1000)
                     raise UpstreamTimeout(f"the provider sent nothing within {ms} ms") from exc
@@ -114,6 +131,14 @@ class _Exchange:
         if self._span is not None:
             span, self._span = self._span, None
             span.end(status, error)
+
+
+class _Fetch(_Exchange):
+    """A GET exchange: a health probe, an audio link (retried once on a reused connection
+    closed without answering, as `ConnectionPool.get` says)."""
+
+    __slots__ = ()
+    _method = "GET"
 
 
 class _Response:

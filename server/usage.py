@@ -67,8 +67,10 @@ def now_ms() -> int:
 class Ledger:
     def __init__(self, *, db: Database, interval: float = 0.1, batch_size: int = 500,
                  limit: int = 100_000, enabled: bool = True,
-                 spool_dir: Path | None = None) -> None:
+                 spool_dir: Path | None = None, link_calls: bool = False) -> None:
+        # link_calls: a flush's span links to its calls' spans (when spans are exported).
         self._db = db
+        self._link_calls = link_calls
         self._spool_dir = spool_dir
         self._spool: Spool | None = None
         self._interval = interval
@@ -125,7 +127,7 @@ class Ledger:
                       self._limit, event.id)
             return
         self._pending.append(event)
-        self._calls.append(call_context())
+        self._calls.append(call_context() if self._link_calls else None)
         if len(self._pending) >= self._batch_size:
             self._wake.set()
 

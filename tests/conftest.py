@@ -23,6 +23,7 @@ from grpc import aio
 from ai1net.server.app import Gateway, build_gateway, local_target
 from ai1net.server.runner import start_bridge
 from ai1net.server.settings import Settings
+from ai1net.server.telemetry import TraceMode
 from tests.support.document import checked_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,7 @@ def provider_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def demo_provider_url() -> Iterator[str]:
-    process, line = start_process("-m", "ai1net.server.demo_provider", "--port", "0")
+    process, line = start_process("-m", "ai1net.demo.provider", "--port", "0")
     yield line.rsplit(" ", 1)[1]
     stop_process(process)
 
@@ -76,7 +77,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     if not POSTGRES_URL:
         pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
-    async with postgres_database() as url:
+    async with PostgresDatabase() as url:
         yield url
 
 
@@ -85,7 +86,7 @@ async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'gateway.db'}"
 
 
-class postgres_database:
+class PostgresDatabase:
     """CREATE DATABASE a fresh one on the test server; DROP it afterwards."""
 
     def __init__(self) -> None:
@@ -153,10 +154,11 @@ def gateway_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-async def run_harness(settings: Settings, *, over_grpc: bool = False) -> AsyncIterator[Harness]:
+async def run_harness(settings: Settings, *, over_grpc: bool = False,
+                      tracing: TraceMode = TraceMode.OFF) -> AsyncIterator[Harness]:
     """A gateway and its bridge: in process (as ``ai1net serve`` runs them), or with the
     bridge as a separate gRPC client (as ``--bridge-only`` runs it)."""
-    gateway = await build_gateway(settings, rng=random.Random(SEED))
+    gateway = await build_gateway(settings, rng=random.Random(SEED), tracing=tracing)
     await gateway.start()
     target = local_target(settings.grpc_addr, gateway.port)
     runner, http_port = await start_bridge(settings, target, gateway,
@@ -201,7 +203,7 @@ async def two_replicas(*, redis: bool = True,
     Redis, or the one ``redis_url`` in ``overrides`` names."""
     if not POSTGRES_URL or (redis and not REDIS_URL):
         pytest.skip("AI1NET_TEST_POSTGRES_URL and AI1NET_TEST_REDIS_URL are needed")
-    async with postgres_database() as url:
+    async with PostgresDatabase() as url:
         settings = gateway_settings(url, **{"redis_url": REDIS_URL if redis else None,
                                             **overrides})
         first, second = run_harness(settings), run_harness(settings)

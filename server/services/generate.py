@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from grpc import aio
 
-from ai1net.client.convert import python_to_value, struct_to_dict
+from ai1net.client.convert import python_to_value, struct_to_dict, whole_numbers
 from ai1net.server.auth import current_principal, current_request_id
 from ai1net.server.calls import GenerateCall, Outcome, Progress
+from ai1net.server.errors import InvalidArgument
 from ai1net.server.generate import Generator
 from ai1net.server.money import nanos_to_usd
 from ai1net.server.providers import Delta, Output
@@ -61,14 +63,28 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
 def to_call(request: generate_pb2.GenerateRequest, context: Context) -> GenerateCall:
     routing = request.routing if request.HasField("routing") else None
     return GenerateCall(input=request.input, model=request.model,
-                        parameters=struct_to_dict(request.parameters)
-                        if request.HasField("parameters") else {},
+                        parameters=parameters(request),
                         route=to_route(routing) if routing is not None else DEFAULT_ROUTE,
                         fallbacks=tuple(request.fallbacks),
                         time_remaining=context.time_remaining(),
                         hedge_ms=routing.hedge_ms
                         if routing is not None and routing.HasField("hedge_ms") else None,
                         request_id=current_request_id())
+
+
+def parameters(request: generate_pb2.GenerateRequest) -> dict[str, Any]:
+    """The call's parameters, from ``parameters_json`` or the ``parameters`` Struct."""
+    if not request.parameters_json:
+        return struct_to_dict(request.parameters) if request.HasField("parameters") else {}
+    if request.HasField("parameters"):
+        raise InvalidArgument("parameters", "send parameters or parameters_json, not both")
+    try:
+        value = orjson.loads(request.parameters_json)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidArgument("parameters_json", "must be a JSON object in UTF-8")
+    return whole_numbers(value)  # type: ignore[no-any-return]
 
 
 def to_route(routing: generate_pb2.Routing) -> RouteRequest:
@@ -82,13 +98,16 @@ def to_route(routing: generate_pb2.Routing) -> RouteRequest:
 
 def summary(outcome: Outcome) -> dict[str, Any]:
     """The fields a unary answer and a stream's final message share."""
-    return {"id": outcome.id, "model": outcome.model.name,
-            "usage": generate_pb2.Usage(input_tokens=outcome.tokens.input_tokens,
-                                        output_tokens=outcome.tokens.output_tokens,
-                                        estimated=outcome.tokens.estimated),
-            "latency_ms": outcome.latency_ms, "cost_usd": nanos_to_usd(outcome.cost_nanos),
-            "cost_nanos": outcome.cost_nanos, "ttft_ms": outcome.ttft_ms,
-            "attempts": outcome.attempts, "route": outcome.route}
+    fields = {"id": outcome.id, "model": outcome.model.name,
+              "usage": generate_pb2.Usage(input_tokens=outcome.tokens.input_tokens,
+                                          output_tokens=outcome.tokens.output_tokens,
+                                          estimated=outcome.tokens.estimated),
+              "latency_ms": outcome.latency_ms, "cost_usd": nanos_to_usd(outcome.cost_nanos),
+              "cost_nanos": outcome.cost_nanos, "ttft_ms": outcome.ttft_ms,
+              "attempts": outcome.attempts, "route": outcome.route}
+    if outcome.finish_reason:  # rarely said: unset, it costs the answer nothing
+        fields["finish_reason"] = outcome.finish_reason
+    return fields
 
 
 def trailers(outcome: Outcome) -> tuple[tuple[str, str], ...]:

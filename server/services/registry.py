@@ -39,7 +39,7 @@ UPDATABLE = {
     "first_byte_timeout_ms": ("first_byte_timeout_ms",), "enabled": ("enabled",),
     "max_response_bytes": ("max_response_bytes",), "max_event_bytes": ("max_event_bytes",),
     "max_concurrency": ("max_concurrency",), "api": ("api",),
-    "upstream_model": ("upstream_model",),
+    "upstream_model": ("upstream_model",), "health_url": ("health_url",),
     "description": ("description",),
 }
 
@@ -128,7 +128,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             timeout_ms=model.timeout_ms, first_byte_timeout_ms=model.first_byte_timeout_ms,
             max_response_bytes=model.max_response_bytes, max_event_bytes=model.max_event_bytes,
             max_concurrency=model.max_concurrency, api=model.api,
-            upstream_model=model.upstream_model, description=model.description,
+            upstream_model=model.upstream_model, health_url=model.health_url,
+            description=model.description,
             owner=model.owner, enabled=model.enabled,
             created_at=timestamp(model.created_at), updated_at=timestamp(model.updated_at),
             stats=registry_pb2.ModelStats(
@@ -164,6 +165,7 @@ def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> Mo
         enabled=spec.enabled if spec.HasField("enabled") else None,
         description=spec.description or None,
         api=spec.api or None, upstream_model=spec.upstream_model or None,
+        health_url=spec.health_url or None,
     )
     if paths is None:
         return changes
@@ -178,6 +180,8 @@ def changes_from(spec: registry_pb2.ModelSpec, *, paths: list[str] | None) -> Mo
         changes.description = ""
     if "upstream_model" in chosen and changes.upstream_model is None:
         changes.upstream_model = ""
+    if "health_url" in chosen and changes.health_url is None:
+        changes.health_url = ""
     return changes
 
 

@@ -21,7 +21,7 @@ import pytest
 from grpc import aio
 
 from ai1net.v1 import generate_pb2, generate_pb2_grpc
-from tests.conftest import ADMIN_KEY, POSTGRES_URL, bearer, postgres_database
+from tests.conftest import ADMIN_KEY, POSTGRES_URL, PostgresDatabase, bearer
 from tests.integration.test_outage import set_connections
 from tests.support.gateway_process import (
     GatewayProcess,
@@ -163,7 +163,7 @@ async def test_three_replicas_behind_haproxy(tmp_path: Path, provider_url: str):
 
 
 async def _run(tmp_path: Path, provider_url: str, report: dict[str, object]) -> None:
-    database = postgres_database()
+    database = PostgresDatabase()
     async with database as url, RedisServer() as redis:
         cluster = Cluster(url, redis.url, tmp_path)
         # Started at the same moment on an empty database: all come up (migrations once).
@@ -225,7 +225,7 @@ async def _run(tmp_path: Path, provider_url: str, report: dict[str, object]) -> 
 
 
 async def _phases(cluster: Cluster, haproxy: HAProxy, load: Load, redis: RedisServer,
-                  database: postgres_database, report: dict[str, object]) -> None:
+                  database: PostgresDatabase, report: dict[str, object]) -> None:
     await eventually(lambda: _at_least(load, "start", 50), within=30)
 
     # SIGKILL one replica: only its calls in flight fail, none once HAProxy noticed.

@@ -72,8 +72,10 @@ def sync_tour(target: str, provider_url: str) -> None:
         assert consumer.rate_limit == RateLimit(600, 100_000)
 
     with Client(target, api_key=provider.key) as owner:
-        model = owner.register_model(model_spec("sync-model", provider_url + "/ok"))
+        model = owner.register_model({**model_spec("sync-model", provider_url + "/ok"),
+                                      "health_url": provider_url + "/health/200"})
         assert (model.owner, model.has_credentials) == (provider.id, True)
+        assert model.health_url == provider_url + "/health/200"
         assert model.pricing.input_per_1k_nanos == 2_000_000
         assert model.created_at is not None
         assert model.created_at.tzinfo is not None

@@ -70,11 +70,13 @@ def test_the_page_uses_no_inline_script_and_no_html_sinks():
 
 
 def test_every_console_file_is_package_data():
-    """`pip install .` ships the console: each file matches a package-data pattern."""
-    pyproject = tomllib.loads((FOLDER.parents[1] / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["ai1net.bridge"]
+    """`pip install .` ships the console: each file's folder is a listed package and the
+    file matches one of its package-data patterns."""
+    setuptools = tomllib.loads((FOLDER.parents[1] / "pyproject.toml").read_text())["tool"][
+        "setuptools"]
     for path in FOLDER.rglob("*"):
         if path.is_file():
-            relative = path.relative_to(FOLDER.parent)
-            assert any(relative.match(p) and len(relative.parts) == len(Path(p).parts)
-                       for p in patterns), relative
+            package = ".".join(("ai1net.bridge", *path.parent.relative_to(FOLDER.parent).parts))
+            assert package in setuptools["packages"], package
+            patterns = setuptools["package-data"].get(package, [])
+            assert any(Path(path.name).match(p) for p in patterns), path

@@ -163,3 +163,31 @@ async def test_every_provider_request_carries_the_generation_id_as_idempotency_k
     keys = [e["headers"].get("idempotency-key") for e in events]
     assert body["id"] in keys
     assert ADMIN_KEY not in str(events)
+
+
+@pytest.mark.parametrize(("path", "names"), [
+    ("/huge-body", "answer is over 1048576 bytes (max_response_bytes)"),
+    ("/gzip-bomb", "decompresses to over 1048576 bytes (max_response_bytes)"),
+    ("/header-flood", "over 128 header fields"),
+])
+async def test_a_hostile_audio_link_is_a_bounded_502(gateway: Harness, provider_url: str,
+                                                     hostile_url: str, path: str, names: str):
+    """Speech whose output.audio_url points at a hostile server: fetched through the same
+    guarded client and the model's limits, it is the documented 502, memory stays bounded,
+    and the link's connection is closed."""
+    provider, consumer = await gateway.key("provider"), await gateway.key("consumer")
+    model = f"speaker{path.replace('/', '-')}"
+    await gateway.register(provider, name=model, type="audio",
+                           endpoint=f"{provider_url}/audio/linked?to={hostile_url}{path}",
+                           **LIMITS)
+    baseline = rss_peak_reset()
+    async with gateway.http.post(f"{gateway.http_url}/openai/v1/audio/speech",
+                                 headers=bearer(consumer),
+                                 json={"model": model, "input": "hi", "voice": "alloy"}) as resp:
+        status, body = resp.status, await resp.json()
+    peak = status_bytes("VmHWM")
+    assert status == 502, body
+    assert body["error"]["type"] == "upstream_error"
+    assert names in body["error"]["message"] and model in body["error"]["message"], body
+    assert peak - baseline < PEAK_BOUND, f"peak grew {(peak - baseline) / MiB:.1f} MiB"
+    assert (await state(gateway, hostile_url, path, closed=True))["open"] == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_KEY, POSTGRES_URL, bearer, postgres_database
+from tests.conftest import ADMIN_KEY, POSTGRES_URL, PostgresDatabase, bearer
 from tests.support.gateway_process import count_events, query, start_gateway
 
 UNARY, STREAMED = 40, 10
@@ -70,5 +70,5 @@ async def test_answered_calls_survive_sigkill_on_sqlite(tmp_path: Path, provider
 async def test_answered_calls_survive_sigkill_on_postgres(tmp_path: Path, provider_url: str):
     if not POSTGRES_URL:
         pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
-    async with postgres_database() as url:
+    async with PostgresDatabase() as url:
         await run_scenario(url, tmp_path, provider_url)

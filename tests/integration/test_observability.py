@@ -15,10 +15,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai1net.server.app import build_gateway
+from ai1net.server.instrumentation import instrument
 from ai1net.server.keys import KeyLimits
 from ai1net.server.registry import ModelChanges
 from ai1net.server.runner import start_bridge
-from ai1net.server.telemetry import get_tracer, instrument, setup_tracing
+from ai1net.server.telemetry import TraceMode, get_tracer
+from ai1net.server.tracing import setup_tracing
 from tests.conftest import ADMIN_KEY, Harness, bearer, gateway_settings, run_harness
 
 SECRET = "sk-provider-very-secret-123"
@@ -36,7 +38,7 @@ def spans() -> InMemorySpanExporter:
 @pytest.fixture(params=["in-process", "over-grpc"])
 async def traced(request: pytest.FixtureRequest, spans: InMemorySpanExporter,
                  sqlite_url: str) -> AsyncIterator[Harness]:
-    async for running in run_harness(gateway_settings(sqlite_url),
+    async for running in run_harness(gateway_settings(sqlite_url), tracing=TraceMode.FULL,
                                      over_grpc=request.param == "over-grpc"):
         yield running
 
@@ -188,9 +190,10 @@ async def test_without_an_exporter_the_callers_trace_still_reaches_the_provider(
     """Light mode (what `serve` runs when no exporter is set): no spans are made by the
     instrumentations, yet the provider's traceparent continues the caller's trace."""
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    setup_tracing(environ={})
+    tracing = setup_tracing(environ={}).mode
+    assert tracing is TraceMode.LIGHT
     settings = gateway_settings(sqlite_url)
-    gateway = await build_gateway(settings, trace_rpcs=False)
+    gateway = await build_gateway(settings, tracing=tracing)
     await gateway.start()
     runner, port = await start_bridge(settings, None, gateway, continue_traces=True)
     try:

@@ -5,6 +5,7 @@ contract (CONTRACT §3). The server is tests/support/provider.py's /openai/{mode
 from __future__ import annotations
 
 import orjson
+from openai import AsyncOpenAI
 
 from tests.conftest import Harness, bearer
 
@@ -98,3 +99,20 @@ async def test_api_is_validated(harness: Harness, provider_url: str):
         body = await resp.json()
     assert resp.status == 400, body
     assert body["error"]["field"] == "api"
+
+
+async def test_an_upstreams_finish_reason_goes_through(harness: Harness, provider_url: str):
+    """An OpenAI-compatible upstream's finish_reason reaches the native answer and the
+    OpenAI surface (unary and streamed), where the SDK reads it."""
+    consumer = await register(harness, provider_url, "oa-filtered", mode="filtered")
+    status, _, body = await harness.generate(consumer, model="oa-filtered", input="hi")
+    assert (status, body["finish_reason"]) == (200, "content_filter")
+    async with AsyncOpenAI(api_key=consumer, base_url=f"{harness.http_url}/openai/v1",
+                           max_retries=0) as oai:
+        answer = await oai.chat.completions.create(
+            model="oa-filtered", messages=[{"role": "user", "content": "hi"}])
+        stream = await oai.chat.completions.create(
+            model="oa-filtered", messages=[{"role": "user", "content": "hi"}], stream=True)
+        last = [chunk async for chunk in stream if chunk.choices][-1]
+    assert answer.choices[0].finish_reason == "content_filter"
+    assert last.choices[0].finish_reason == "content_filter"

@@ -25,6 +25,7 @@ from tests.conftest import Harness, bearer
 from tests.integration.test_streaming import events, next_event
 
 PRICING = {"input_per_1k_tokens": 1.0, "output_per_1k_tokens": 2.0}
+AUDIO_BYTES = b"RIFF" + bytes(range(256)) * 16  # tests/support/provider.py's /audio-file
 
 
 async def model(harness: Harness, provider_url: str, name: str, path: str,
@@ -274,14 +275,27 @@ async def test_demo_images_and_speech(harness: Harness, demo_provider_url: str):
     assert many.value.param == "n"
 
 
-async def test_speech_from_a_link_is_not_fetched(harness: Harness, provider_url: str):
-    await model(harness, provider_url, "m-audio", "/audio", type="audio")
+async def test_speech_from_a_link_is_fetched(harness: Harness, provider_url: str):
+    """The provider answers with a link (on loopback: the tests allow private endpoints);
+    the SDK gets the bytes it points at, with their media type."""
+    await model(harness, provider_url, "m-audio-link", "/audio/linked", type="audio",
+                credentials={"api_key": "sk-audio"})
+    await model(harness, provider_url, "m-audio-gone", "/audio/linked?to="
+                f"{provider_url}/status/404", type="audio", credentials={"api_key": "sk-audio"})
     consumer = await harness.key("consumer")
     async with client(harness, consumer) as oai:
-        with pytest.raises(openai.APIStatusError) as linked:
-            await oai.audio.speech.create(model="m-audio", voice="alloy", input="hi")
-    assert linked.value.status_code == 501
-    assert "data: URL" in linked.value.message
+        speech = await oai.audio.speech.create(model="m-audio-link", voice="alloy", input="hi")
+        with pytest.raises(openai.APIStatusError) as gone:
+            await oai.audio.speech.create(model="m-audio-gone", voice="alloy", input="hi")
+    assert speech.content == AUDIO_BYTES
+    assert speech.response.headers["Content-Type"] == "audio/wav"
+    assert speech.response.headers["x-ai1net-model"] == "m-audio-link"
+    assert gone.value.status_code == 502
+    assert "its link answered HTTP 405" in gone.value.message  # /status/* takes POSTs only
+    called = await events(harness, provider_url, "/audio/linked", "request")
+    assert called[-1]["headers"]["authorization"] == "Bearer sk-audio"
+    fetched = await events(harness, provider_url, "/audio-file", "request")
+    assert "authorization" not in fetched[-1]["headers"]  # a link gets no credential
 
 
 async def test_closing_a_stream_cancels_the_provider_call(harness: Harness,
@@ -368,3 +382,45 @@ async def test_answers_match_the_openapi_document(harness: Harness, provider_url
                                                "stream_options": {"include_usage": True}})
     for payload in chunks[:-1]:
         schema_check("ChatCompletionChunk")(orjson.loads(payload))
+
+
+@pytest.mark.parametrize(("path", "finish", "native"), [
+    # The provider said why: passed on, to the native answer too.
+    ("/ok?finish=content_filter", "content_filter", "content_filter"),
+    # It did not, and the answer did not use every token allowed.
+    ("/ok", "stop", None),
+    # A word OpenAI does not use is dropped.
+    ("/ok?finish=not-a-reason", "stop", None),
+])
+async def test_the_providers_finish_reason_reaches_the_sdk(harness: Harness, provider_url: str,
+                                                           path: str, finish: str,
+                                                           native: str | None):
+    await model(harness, provider_url, "m-finish", path)
+    consumer = await harness.key("consumer")
+    async with client(harness, consumer) as oai:
+        answer = await oai.chat.completions.create(
+            model="m-finish", messages=[{"role": "user", "content": "hi"}], max_tokens=50)
+    assert answer.choices[0].finish_reason == finish
+    status, _, body = await harness.generate(consumer, model="m-finish", input="hi")
+    assert status == 200, body
+    assert body.get("finish_reason") == native
+
+
+@pytest.mark.parametrize("path", ["/stream/ndjson?n=3&finish=length",
+                                  "/stream/sse?n=3&finish=length"])
+async def test_a_streamed_finish_reason_is_on_the_last_chunk(harness: Harness,
+                                                             provider_url: str, path: str):
+    await model(harness, provider_url, "m-finish-stream", path)
+    consumer = await harness.key("consumer")
+    async with client(harness, consumer) as oai:
+        stream = await oai.chat.completions.create(
+            model="m-finish-stream", messages=[{"role": "user", "content": "hi"}],
+            max_tokens=50, stream=True)
+        chunks = [chunk async for chunk in stream]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices] == \
+        [None, None, None, None, "length"]
+    async with harness.http.post(f"{harness.http_url}/v1/generate", headers=bearer(consumer),
+                                 json={"model": "m-finish-stream", "input": "hi",
+                                       "stream": True}) as resp:
+        done = orjson.loads((await resp.read()).splitlines()[-1])
+    assert done["done"] is True and done["finish_reason"] == "length"

@@ -7,8 +7,8 @@ import pytest
 
 from tests.conftest import (
     POSTGRES_URL,
+    PostgresDatabase,
     gateway_settings,
-    postgres_database,
     run_harness,
 )
 
@@ -29,7 +29,7 @@ async def set_connections(admin_url: str, name: str, allowed: bool) -> None:
 async def test_serving_continues_through_a_database_outage(provider_url: str):
     if not POSTGRES_URL:
         pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
-    database = postgres_database()
+    database = PostgresDatabase()
     async with database as url:
         async for harness in run_harness(gateway_settings(url)):
             provider = await harness.key("provider", "outage-provider")

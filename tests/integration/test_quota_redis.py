@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from ai1net.server.errors import BudgetExceeded, Unavailable
 from ai1net.server.keys import Principal
 from ai1net.server.quota import Admission, KeyRateLimited, build_quota
-from ai1net.server.quota_failover import FailoverQuota
-from ai1net.server.quota_redis import RedisQuota
+from ai1net.server.quota.failover import FailoverQuota
+from ai1net.server.quota.redis_store import RedisQuota
 from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from ai1net.server.errors import BudgetExceeded
 from ai1net.server.quota import Admission, KeyRateLimited
-from ai1net.server.quota_failover import FailoverQuota
-from ai1net.server.quota_redis import RedisQuota
+from ai1net.server.quota.failover import FailoverQuota
+from ai1net.server.quota.redis_store import RedisQuota
 from tests.conftest import ADMIN_KEY, bearer, two_replicas
 from tests.integration.test_quota_redis import Spent, principal
 from tests.support.gateway_process import start_gateway

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from ai1net.server import demo_provider
+from ai1net.demo import provider as demo_provider
 from ai1net.v1 import keys_pb2, keys_pb2_grpc, registry_pb2, registry_pb2_grpc
 from tests.conftest import ADMIN_KEY, Harness, bearer, gateway_settings, run_harness
 

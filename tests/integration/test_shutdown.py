@@ -52,11 +52,11 @@ async def test_sigterm_drains_and_flushes_on_sqlite(tmp_path: Path, provider_url
 
 @pytest.mark.postgres
 async def test_sigterm_drains_and_flushes_on_postgres(tmp_path: Path, provider_url: str):
-    from tests.conftest import POSTGRES_URL, postgres_database
+    from tests.conftest import POSTGRES_URL, PostgresDatabase
 
     if not POSTGRES_URL:
         pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
-    async with postgres_database() as url:
+    async with PostgresDatabase() as url:
         await run_scenario(url, tmp_path, provider_url)
 
 

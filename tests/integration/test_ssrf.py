@@ -129,3 +129,31 @@ async def test_call_time_guard_refuses_what_was_registered_while_allowed(
 async def provider_events(harness: Harness, provider_url: str, path: str) -> list[object]:
     async with harness.http.get(f"{provider_url}/_events", params={"path": path}) as resp:
         return list((await resp.json())["events"])
+
+
+async def test_a_private_health_url_is_refused_and_never_probed(sqlite_url: str,
+                                                                provider_url: str):
+    """Refused at registration like an endpoint; one that got in while private endpoints were
+    allowed is refused again at probe time: the probe fails, the provider never reached."""
+    async with harness_context(gateway_settings(sqlite_url,
+                                                allow_private_endpoints=False)) as strict:
+        provider = await strict.key("provider")
+        status, body = await post_model(strict, provider, name="m-probe",
+                                        endpoint="https://api.example.com/v1/generate",
+                                        health_url="http://169.254.169.254/latest/")
+        assert status == 400, body
+        assert body["error"]["message"].startswith("health_url:")
+    path = f"/health/200/ssrf-{secrets.token_hex(6)}"
+    async with harness_context(gateway_settings(sqlite_url, health_probe_s=0)) as permissive:
+        provider = await permissive.key("provider")
+        await permissive.register(provider, name="m-probe", type="text",
+                                  endpoint="https://api.example.com/v1/generate",
+                                  health_url=f"http://localhost:{urlsplit(provider_url).port}"
+                                             f"{path}")
+    strict_settings = gateway_settings(sqlite_url, allow_private_endpoints=False,
+                                       health_probe_s=0.05)
+    async with harness_context(strict_settings) as strict_gateway:
+        prober = strict_gateway.gateway.prober
+        await prober.until(lambda: prober.failing("m-probe") is not None)
+        assert "not a public address" in (prober.failing("m-probe") or "")
+        assert await provider_events(strict_gateway, provider_url, path) == []

@@ -10,7 +10,7 @@ import pytest
 
 from ai1net.server.keys import KeyStore
 from ai1net.server.storage import Database
-from tests.conftest import ADMIN_KEY, POSTGRES_URL, postgres_database
+from tests.conftest import ADMIN_KEY, POSTGRES_URL, PostgresDatabase
 from tests.support.gateway_process import query, start_gateway, wait_ready_or_exit
 
 
@@ -47,7 +47,7 @@ async def test_a_revoked_admin_key_stays_revoked(sqlite_url: str):
 async def test_three_replicas_started_together_on_an_empty_database(tmp_path: Path):
     if not POSTGRES_URL:
         pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
-    async with postgres_database() as url:
+    async with PostgresDatabase() as url:
         replicas = await asyncio.gather(*(
             start_gateway(url, tmp_path, wait_ready=False) for _ in range(3)))
         try:

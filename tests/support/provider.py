@@ -7,13 +7,15 @@ Every behaviour is chosen by the URL path, so a test registers a model whose end
 recorded as a ``request`` event (with its headers and parsed body).
 
     POST /ok                 {"output": "ok: <input>", "usage": {"input_tokens": 3,
-                             "output_tokens": 5}, "latency_ms": 1}
+                             "output_tokens": 5}, "latency_ms": 1}; with ?finish=R, also
+                             "finish_reason": R (so do /stream/ndjson and /stream/sse's done)
     POST /echo               output "echo", plus "received": {"headers": {lower-cased: value},
                              "body": <parsed body>}
     POST /fractional         like /ok, usage {"input_tokens": 2.2, "output_tokens": 3.01}
     POST /nousage            {"output": "twelve chars"}, no usage
     POST /image              output {"image_url": "https://img.example/1.png"}, with usage
     POST /audio              output {"audio_url": "https://audio.example/1.wav"}, with usage
+    POST /audio/linked?to=URL  output {"audio_url": URL} (default: this server's /audio-file)
     POST /status/{code}      that status, {"error": {"message": "scripted failure <code>",
                              "code": <code>}}; 429 carries Retry-After: 7
     POST /badjson            200 with the body ``not json``
@@ -33,7 +35,11 @@ recorded as a ``request`` event (with its headers and parsed body).
                              finish_reason, a usage chunk when stream_options.include_usage,
                              [DONE]) when "stream" is true; mode bad answers 400 and mode busy
                              429 (Retry-After: 7) in OpenAI's error shape; mode cut streams one
-                             chunk and drops the connection without [DONE]
+                             chunk and drops the connection without [DONE]; modes filtered
+                             and long are ok with finish_reason content_filter and length
+    GET  /health/{code}[/{tag}]  an empty JSON object with that status (a model's health_url;
+                             the tag keeps a test's probes apart in the event log)
+    GET  /audio-file?size=N  N bytes of audio (default 4096), Content-Type audio/wav
     GET  /_events[?path=P]   {"events": [{"kind": "request"|"disconnect", "path", "t", ...}]}
     DELETE /_events          forget them
 
@@ -47,17 +53,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-JSONObject = dict[str, object]
-Encoder = Callable[[JSONObject], bytes]
+from ai1net.demo.wire import (
+    Encoder,
+    JSONObject,
+    error_response,
+    json_response,
+    ndjson,
+    serve_until_signalled,
+    sse,
+    stream_encoder,
+)
 
 OK_USAGE = {"input_tokens": 3, "output_tokens": 5}
 RETRY_AFTER_S = 7
@@ -78,18 +90,6 @@ EVENTS = web.AppKey("events", EventLog)
 BODY = web.RequestKey("body", dict)
 
 
-def _json(
-    body: object, *, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
-    )
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return _json({"error": {"message": message, "code": status}}, status=status, headers=headers)
-
-
 def _parse_body(raw: bytes) -> object:
     try:
         return orjson.loads(raw)
@@ -108,13 +108,20 @@ async def record_requests(request: web.Request, handler: Handler) -> web.StreamR
     if request.method != "POST" or request.path.startswith("/openai/"):
         return await handler(request)  # aiohttp answers 404/405 for us
     if not isinstance(body, dict) or not isinstance(body.get("input"), str):
-        return _error(400, "scripted provider: body must be a JSON object with a string input")
+        return error_response(400, "scripted provider: body must be a JSON object with a string input")
     request[BODY] = body
     return await handler(request)
 
 
 def _ok(request: web.Request, usage: object = OK_USAGE) -> web.Response:
-    return _json({"output": f"ok: {request[BODY]['input']}", "usage": usage, "latency_ms": 1})
+    return json_response({"output": f"ok: {request[BODY]['input']}", "usage": usage, "latency_ms": 1,
+                  **_finish(request)})
+
+
+def _finish(request: web.Request) -> JSONObject:
+    """``?finish=REASON``: the answer (or a stream's done) says why it stopped."""
+    reason = request.query.get("finish")
+    return {"finish_reason": reason} if reason else {}
 
 
 async def ok(request: web.Request) -> web.Response:
@@ -124,7 +131,7 @@ async def ok(request: web.Request) -> web.Response:
 async def echo(request: web.Request) -> web.Response:
     headers = {name.lower(): value for name, value in request.headers.items()}
     received = {"headers": headers, "body": request[BODY]}
-    return _json({"output": "echo", "usage": OK_USAGE, "latency_ms": 1, "received": received})
+    return json_response({"output": "echo", "usage": OK_USAGE, "latency_ms": 1, "received": received})
 
 
 async def fractional(request: web.Request) -> web.Response:
@@ -132,23 +139,28 @@ async def fractional(request: web.Request) -> web.Response:
 
 
 async def nousage(request: web.Request) -> web.Response:
-    return _json({"output": "twelve chars"})
+    return json_response({"output": "twelve chars"})
 
 
 async def image(request: web.Request) -> web.Response:
     output = {"image_url": "https://img.example/1.png"}
-    return _json({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
+    return json_response({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
 
 
 async def audio(request: web.Request) -> web.Response:
     output = {"audio_url": "https://audio.example/1.wav"}
-    return _json({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
+    return json_response({"output": output, "usage": {"input_tokens": 3, "output_tokens": 1}})
+
+
+async def audio_linked(request: web.Request) -> web.Response:
+    url = request.query.get("to") or f"http://{request.host}/audio-file"
+    return json_response({"output": {"audio_url": url}, "usage": {"input_tokens": 3, "output_tokens": 1}})
 
 
 async def status(request: web.Request) -> web.Response:
     code = int(request.match_info["code"])
     headers = {"Retry-After": str(RETRY_AFTER_S)} if code == 429 else None
-    return _error(code, f"scripted failure {code}", headers)
+    return error_response(code, f"scripted failure {code}", headers)
 
 
 async def badjson(request: web.Request) -> web.Response:
@@ -170,23 +182,15 @@ async def auth(request: web.Request) -> web.Response:
     secret = request.match_info["secret"]
     presented = {request.headers.get("Authorization"), request.headers.get("x-api-key")}
     if f"Bearer {secret}" not in presented and secret not in presented:
-        return _error(401, "scripted provider: wrong credential")
+        return error_response(401, "scripted provider: wrong credential")
     return _ok(request)
 
 
 # --- streams --------------------------------------------------------------------------------
 
 
-def _ndjson(obj: JSONObject) -> bytes:
-    return orjson.dumps(obj) + b"\n"
-
-
-def _sse(obj: JSONObject) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
 def _negotiated(request: web.Request) -> Encoder:
-    return _sse if "text/event-stream" in request.headers.get("Accept", "") else _ndjson
+    return stream_encoder(request.headers.get("Accept", ""))[1]
 
 
 def _query_int(request: web.Request, name: str, default: int) -> int:
@@ -201,7 +205,7 @@ async def _stream(
     request: web.Request, encode: Encoder, chunks: list[JSONObject], *, cut: bool = False
 ) -> web.StreamResponse:
     """Send chunks with ?gap_ms between them; `cut` drops the connection instead of ending."""
-    content_type = "text/event-stream" if encode is _sse else "application/x-ndjson"
+    content_type = "text/event-stream" if encode is sse else "application/x-ndjson"
     response = web.StreamResponse(headers={"Content-Type": content_type})
     gap_s = _query_int(request, "gap_ms", 0) / 1000
     try:
@@ -228,12 +232,12 @@ def _done(n: int) -> JSONObject:
 
 async def stream_ndjson(request: web.Request) -> web.StreamResponse:
     deltas = _deltas(request, 5)
-    return await _stream(request, _ndjson, [*deltas, _done(len(deltas))])
+    return await _stream(request, ndjson, [*deltas, {**_done(len(deltas)), **_finish(request)}])
 
 
 async def stream_sse(request: web.Request) -> web.StreamResponse:
     deltas = _deltas(request, 5)
-    return await _stream(request, _sse, [*deltas, _done(len(deltas))])
+    return await _stream(request, sse, [*deltas, {**_done(len(deltas)), **_finish(request)}])
 
 
 async def stream_nousage(request: web.Request) -> web.StreamResponse:
@@ -252,11 +256,14 @@ async def stream_image(request: web.Request) -> web.StreamResponse:
 # --- an OpenAI-compatible server ------------------------------------------------------------
 
 
+OPENAI_FINISH = {"filtered": "content_filter", "long": "length"}
+
+
 def _openai_error(status: int, message: str, headers: dict[str, str] | None = None,
                   ) -> web.Response:
     error = {"message": message, "type": "invalid_request_error" if status == 400
              else "rate_limit_exceeded", "param": None, "code": None}
-    return _json({"error": error}, status=status, headers=headers)
+    return json_response({"error": error}, status=status, headers=headers)
 
 
 async def openai_chat(request: web.Request) -> web.StreamResponse:
@@ -271,38 +278,55 @@ async def openai_chat(request: web.Request) -> web.StreamResponse:
             or not isinstance(body.get("messages"), list) or not body["messages"]:
         return _openai_error(400, "scripted OpenAI server: model and messages are required")
     text = f"echo: {body['messages'][-1].get('content')}"
+    finish = OPENAI_FINISH.get(mode, "stop")
     base = {"id": "chatcmpl-test", "created": 1, "model": body["model"]}
     usage = {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}
     if not body.get("stream"):
-        return _json({**base, "object": "chat.completion", "usage": usage, "choices": [
+        return json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text},
-             "finish_reason": "stop"}]})
+             "finish_reason": finish}]})
     chunk = {**base, "object": "chat.completion.chunk"}
 
     def delta(content: JSONObject, finish: str | None = None) -> JSONObject:
         return {**chunk, "choices": [{"index": 0, "delta": content, "finish_reason": finish}]}
 
     chunks = [delta({"role": "assistant"}), delta({"content": text[:5]}),
-              delta({"content": text[5:]}), delta({}, "stop")]
+              delta({"content": text[5:]}), delta({}, finish)]
     if mode == "cut":
-        return await _stream(request, _sse, chunks[:2], cut=True)
+        return await _stream(request, sse, chunks[:2], cut=True)
     if (body.get("stream_options") or {}).get("include_usage"):
         chunks.append({**chunk, "choices": [], "usage": usage})
-    response = await _stream(request, _sse, chunks)
+    response = await _stream(request, sse, chunks)
     await response.write(b"data: [DONE]\n\n")
     return response
+
+
+# --- GETs: health checks and audio links ----------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({}, status=int(request.match_info["code"]))
+
+
+AUDIO_BYTES = b"RIFF" + bytes(range(256)) * 16
+
+
+async def audio_file(request: web.Request) -> web.Response:
+    size = int(request.query.get("size", str(len(AUDIO_BYTES))))
+    return web.Response(body=(AUDIO_BYTES * (size // len(AUDIO_BYTES) + 1))[:size],
+                        content_type="audio/wav")
 
 
 # --- event log ------------------------------------------------------------------------------
 
 
 async def get_events(request: web.Request) -> web.Response:
-    return _json({"events": request.app[EVENTS].select(request.query.get("path"))})
+    return json_response({"events": request.app[EVENTS].select(request.query.get("path"))})
 
 
 async def clear_events(request: web.Request) -> web.Response:
     request.app[EVENTS].events.clear()
-    return _json({"events": []})
+    return json_response({"events": []})
 
 
 def build_app() -> web.Application:
@@ -315,6 +339,7 @@ def build_app() -> web.Application:
         ("/nousage", nousage),
         ("/image", image),
         ("/audio", audio),
+        ("/audio/linked", audio_linked),
         (r"/status/{code:\d{3}}", status),
         ("/badjson", badjson),
         (r"/slow/{ms:\d+}", slow),
@@ -327,25 +352,17 @@ def build_app() -> web.Application:
         ("/openai/{mode}/v1/chat/completions", openai_chat),
     ]:
         app.router.add_post(path, handler)
+    app.router.add_get(r"/health/{code:\d{3}}", health)
+    app.router.add_get(r"/health/{code:\d{3}}/{tag}", health)
+    app.router.add_get("/audio-file", audio_file)
     app.router.add_get("/_events", get_events)
     app.router.add_delete("/_events", clear_events)
     return app
 
 
 async def serve(host: str, port: int) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    # handler_cancellation: aiohttp >= 3.9 only cancels handlers of hung-up clients when asked.
-    runner = web.AppRunner(build_app(), handler_cancellation=True)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        print(f"PORT {runner.addresses[0][1]}", flush=True)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_signalled(build_app(), host=host, port=port,
+                                announce=lambda bound: print(f"PORT {bound}", flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -180,3 +180,17 @@ def test_exceptions_and_extra_fields_are_kept(lines):
     assert line["level"] == "ERROR"
     assert line["model"] == "m1"
     assert "RuntimeError: boom" in line["exc"]
+
+
+def test_timestamps_read_as_datetime_writes_them():
+    import random
+    from datetime import UTC, datetime
+
+    from ai1net.server.accesslog import timestamp
+
+    draw = random.Random(7)
+    for _ in range(20_000):
+        moment = round(draw.uniform(0, 4e9), draw.randint(0, 9))
+        assert timestamp(moment) == datetime.fromtimestamp(moment, UTC).isoformat(
+            timespec="milliseconds"), moment
+    assert timestamp(1.9999999) == "1970-01-01T00:00:02.000+00:00"  # rounds into the next second

@@ -21,6 +21,7 @@ from ai1net.server.http1 import (
     Disconnected,
     LimitExceeded,
     Limits,
+    NotAnswered,
     PoolTimeout,
     ProtocolError,
 )
@@ -56,8 +57,8 @@ class Server:
         try:
             while not writer.is_closing():
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
                 self.requests.append(head + await reader.readexactly(length))
                 self._arrived.set()
                 await self.script(reader, writer, self)
@@ -539,3 +540,84 @@ async def test_every_resolved_address_is_tried(serve, pool, monkeypatch):
     monkeypatch.setattr(pool, "_resolve", resolve)
     assert (await post(pool, url))[0] == 200
     assert server.connections == 1
+
+
+# -- GET: health probes and audio links, through the same pool, guard and limits ---------------
+
+
+async def get(pool: ConnectionPool, url: str, headers: dict[str, str] | None = None, *,
+              limits: Limits = http1.DEFAULT_LIMITS) -> tuple[int, bytes]:
+    connection = await pool.acquire(url, wait=1.0)
+    exchange = await pool.get(connection, url, headers or {}, limits, wait=1.0)
+    try:
+        return exchange.response.status, await exchange.response.read()
+    finally:
+        pool.release(exchange.connection)
+
+
+async def test_a_get_has_no_content_and_shares_the_posts_connection(serve, pool):
+    server, url = await serve(ok)
+    assert await get(pool, url, {"x-api-key": "k"}) == (200, ANSWER)
+    assert (await post(pool, url))[0] == 200
+    assert await get(pool, url) == (200, ANSWER)
+    assert server.connections == 1
+    request = server.requests[0]
+    assert request.startswith(b"GET /v1/generate HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert request.endswith(b"\r\nx-api-key: k\r\n\r\n")  # no body, no Content-Length
+    assert b"Content-Length" not in request
+    assert server.requests[1].startswith(b"POST /v1/generate HTTP/1.1\r\n")
+    assert server.requests[2].startswith(b"GET /v1/generate HTTP/1.1\r\n")
+
+
+async def drops_reused(_r: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       server: Server) -> None:
+    """Answers each connection's first request; reads its second, then hangs up."""
+    if id(writer) in server.answered:
+        writer.close()
+    else:
+        server.answered.add(id(writer))
+        writer.write(answer())
+
+
+async def test_a_get_a_reused_connection_dropped_goes_out_once_more(serve, pool):
+    """GET is idempotent (RFC 9110 §9.2.2): unlike a POST, it is sent again, on a new
+    connection, when the kept-alive one closed without answering."""
+    server, url = await serve(drops_reused)
+    assert await get(pool, url) == (200, ANSWER)
+    assert await get(pool, url) == (200, ANSWER)
+    assert len(server.requests) == 3  # the first, the dropped one, the retry
+    assert server.connections == 2
+    with pytest.raises(Disconnected, match="without answering"):
+        await post(pool, url)  # the rule for POST is unchanged
+
+
+async def test_a_get_is_retried_once_only(serve, pool):
+    server, url = await serve(drops_reused)
+    both = await asyncio.gather(get(pool, url), get(pool, url))  # two idle connections
+    assert both == [(200, ANSWER)] * 2
+    with pytest.raises(NotAnswered):  # dropped on the one, then on the other
+        await get(pool, url)
+    assert len(server.requests) == 4
+    assert server.connections == 2
+
+
+async def test_a_get_is_bounded_by_the_same_limits(serve, pool):
+    zeros = bytes(4 << 20)
+    _, bomb = await serve(scripted(answer(gzip.compress(zeros), b"Content-Encoding: gzip\r\n")))
+    with pytest.raises(LimitExceeded, match="decompresses to over 1048576 bytes"):
+        await get(pool, bomb, limits=Limits(body_bytes=1 << 20))
+    _, large = await serve(scripted(answer(b"x" * 4096)))
+    with pytest.raises(LimitExceeded, match="answer is over 4095 bytes"):
+        await get(pool, large, limits=Limits(body_bytes=4095))
+    fields = b"".join(b"X-F-%d: v\r\n" % i for i in range(200))
+    _, crowded = await serve(scripted(answer(ANSWER, fields)))
+    with pytest.raises(LimitExceeded, match="over 128 header fields"):
+        await get(pool, crowded)
+
+
+async def test_a_get_is_guarded_like_a_post(serve):
+    server, url = await serve(ok)
+    async with pool_of(guard=True) as guarded:
+        with pytest.raises(ConnectError, match="not a public address"):
+            await get(guarded, url.replace("127.0.0.1", "localhost"))
+    assert server.connections == 0

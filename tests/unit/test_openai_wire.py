@@ -10,7 +10,7 @@ import pytest
 
 from ai1net.bridge import openai_wire as wire
 from ai1net.bridge.errors import HttpError, openai_envelope
-from ai1net.client.convert import struct_to_dict
+from ai1net.server.services.generate import parameters
 from ai1net.v1 import generate_pb2
 
 HI = [{"role": "user", "content": "hi"}]
@@ -20,7 +20,7 @@ def test_a_lone_user_message_is_its_text_and_named_models_are_kept():
     asked = wire.chat_request({"model": "m", "messages": HI})
     assert asked.message.input == "hi"
     assert asked.message.model == "m"
-    assert struct_to_dict(asked.message.parameters) == {"messages": HI}
+    assert parameters(asked.message) == {"messages": HI}
     assert not asked.stream and asked.max_tokens is None
 
 
@@ -54,7 +54,7 @@ def test_sampling_fields_become_parameters():
         "messages": HI, "max_tokens": 9, "max_completion_tokens": 5, "temperature": 0.2,
         "top_p": 1, "stop": "x", "seed": 7.0, "user": "u", "response_format": {"type": "text"},
         "n": 1, "stream": True, "stream_options": {"include_usage": True}, "tools": []})
-    assert struct_to_dict(asked.message.parameters) == {
+    assert parameters(asked.message) == {
         "messages": HI, "max_tokens": 5, "temperature": 0.2, "top_p": 1, "stop": ["x"],
         "seed": 7, "user": "u", "response_format": {"type": "text"}}
     assert (asked.stream, asked.include_usage, asked.max_tokens) == (True, True, 5)
@@ -111,11 +111,11 @@ def test_images_and_speech_ask_for_their_type_when_routed():
     asked, b64 = wire.image_request({"prompt": "a cat", "size": "64x64",
                                      "response_format": "b64_json"})
     assert (asked.message.routing.type, b64) == ("image", True)
-    assert struct_to_dict(asked.message.parameters) == {"size": "64x64"}
+    assert parameters(asked.message) == {"size": "64x64"}
     speech = wire.speech_request({"model": "tts", "input": "hi", "voice": "alloy",
                                   "response_format": "wav", "speed": 1.5})
     assert speech.message.routing.type == "audio" and speech.message.model == "tts"
-    assert struct_to_dict(speech.message.parameters) == {"voice": "alloy", "format": "wav",
+    assert parameters(speech.message) == {"voice": "alloy", "format": "wav",
                                                           "speed": 1.5}
 
 
@@ -209,13 +209,10 @@ def test_a_failure_event_is_openais_error():
                                   "param": None, "code": "upstream_error"}}]
 
 
-def test_parameters_are_filled_as_struct_update_would():
-    from google.protobuf import struct_pb2
+def test_parameters_read_back_as_a_struct_would():
     value = {"messages": HI, "empty": [], "nothing": {}, "null": None,
              "mixed": [1, 2.5, True, "x", {"deep": [None, {}]}, []], "seed": -3}
-    filled = generate_pb2.GenerateRequest()
-    for name, item in value.items():
-        wire._fill(filled.parameters.fields[name], item)
-    expected = struct_pb2.Struct()
-    expected.update(value)
-    assert filled.parameters == expected
+    sent = generate_pb2.GenerateRequest(parameters_json=orjson.dumps(value))
+    struct = generate_pb2.GenerateRequest()
+    struct.parameters.update(value)
+    assert parameters(sent) == parameters(struct) == value

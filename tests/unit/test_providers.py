@@ -8,12 +8,14 @@ import time
 import orjson
 import pytest
 
+from ai1net.server import providers
 from ai1net.server.errors import (
     ProviderRejected,
     UpstreamError,
     UpstreamRateLimited,
 )
 from ai1net.server.providers import (
+    Done,
     count_tokens,
     estimate_tokens,
     parse_answer,
@@ -45,6 +47,18 @@ def test_parse_object_answer(output: dict[str, str]):
     answer = parse_answer(200, JSON, body({"output": output, "usage": {
         "input_tokens": 1, "output_tokens": 1}}), "draw")
     assert answer.output == output
+
+
+@pytest.mark.parametrize(("said", "kept"), [
+    ("length", "length"), ("content_filter", "content_filter"), ("stop", "stop"),
+    ("max_tokens", ""), (3, ""), (None, ""),
+])
+def test_a_native_providers_finish_reason_is_kept_when_it_is_openais_word(said: object,
+                                                                         kept: str):
+    answer = parse_answer(200, JSON, body({"output": "x", "finish_reason": said}), "hi")
+    assert answer.finish_reason == kept
+    assert providers._stream_event(body({"done": True, "finish_reason": said})) == \
+        Done(None, kept)
 
 
 def test_parse_answer_trusts_the_body_not_the_content_type():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from ai1net.server.benchswitches import BenchSwitches
 from ai1net.server.settings import Settings
 
 BAD = {
     "AI1NET_ALLOW_PRIVATE_ENDPOINTS": "ture",
-    "AI1NET_TRACING": "maybe",
     "AI1NET_HTTP_ADDR": "127.0.0.1:99999",
     "AI1NET_GRPC_ADDR": "127.0.0.1:¹",
     "AI1NET_GRPC_TARGET": "no-port",
@@ -21,6 +21,8 @@ BAD = {
     "AI1NET_TLS_CERT": "cert.pem",
     "AI1NET_TLS_CLIENT_CA": "ca.pem",
     "AI1NET_CLIENT_KEY": "key.pem",
+    "AI1NET_HEALTH_PROBE_S": "-1",
+    "AI1NET_HEALTH_PROBE_CONCURRENCY": "0",
 }
 
 
@@ -38,13 +40,14 @@ def test_a_malformed_flag_names_its_variable_and_flag():
 
 GOOD = {
     "AI1NET_ALLOW_PRIVATE_ENDPOINTS": ("off", "allow_private_endpoints", False),
-    "AI1NET_TRACING": ("Yes", "tracing", True),
     "AI1NET_HTTP_ADDR": ("0.0.0.0:0", "http_addr", "0.0.0.0:0"),
     "AI1NET_GRPC_ADDR": ("[::1]:50051", "grpc_addr", "[::1]:50051"),
     "AI1NET_REDIS_URL": ("rediss://user:pw@cache:6380/1", "redis_url",
                          "rediss://user:pw@cache:6380/1"),
     "AI1NET_DATABASE_URL": ("postgresql://u@db:5432/x", "database_url", "postgresql://u@db:5432/x"),
     "AI1NET_LOG_LEVEL": ("debug", "log_level", "debug"),
+    "AI1NET_HEALTH_PROBE_S": ("0", "health_probe_s", 0.0),
+    "AI1NET_HEALTH_PROBE_CONCURRENCY": ("4", "health_probe_concurrency", 4),
 }
 
 
@@ -56,5 +59,15 @@ def test_a_well_formed_setting_is_taken(variable: str, case: tuple[str, str, obj
 
 def test_workers_get_the_same_settings():
     settings = Settings.from_env({"AI1NET_REDIS_URL": "redis://r:6379/0"}, workers=2,
-                                 tls_cert="c.pem", tls_key="k.pem", tracing=False)
+                                 tls_cert="c.pem", tls_key="k.pem",
+                                 allow_private_endpoints=True)
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_benchmark_switches_are_not_settings():
+    assert {"accounting", "tracing"}.isdisjoint(Settings.__dataclass_fields__)
+    assert BenchSwitches.from_env({}) == BenchSwitches(accounting=True, tracing=True)
+    assert BenchSwitches.from_env({"AI1NET_ACCOUNTING": "0", "AI1NET_TRACING": "Off"}) == \
+        BenchSwitches(accounting=False, tracing=False)
+    with pytest.raises(ValueError, match="AI1NET_TRACING"):
+        BenchSwitches.from_env({"AI1NET_TRACING": "maybe"})

@@ -24,21 +24,24 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ai1net.server.telemetry import (
-    ReconfigurableTracerProvider,
-    call_context,
-    continued_trace,
-    generate_span_attributes,
-    get_tracer,
+from ai1net.common.tracecontext import ContinuedTrace, inject
+from ai1net.server.instrumentation import (
     grpc_client_interceptors,
     grpc_server_interceptor,
-    inject,
     instrument,
     instrument_engine,
-    light_span,
+)
+from ai1net.server.telemetry import (
+    LightSpan,
+    call_context,
+    generate_span_attributes,
+    get_tracer,
     record_error,
-    setup_tracing,
     usage_flush_span,
+)
+from ai1net.server.tracing import (
+    ReconfigurableTracerProvider,
+    setup_tracing,
 )
 from ai1net.server.transport import HttpTransport, ProviderRequest
 
@@ -171,7 +174,7 @@ def test_without_an_exporter_trace_context_still_propagates(untraced):
 def test_light_spans_continue_the_callers_trace_with_their_own_span_id(untraced):
     setup_tracing(environ={"OTEL_TRACES_EXPORTER": "none"})
     caller = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": "vendor=x"}
-    with continued_trace(caller), light_span() as span:
+    with ContinuedTrace(caller), LightSpan() as span:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         assert trace.get_current_span() is span
@@ -185,9 +188,9 @@ def test_light_spans_continue_the_callers_trace_with_their_own_span_id(untraced)
 
 def test_light_spans_start_a_trace_of_their_own_without_a_caller(untraced):
     setup_tracing(environ={"OTEL_TRACES_EXPORTER": "none"})
-    with light_span() as first, light_span() as nested:
+    with LightSpan() as first, LightSpan() as nested:
         pass
-    with light_span() as second:
+    with LightSpan() as second:
         pass
     ids = [span.get_span_context() for span in (first, nested, second)]
     assert all(context.is_valid and not context.trace_flags.sampled for context in ids)
@@ -206,7 +209,7 @@ def test_inject_writes_what_the_default_propagators_write(untraced, caller):
     context = propagate.extract(caller)
     token = otel_context.attach(context)
     try:
-        with light_span():
+        with LightSpan():
             ours: dict[str, str] = {}
             inject(ours)
             theirs: dict[str, str] = {}
@@ -364,7 +367,7 @@ async def test_http_server_to_provider_is_one_trace_continued_from_the_caller(sp
     await web.TCPSite(provider_runner, "127.0.0.1", 0).start()
     provider_url = f"http://user:pw@127.0.0.1:{provider_runner.addresses[0][1]}/v1?key=secret"
 
-    transport = HttpTransport(allow_private=True)
+    transport = HttpTransport(allow_private=True, record_spans=True)
 
     async def call(_request: web.Request) -> web.Response:
         headers: dict[str, str] = {}

@@ -17,9 +17,7 @@ def value_to_python(value: struct_pb2.Value) -> Any:
     if kind == "string_value":
         return value.string_value
     if kind == "number_value":
-        number = value.number_value
-        # JSON has one number type; give providers 200, not 200.0, for max_tokens.
-        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+        return json_number(value.number_value)
     if kind == "bool_value":
         return value.bool_value
     if kind == "struct_value":
@@ -27,6 +25,23 @@ def value_to_python(value: struct_pb2.Value) -> Any:
     if kind == "list_value":
         return [value_to_python(item) for item in value.list_value.values]
     return None
+
+
+def json_number(number: float) -> int | float:
+    """JSON has one number type: a whole one is an int (providers get max_tokens 200, not
+    200.0), within the doubles' exact range."""
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+
+
+def whole_numbers(value: Any) -> Any:
+    """A JSON value with its whole floats as ints, as a Struct's would read back."""
+    if isinstance(value, float):
+        return json_number(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
 
 
 def python_to_value(data: Any, into: struct_pb2.Value) -> None:

@@ -45,6 +45,8 @@ class Outcome:
     ttft_ms: int = 0
     attempts: int = 0
     route: str = ""
+    # Why the provider stopped ("stop", "length", …), when it said.
+    finish_reason: str = ""
 
     @property
     def cost_usd(self) -> float:
@@ -99,7 +101,8 @@ def _outcome(message: generate_pb2.GenerateResponse | generate_pb2.GenerateStrea
             "usage": TokenUsage(usage.input_tokens, usage.output_tokens, usage.estimated),
             "latency_ms": message.latency_ms,
             "cost_nanos": _nanos(message.cost_nanos, message.cost_usd),
-            "ttft_ms": message.ttft_ms, "attempts": message.attempts, "route": message.route}
+            "ttft_ms": message.ttft_ms, "attempts": message.attempts, "route": message.route,
+            "finish_reason": message.finish_reason}
 
 
 # -- registry -------------------------------------------------------------------------------
@@ -169,6 +172,8 @@ class Model:
     # "ai1net", or "openai" for an OpenAI-compatible server asked for upstream_model.
     api: str = "ai1net"
     upstream_model: str = ""
+    # A URL the gateway GETs on a schedule; "" when none.
+    health_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -195,7 +200,8 @@ def model(message: registry_pb2.Model) -> Model:
         has_credentials=message.has_credentials,
         max_response_bytes=message.max_response_bytes, max_event_bytes=message.max_event_bytes,
         max_concurrency=message.max_concurrency, api=message.api or "ai1net",
-        upstream_model=message.upstream_model, extra=_extra(message, _MODEL_FIELDS))
+        upstream_model=message.upstream_model, health_url=message.health_url,
+        extra=_extra(message, _MODEL_FIELDS))
 
 
 # -- keys -----------------------------------------------------------------------------------

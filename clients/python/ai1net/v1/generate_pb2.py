@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61i1net/v1/generate.proto\x12\tai1net.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xea\x01\n\x07Routing\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x13\n\x0bspecialties\x18\x03 \x03(\t\x12\x10\n\x08strategy\x18\x04 \x01(\t\x12\x1b\n\x0emax_latency_ms\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12$\n\x17max_price_per_1k_tokens\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08hedge_ms\x18\x07 \x01(\rH\x02\x88\x01\x01\x42\x11\n\x0f_max_latency_msB\x1a\n\x18_max_price_per_1k_tokensB\x0b\n\t_hedge_ms\"\x94\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x07routing\x18\x04 \x01(\x0b\x32\x12.ai1net.v1.Routing\x12\x11\n\tfallbacks\x18\x05 \x03(\t\"G\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\r\x12\x15\n\routput_tokens\x18\x02 \x01(\r\x12\x11\n\testimated\x18\x03 \x01(\x08\"\xe2\x01\n\x10GenerateResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12&\n\x06output\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.ai1net.v1.Usage\x12\x12\n\nlatency_ms\x18\x05 \x01(\r\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x12\n\ncost_nanos\x18\x07 \x01(\x03\x12\x0f\n\x07ttft_ms\x18\x08 \x01(\r\x12\x10\n\x08\x61ttempts\x18\t \x01(\r\x12\r\n\x05route\x18\n \x01(\t\"\x94\x02\n\x16GenerateStreamResponse\x12\x12\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x88\x01\x01\x12&\n\x06output\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\n\n\x02id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x1f\n\x05usage\x18\x06 \x01(\x0b\x32\x10.ai1net.v1.Usage\x12\x12\n\nlatency_ms\x18\x07 \x01(\r\x12\x10\n\x08\x63ost_usd\x18\x08 \x01(\x01\x12\x12\n\ncost_nanos\x18\t \x01(\x03\x12\x0f\n\x07ttft_ms\x18\n \x01(\r\x12\x10\n\x08\x61ttempts\x18\x0b \x01(\r\x12\r\n\x05route\x18\x0c \x01(\tB\x08\n\x06_delta2\xa9\x01\n\x0fGenerateService\x12\x43\n\x08Generate\x12\x1a.ai1net.v1.GenerateRequest\x1a\x1b.ai1net.v1.GenerateResponse\x12Q\n\x0eGenerateStream\x12\x1a.ai1net.v1.GenerateRequest\x1a!.ai1net.v1.GenerateStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61i1net/v1/generate.proto\x12\tai1net.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xea\x01\n\x07Routing\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x13\n\x0bspecialties\x18\x03 \x03(\t\x12\x10\n\x08strategy\x18\x04 \x01(\t\x12\x1b\n\x0emax_latency_ms\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12$\n\x17max_price_per_1k_tokens\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08hedge_ms\x18\x07 \x01(\rH\x02\x88\x01\x01\x42\x11\n\x0f_max_latency_msB\x1a\n\x18_max_price_per_1k_tokensB\x0b\n\t_hedge_ms\"\xad\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x07routing\x18\x04 \x01(\x0b\x32\x12.ai1net.v1.Routing\x12\x11\n\tfallbacks\x18\x05 \x03(\t\x12\x17\n\x0fparameters_json\x18\x06 \x01(\x0c\"G\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\r\x12\x15\n\routput_tokens\x18\x02 \x01(\r\x12\x11\n\testimated\x18\x03 \x01(\x08\"\xf9\x01\n\x10GenerateResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12&\n\x06output\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.ai1net.v1.Usage\x12\x12\n\nlatency_ms\x18\x05 \x01(\r\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x12\n\ncost_nanos\x18\x07 \x01(\x03\x12\x0f\n\x07ttft_ms\x18\x08 \x01(\r\x12\x10\n\x08\x61ttempts\x18\t \x01(\r\x12\r\n\x05route\x18\n \x01(\t\x12\x15\n\rfinish_reason\x18\x0b \x01(\t\"\xab\x02\n\x16GenerateStreamResponse\x12\x12\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x88\x01\x01\x12&\n\x06output\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\n\n\x02id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x1f\n\x05usage\x18\x06 \x01(\x0b\x32\x10.ai1net.v1.Usage\x12\x12\n\nlatency_ms\x18\x07 \x01(\r\x12\x10\n\x08\x63ost_usd\x18\x08 \x01(\x01\x12\x12\n\ncost_nanos\x18\t \x01(\x03\x12\x0f\n\x07ttft_ms\x18\n \x01(\r\x12\x10\n\x08\x61ttempts\x18\x0b \x01(\r\x12\r\n\x05route\x18\x0c \x01(\t\x12\x15\n\rfinish_reason\x18\r \x01(\tB\x08\n\x06_delta2\xa9\x01\n\x0fGenerateService\x12\x43\n\x08Generate\x12\x1a.ai1net.v1.GenerateRequest\x1a\x1b.ai1net.v1.GenerateResponse\x12Q\n\x0eGenerateStream\x12\x1a.ai1net.v1.GenerateRequest\x1a!.ai1net.v1.GenerateStreamResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTING']._serialized_start=70
   _globals['_ROUTING']._serialized_end=304
   _globals['_GENERATEREQUEST']._serialized_start=307
-  _globals['_GENERATEREQUEST']._serialized_end=455
-  _globals['_USAGE']._serialized_start=457
-  _globals['_USAGE']._serialized_end=528
-  _globals['_GENERATERESPONSE']._serialized_start=531
-  _globals['_GENERATERESPONSE']._serialized_end=757
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=760
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1036
-  _globals['_GENERATESERVICE']._serialized_start=1039
-  _globals['_GENERATESERVICE']._serialized_end=1208
+  _globals['_GENERATEREQUEST']._serialized_end=480
+  _globals['_USAGE']._serialized_start=482
+  _globals['_USAGE']._serialized_end=553
+  _globals['_GENERATERESPONSE']._serialized_start=556
+  _globals['_GENERATERESPONSE']._serialized_end=805
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=808
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1107
+  _globals['_GENERATESERVICE']._serialized_start=1110
+  _globals['_GENERATESERVICE']._serialized_end=1279
 # @@protoc_insertion_point(module_scope)

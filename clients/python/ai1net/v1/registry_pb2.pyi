@@ -48,7 +48,7 @@ class ModelStats(_message.Message):
     def __init__(self, requests: _Optional[int] = ..., error_rate: _Optional[float] = ..., p50_latency_ms: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ..., health: _Optional[str] = ..., feedback_count: _Optional[int] = ..., observed_quality: _Optional[float] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
-    __slots__ = ("name", "type", "endpoint", "auth_type", "credentials", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "enabled", "description", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model", "verify")
+    __slots__ = ("name", "type", "endpoint", "auth_type", "credentials", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "enabled", "description", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model", "verify", "health_url")
     class CredentialsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class ModelSpec(_message.Message):
     API_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
     VERIFY_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_URL_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     endpoint: str
@@ -96,10 +97,11 @@ class ModelSpec(_message.Message):
     api: str
     upstream_model: str
     verify: bool
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., credentials: _Optional[_Mapping[str, str]] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ..., verify: _Optional[bool] = ...) -> None: ...
+    health_url: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., credentials: _Optional[_Mapping[str, str]] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., enabled: _Optional[bool] = ..., description: _Optional[str] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ..., verify: _Optional[bool] = ..., health_url: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "type", "endpoint", "auth_type", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "description", "owner", "enabled", "created_at", "updated_at", "stats", "has_credentials", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model", "verification")
+    __slots__ = ("name", "type", "endpoint", "auth_type", "pricing", "capabilities", "performance", "cost_efficiency", "specialties", "timeout_ms", "first_byte_timeout_ms", "description", "owner", "enabled", "created_at", "updated_at", "stats", "has_credentials", "max_response_bytes", "max_event_bytes", "max_concurrency", "api", "upstream_model", "verification", "health_url")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +126,7 @@ class Model(_message.Message):
     API_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MODEL_FIELD_NUMBER: _ClassVar[int]
     VERIFICATION_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_URL_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     endpoint: str
@@ -148,7 +151,8 @@ class Model(_message.Message):
     api: str
     upstream_model: str
     verification: Verification
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., has_credentials: _Optional[bool] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ..., verification: _Optional[_Union[Verification, _Mapping]] = ...) -> None: ...
+    health_url: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., endpoint: _Optional[str] = ..., auth_type: _Optional[str] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., cost_efficiency: _Optional[str] = ..., specialties: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., first_byte_timeout_ms: _Optional[int] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[ModelStats, _Mapping]] = ..., has_credentials: _Optional[bool] = ..., max_response_bytes: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., api: _Optional[str] = ..., upstream_model: _Optional[str] = ..., verification: _Optional[_Union[Verification, _Mapping]] = ..., health_url: _Optional[str] = ...) -> None: ...
 
 class Verification(_message.Message):
     __slots__ = ("verified_at", "passed", "summary")

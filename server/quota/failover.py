@@ -45,8 +45,9 @@ from collections.abc import Callable
 
 from ai1net.server.keys import Principal
 from ai1net.server.metrics import QuotaStatus
-from ai1net.server.quota import Admission, LocalQuota, SpentLoader
-from ai1net.server.quota_redis import (
+from ai1net.server.quota.core import Admission, SpentLoader
+from ai1net.server.quota.local import LocalQuota
+from ai1net.server.quota.redis_store import (
     Missed,
     QuotaStoreDown,
     RedisQuota,

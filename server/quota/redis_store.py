@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from ai1net.server.errors import Unavailable
 from ai1net.server.keys import Principal
-from ai1net.server.quota import (
+from ai1net.server.quota.core import (
     Admission,
     RateLimits,
     SpentLoader,

@@ -17,7 +17,8 @@ carries ``Retry-After: 2``). With ``"stream": true`` the answer is NDJSON, or SS
 ``Accept`` header asks for ``text/event-stream``.
 
 Every failure is a ``DemoError``, turned into the contract's ``{"error": {"message", "code"}}``
-envelope by the one middleware, ``error_envelope``.
+envelope by the one middleware, ``error_envelope``. Run it with ``ai1net demo-provider`` or
+``python -m ai1net.demo.provider``.
 """
 
 from __future__ import annotations
@@ -27,13 +28,11 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import importlib
 import io
 import math
 import os
 import random
 import re
-import signal
 import struct
 import sys
 import time
@@ -46,7 +45,8 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-JSONObject = dict[str, object]
+from ai1net.demo import wire
+from ai1net.demo.wire import JSONObject, error_response, json_response, stream_encoder
 
 RETRY_AFTER_S = 2
 DEFAULT_SIZE = (256, 256)
@@ -329,45 +329,23 @@ def _media_reply(request: GenerateRequest, output: dict[str, str], output_tokens
 # --- HTTP -----------------------------------------------------------------------------------
 
 
-def _json_response(
-    body: JSONObject, *, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
-    )
-
-
-def _error_response(
-    status: int, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return _json_response(
-        {"error": {"message": message, "code": status}}, status=status, headers=headers
-    )
-
-
 @web.middleware
 async def error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except DemoError as exc:
         retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-        return _error_response(exc.status, exc.message, retry)
+        return error_response(exc.status, exc.message, retry)
     except web.HTTPException as exc:
         # aiohttp's own 404/405/413 get the same envelope as ours.
         if exc.status < 400:
             raise
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return _error_response(exc.status, exc.reason, allow)
-
-
-def _stream_encoder(accept: str) -> tuple[str, Callable[[JSONObject], bytes]]:
-    if "text/event-stream" in accept:
-        return "text/event-stream", lambda obj: b"data: " + orjson.dumps(obj) + b"\n\n"
-    return "application/x-ndjson", lambda obj: orjson.dumps(obj) + b"\n"
+        return error_response(exc.status, exc.reason, allow)
 
 
 async def stream_reply(request: web.Request, reply: Reply, gap_s: float) -> web.StreamResponse:
-    content_type, encode = _stream_encoder(request.headers.get("Accept", ""))
+    content_type, encode = stream_encoder(request.headers.get("Accept", ""))
     response = web.StreamResponse(
         headers={"Content-Type": content_type, "Cache-Control": "no-cache"}
     )
@@ -396,7 +374,7 @@ def generate_handler(render: Renderer) -> Callable[[web.Request], Awaitable[web.
         if generate.stream:
             return await stream_reply(request, reply, config.stream_delay_s)
         latency_ms = round((time.monotonic() - started) * 1000)
-        return _json_response(
+        return json_response(
             {"output": reply.output, "usage": reply.usage, "latency_ms": latency_ms}
         )
 
@@ -404,7 +382,7 @@ def generate_handler(render: Renderer) -> Callable[[web.Request], Awaitable[web.
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return _json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 def build_app(
@@ -426,16 +404,7 @@ async def start(
     *, host: str = "127.0.0.1", port: int = 3000, api_key: str | None = None
 ) -> tuple[web.AppRunner, int]:
     """Serve on the running loop; port 0 picks a free port, returned as the second item."""
-    # handler_cancellation: when the gateway hangs up, stop sleeping on its behalf.
-    runner = web.AppRunner(build_app(api_key=api_key), handler_cancellation=True)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    bound_port: int = runner.addresses[0][1]
-    return runner, bound_port
+    return await wire.start(build_app(api_key=api_key), host=host, port=port)
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -456,32 +425,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _serve(host: str, port: int, api_key: str | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    runner, bound_port = await start(host=host, port=port, api_key=api_key)
-    try:
-        print(f"demo provider listening on http://{host}:{bound_port}", flush=True)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    # uvloop is optional: faster when installed, and the demo runs the same without it.
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+    await wire.serve_until_signalled(
+        build_app(api_key=api_key), host=host, port=port,
+        announce=lambda bound: print(f"demo provider listening on http://{host}:{bound}",
+                                     flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=wire.loop_factory()) as runner:
             runner.run(_serve(args.host, args.port, args.api_key))
     except OSError as exc:
         print(f"demo provider: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
