@@ -5,15 +5,21 @@ failure (refused, reset, timed out) switches this process to per-process shares,
 call too, with one warning in the log and ``ai1net_quota_degraded`` at 1:
 
 - a rate limit becomes a local token bucket of the key's limit divided by the replicas
-  seen (every replica keeps itself in a Redis sorted set by heartbeat; the last count
-  known is used), at least 1 a minute;
+  seen (every replica keeps itself in a Redis sorted set by heartbeat, and leaves it when
+  it stops; the most replicas counted over a heartbeat's lifetime is used, so a Redis that
+  restarted empty, where the others have not beaten yet, does not make a share the whole
+  limit), at least 1 a minute;
 - a budget becomes a local one of the key's share of what remains:
   ``spent + (budget - spent) // replicas``, ``spent`` being the ledger's sum when the key
   is first used in the outage (the database still answers).
 
 Meanwhile Redis is probed every second. When it answers, what it missed is applied in
-order — settlements that failed, and the costs of calls admitted locally — the local state
-is dropped, and calls go through Redis again (logged; the gauge back to 0).
+order — settlements that failed, and the costs of calls admitted locally, summed per key —
+in one transaction (calls go on meanwhile: replaying a call a round trip, a replica under
+load fell behind and kept admitting from its shares for seconds), the local state is
+dropped, and calls go through Redis again (logged; the gauge back to 0). A budget Redis
+lost (it restarted empty) is rebuilt at the next call from the ledger's sum, or, if the
+ledger does not answer either, from the spend Redis last reported to this replica.
 
 **Overspend during an outage, per key.** Budgets: each replica spends at most its share of
 what the ledger showed as remaining, so the total stays within the budget except for the
@@ -34,19 +40,26 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Callable
 
 from ai1net.server.keys import Principal
 from ai1net.server.metrics import QuotaStatus
 from ai1net.server.quota.core import Admission, SpentLoader
 from ai1net.server.quota.local import LocalQuota
-from ai1net.server.quota.redis_store import QuotaStoreDown, RedisQuota, SettleArgs, settlement
+from ai1net.server.quota.redis_store import (
+    Missed,
+    QuotaStoreDown,
+    RedisQuota,
+    SettleArgs,
+    settlement,
+)
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0  # how often a replica says it is alive
 PROBE_S = 1.0  # how often Redis is tried while it is away
-Owed = Callable[[], Awaitable[None]]
+REPLAY_BATCH = 1000  # what Redis missed, at most this much a transaction
 
 
 class FailoverQuota:
@@ -63,7 +76,10 @@ class FailoverQuota:
         self._member = secrets.token_hex(8)
         self._local = LocalQuota(load_spent=load_spent, clock=clock)
         self._budgets: dict[str, int] = {}  # key -> its local budget in this outage
-        self._owed: list[Owed] = []  # what Redis must be told when it answers again
+        self._owed: list[Missed] = []  # what Redis must be told when it answers again
+        # key -> the settlement in _owed that local calls' costs are still added to
+        self._open_spends: dict[str, SettleArgs] = {}
+        self._counts: deque[tuple[float, int]] = deque()  # (when, replicas Redis counted)
         self._task: asyncio.Task[None] | None = None
         self._recovered = asyncio.Event()
         self._down = asyncio.Event()  # set when a call finds Redis away
@@ -105,11 +121,10 @@ class FailoverQuota:
         await self._local.settle(admission, tokens=tokens, cost_nanos=cost_nanos)
         if not (admission.budgeted and cost_nanos):
             return
-        # The shared budget's spend, without a hold or tokens: Redis never saw the call.
-        spend: SettleArgs = [0, 0, cost_nanos, "1", ""]
         if self.degraded:
-            self._owe(admission.key_id, spend)
+            self._owe_spend(admission.key_id, cost_nanos)
         else:  # Redis came back while the call ran
+            spend: SettleArgs = [0, 0, cost_nanos, "1", ""]
             await asyncio.shield(self._apply(admission.key_id, spend))
 
     async def spent_nanos(self, key_id: str) -> int:
@@ -122,13 +137,17 @@ class FailoverQuota:
             await self._shared.forget(key_id)
         except QuotaStoreDown:
             self._lost("forgetting a budget")
-            self._owed.append(lambda: self._shared.forget(key_id))
+            self._open_spends.pop(key_id, None)
+            self._owed.append((key_id, None))
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if not self.degraded:  # away, it would only be waited for
+            with contextlib.suppress(QuotaStoreDown):
+                await self._shared.leave(self._member)
         await self._local.close()
         await self._shared.close()
 
@@ -141,10 +160,15 @@ class FailoverQuota:
         await self._recovered.wait()
 
     async def beat(self) -> None:
-        """Say this replica is alive (for three heartbeat periods) and count the replicas;
-        raises QuotaStoreDown."""
-        self.replicas = await self._shared.heartbeat(self._member,
-                                                     round(self._heartbeat_s * 3000))
+        """Say this replica is alive (for three heartbeat periods) and count the replicas
+        (the most counted over those periods); raises QuotaStoreDown."""
+        lifetime = self._heartbeat_s * 3
+        count = await self._shared.heartbeat(self._member, round(lifetime * 1000))
+        now = time.monotonic()
+        self._counts.append((now, count))
+        while self._counts[0][0] < now - lifetime:
+            self._counts.popleft()
+        self.replicas = max(seen for _, seen in self._counts)
 
     async def _share(self, key: Principal) -> Principal:
         """The key as this process enforces it alone: its limits divided among replicas."""
@@ -174,7 +198,16 @@ class FailoverQuota:
         self._owe(key_id, args)
 
     def _owe(self, key_id: str, args: SettleArgs) -> None:
-        self._owed.append(lambda: self._shared.apply_settlement(key_id, args))
+        self._owed.append((key_id, args))
+
+    def _owe_spend(self, key_id: str, cost_nanos: int) -> None:
+        """The cost of a call Redis never saw, added to the key's open sum (no hold, no
+        tokens: only the shared budget's spend)."""
+        spend = self._open_spends.get(key_id)
+        if spend is None:
+            spend = self._open_spends[key_id] = [0, 0, 0, "1", ""]
+            self._owed.append((key_id, spend))
+        spend[2] = int(spend[2]) + cost_nanos
 
     def _lost(self, doing: str) -> None:
         if self.degraded:
@@ -204,16 +237,28 @@ class FailoverQuota:
                 self._lost("heartbeat")
 
     async def _resync(self) -> None:
-        """Tell Redis what it missed, in order; then use it again (raises QuotaStoreDown
-        if it fails meanwhile: the rest waits for the next probe)."""
-        applied = 0
-        while self._owed:
-            await self._owed[0]()
-            del self._owed[0]
-            applied += 1
-        self.degraded = False
+        """Tell Redis what it missed, then use it again. Calls go on meanwhile, so what they
+        owe by then is replayed after the switch: replaying until nothing is owed would
+        never end under load. Raises QuotaStoreDown if Redis fails meanwhile (the rest
+        waits for the next probe)."""
+        applied = await self._replay()
+        self.degraded = False  # from here on a local call's cost goes straight to Redis
         self._local = LocalQuota(load_spent=self._load_spent, clock=self._clock)
         self._budgets.clear()
+        applied += await self._replay()
         self._recovered.set()
         log.warning("Redis answers again: rate limits and budgets are shared again "
                     "(%d missed settlements applied)", applied)
+
+    async def _replay(self) -> int:
+        """Apply, in order, what is owed now (what is owed meanwhile is left); how much."""
+        done, owed = 0, len(self._owed)
+        while done < owed:
+            batch = self._owed[:min(REPLAY_BATCH, owed - done)]
+            for key_id, args in batch:  # sent as they are: later costs start a new sum
+                if args is not None and self._open_spends.get(key_id) is args:
+                    del self._open_spends[key_id]
+            await self._shared.replay(batch)
+            del self._owed[:len(batch)]
+            done += len(batch)
+        return done

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -146,6 +146,8 @@ REPLICAS = "ai1net:replicas"
 _OK, _RATE_LIMITED, _OVER_BUDGET, _LOAD_SPENT = 1, 2, 3, 4
 SettleArgs = list[int | str]
 SettleFailed = Callable[[str, SettleArgs], None]
+# What Redis missed, replayed in order: a key's settlement, or None to drop its budget.
+Missed = tuple[str, SettleArgs | None]
 
 
 class QuotaStoreDown(Unavailable):
@@ -175,6 +177,9 @@ class RedisQuota:
         self._settle = client.register_script(_LUA_SETTLE)
         self._heartbeat = client.register_script(_LUA_HEARTBEAT)
         self._settling: set[asyncio.Task[None]] = set()
+        # The spend Redis last reported per budgeted key: a floor for rebuilding a budget
+        # Redis lost while the ledger does not answer.
+        self._last_spent: dict[str, int] = {}
         # What to do with a settlement Redis did not take (it is passed the key and the
         # arguments for apply_settlement).
         self.settle_failed = settle_failed
@@ -198,7 +203,7 @@ class RedisQuota:
                                  budget, reserve_nanos, -1, hold, self._hold_ttl_ms]
         reply = await self._call_admit(key.id, args)
         if reply[0] == _LOAD_SPENT:
-            args[5] = await loaded_spent(self._load_spent(key.id))
+            args[5] = await self._spent_to_rebuild(key.id)
             reply = await self._call_admit(key.id, args)
         return self._admission(key, reply, reserve_tokens, reserve_nanos, hold)
 
@@ -219,6 +224,7 @@ class RedisQuota:
         return int(spent) if spent is not None else await loaded_spent(self._load_spent(key_id))
 
     async def forget(self, key_id: str) -> None:
+        self._last_spent.pop(key_id, None)
         try:
             await self._client.delete(*_keys(key_id)[1:])
         except RedisError as exc:
@@ -229,6 +235,27 @@ class RedisQuota:
         QuotaStoreDown."""
         try:
             return int(await self._heartbeat(keys=[REPLICAS], args=[member, ttl_ms]))
+        except RedisError as exc:
+            raise QuotaStoreDown from exc
+
+    async def leave(self, member: str) -> None:
+        """This replica is leaving: count it no more. Raises QuotaStoreDown."""
+        try:
+            await self._client.zrem(REPLICAS, member)
+        except RedisError as exc:
+            raise QuotaStoreDown from exc
+
+    async def replay(self, missed: Sequence[Missed]) -> None:
+        """Apply what Redis missed, in order, in one transaction (all or nothing: one
+        round trip however much there is); raises QuotaStoreDown."""
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for key_id, args in missed:
+                    if args is None:
+                        pipe.delete(*_keys(key_id)[1:])
+                    else:
+                        await self._settle(keys=_keys(key_id), args=args, client=pipe)
+                await pipe.execute()
         except RedisError as exc:
             raise QuotaStoreDown from exc
 
@@ -252,6 +279,20 @@ class RedisQuota:
             raise QuotaStoreDown from exc
         return reply
 
+    async def _spent_to_rebuild(self, key_id: str) -> int:
+        """What a budget Redis does not hold starts from: the ledger's sum, or, when the
+        ledger does not answer (Redis restarted empty during a database outage), the spend
+        Redis last reported here."""
+        try:
+            return await loaded_spent(self._load_spent(key_id))
+        except Unavailable:
+            seen = self._last_spent.get(key_id)
+            if seen is None:
+                raise
+            log.warning("the ledger does not answer: the budget of key %s is rebuilt from "
+                        "the spend Redis last reported", key_id)
+            return seen
+
     async def _call_settle(self, key_id: str, args: SettleArgs) -> None:
         try:
             await self.apply_settlement(key_id, args)
@@ -261,6 +302,8 @@ class RedisQuota:
     def _admission(self, key: Principal, reply: list[int], reserve_tokens: int,
                    reserve_nanos: int, hold: str) -> Admission:
         status, wait, r_left, r_reset, t_left, t_reset, spent, reserved = reply
+        if key.budget_nanos is not None:
+            self._last_spent[key.id] = max(spent, self._last_spent.get(key.id, 0))
         limits = RateLimits(
             requests=window_of(key.requests_per_minute, r_left, r_reset)
             if key.requests_per_minute else None,

@@ -106,6 +106,7 @@ class Cluster:
     async def start(self, i: int) -> GatewayProcess:
         return await start_gateway(
             self.database_url, self.tmp_path, wait_ready=False, ports=self.ports[i],
+            log=self.tmp_path / f"replica{i}.log",
             AI1NET_REDIS_URL=self.redis_url, AI1NET_SPOOL_DIR=str(self.tmp_path / f"spool{i}"),
             AI1NET_USAGE_FLUSH_INTERVAL_S="0.1", AI1NET_DRAIN_DELAY_S="2",
             AI1NET_GRACE_PERIOD_S="10")
@@ -155,6 +156,13 @@ async def test_three_replicas_behind_haproxy(tmp_path: Path, provider_url: str):
     if not POSTGRES_URL:
         pytest.skip("AI1NET_TEST_POSTGRES_URL is not set")
     report: dict[str, object] = {}
+    try:
+        await _run(tmp_path, provider_url, report)
+    finally:  # the counts, whatever failed
+        print("\ncluster test:", json.dumps(report, indent=2, default=str))
+
+
+async def _run(tmp_path: Path, provider_url: str, report: dict[str, object]) -> None:
     database = PostgresDatabase()
     async with database as url, RedisServer() as redis:
         cluster = Cluster(url, redis.url, tmp_path)
@@ -191,6 +199,7 @@ async def test_three_replicas_behind_haproxy(tmp_path: Path, provider_url: str):
                 load.stop()
                 await running
 
+            report["quota per replica before the budget step"] = await _quota_states(cluster)
             # Budget: 20 calls' worth, 100 calls at once, spread over the three replicas.
             budgeted = await key(lb, "budgeted", budget_usd=20 * 5 * PRICE_OUT / 1000)
             await eventually(lambda: _known_everywhere(cluster, budgeted))
@@ -213,7 +222,6 @@ async def test_three_replicas_behind_haproxy(tmp_path: Path, provider_url: str):
         report["answered calls"] = len(answered)
         report["answered calls without exactly one usage row"] = len(answered - stored)
         assert answered <= stored  # ids are the primary key: at most one row each
-    print("\ncluster test:", json.dumps(report, indent=2, default=str))
 
 
 async def _phases(cluster: Cluster, haproxy: HAProxy, load: Load, redis: RedisServer,
@@ -276,6 +284,18 @@ async def _phases(cluster: Cluster, haproxy: HAProxy, load: Load, redis: RedisSe
     report["database 3 s outage: calls, failed"] = (calls, failed)
     assert failed <= calls / 100
     await eventually(lambda: _at_least(load, "end", 50), within=30)
+
+
+async def _quota_states(cluster: Cluster) -> list[dict[str, str]]:
+    """Each replica's ai1net_quota_* gauges and counters, from /metrics."""
+    states = []
+    async with aiohttp.ClientSession() as session:
+        for http, _ in cluster.ports:
+            async with session.get(f"http://127.0.0.1:{http}/metrics") as resp:
+                lines = (await resp.text()).splitlines()
+            states.append(dict(line.split(" ", 1) for line in lines
+                               if line.startswith("ai1net_quota_")))
+    return states
 
 
 async def _at_least(load: Load, phase: str, calls: int) -> bool:

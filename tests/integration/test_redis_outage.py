@@ -168,3 +168,97 @@ async def test_a_gateway_exits_0_on_sigterm_during_a_redis_outage(redis, tmp_pat
             assert resp.status == 200
     gateway.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(gateway.process.wait(), 15) == 0
+
+
+async def test_a_restarted_redis_counting_one_replica_does_not_grow_a_share(redis):
+    """A Redis that restarted empty counts only the replicas that have beaten since: the
+    share keeps the most replicas counted over a heartbeat's lifetime."""
+    spent = Spent()
+    quotas = [FailoverQuota(RedisQuota.from_url(redis.url, load_spent=spent, timeout_s=1),
+                            load_spent=spent, heartbeat_s=60, probe_s=0.05, clock=frozen)
+              for _ in range(3)]
+    try:
+        for quota in quotas:
+            await quota.start()
+        for quota in quotas:
+            await quota.beat()
+        one = quotas[0]
+        assert one.replicas == 3
+        await redis.stop()
+        await admit_all(one, principal("key_first", rpm=60))  # finds Redis away
+        await redis.start()  # empty: `one` is the first and only replica to beat
+        async with asyncio.timeout(10):
+            await one.recovered()
+        await redis.stop()
+        local = await admit_all(one, principal("key_share", budget=12 * CALL), CALL)
+        assert len(local) == 4  # a third of 12, not all 12
+    finally:
+        for quota in quotas:
+            await quota.close()
+
+
+async def test_back_on_redis_promptly_under_load_and_every_spend_replayed(redis, two_quotas):
+    """Calls go on while the replica replays what Redis missed: it must catch up with them
+    (one transaction, spends summed per key) instead of replaying one call a round trip."""
+    one, _ = two_quotas
+    keys = [principal(f"key_load{n}", budget=10**6 * CALL) for n in range(3)]
+    costs = [0, 0, 0]
+    stop = asyncio.Event()
+
+    async def load() -> None:
+        n = 0
+        while not stop.is_set():
+            admission = await one.admit(keys[n % 3], reserve_tokens=0, reserve_nanos=CALL)
+            await one.settle(admission, tokens=0, cost_nanos=CALL)
+            costs[n % 3] += CALL
+            n += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(load())
+
+    async def until(condition) -> None:
+        while not condition():
+            if running.done():
+                running.result()  # the load failed: say why
+            await asyncio.sleep(0.01)
+
+    await until(lambda: costs[0] >= 20 * CALL)  # through Redis
+    await redis.stop(keep_data=True)
+    await until(lambda: one.local_admissions >= 3000)
+    await redis.start()
+    try:
+        async with asyncio.timeout(5):
+            await one.recovered()
+    finally:
+        stop.set()
+        await running
+    assert not one.degraded
+    for key, cost in zip(keys, costs, strict=True):
+        assert await one.spent_nanos(key.id) == cost  # nothing lost, nothing twice
+
+
+async def test_a_budget_rebuilt_while_the_database_is_away_starts_from_the_last_spend_seen(
+        redis):
+    """Redis restarted empty and the ledger does not answer: the budget is rebuilt from the
+    spend Redis last reported, instead of every call failing."""
+
+    async def database_away(key_id: str) -> int:
+        raise OSError("connection refused")
+
+    spent = Spent()
+    quota = RedisQuota.from_url(redis.url, load_spent=spent, timeout_s=1)
+    key = principal("key_rebuilt", budget=3 * CALL)
+    try:
+        for _ in range(2):
+            admission = await quota.admit(key, reserve_tokens=0, reserve_nanos=CALL)
+            await quota.settle(admission, tokens=0, cost_nanos=CALL)
+        await quota.admit(key, reserve_tokens=0, reserve_nanos=0)  # Redis says 2 spent
+        await redis.stop()
+        await redis.start()
+        quota._load_spent = database_away
+        admission = await quota.admit(key, reserve_tokens=0, reserve_nanos=CALL)
+        await quota.settle(admission, tokens=0, cost_nanos=CALL)
+        with pytest.raises(BudgetExceeded):
+            await quota.admit(key, reserve_tokens=0, reserve_nanos=CALL)
+    finally:
+        await quota.close()

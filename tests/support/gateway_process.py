@@ -31,21 +31,31 @@ class GatewayProcess:
 
 
 async def start_gateway(database_url: str, tmp_path: Path, *, wait_ready: bool = True,
-                        ports: tuple[int, int] | None = None, **env: str) -> GatewayProcess:
+                        ports: tuple[int, int] | None = None, log: Path | None = None,
+                        **env: str) -> GatewayProcess:
     """A gateway in ``tmp_path`` on ``ports`` (HTTP, gRPC; default: free ones); ``env`` adds
-    AI1NET_* settings."""
+    AI1NET_* settings; its output goes to ``log`` (appended), or nowhere."""
     http, grpc_port = ports or (free_port(), free_port())
     environ = {**os.environ, "AI1NET_ADMIN_KEY": ADMIN_KEY, "AI1NET_SECRET_KEY": "process-test",
                "AI1NET_ALLOW_PRIVATE_ENDPOINTS": "1", "AI1NET_DATABASE_URL": database_url,
                "AI1NET_USAGE_FLUSH_INTERVAL_S": "30", **env}  # only the shutdown flush writes
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ai1net.server.cli", "serve", "--http-addr", f"127.0.0.1:{http}",
-        "--grpc-addr", f"127.0.0.1:{grpc_port}", cwd=tmp_path, env=environ,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    output = _append_to(log) if log else asyncio.subprocess.DEVNULL
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ai1net.server.cli", "serve", "--http-addr",
+            f"127.0.0.1:{http}", "--grpc-addr", f"127.0.0.1:{grpc_port}", cwd=tmp_path,
+            env=environ, stdout=output, stderr=output)
+    finally:
+        if log:
+            os.close(output)
     started = GatewayProcess(process, f"http://127.0.0.1:{http}", f"127.0.0.1:{grpc_port}")
     if wait_ready:
         await wait_ready_or_exit(started)
     return started
+
+
+def _append_to(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
 
 async def wait_ready_or_exit(gateway: GatewayProcess) -> None:
