@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: install run test api-fuzz mutation protos protos-check lint deploy-check cluster-test bench bench-peer bench-workers soak clean
-.PHONY: bench-hostile bench-fairshare
+.PHONY: bench-hostile bench-fairshare bench-console
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-hostile: $(PY)  ## AI1NET's RSS with 8 hostile provider answers in flight 
 bench-fairshare: $(PY)  ## a healthy model's p99, alone and with 200 calls stalled on another model
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m bench.fairshare
+
+bench-console: $(PY)  ## each console page's load time in headless Chromium over 10 M events (CONSOLE_ARGS=--events 1000000)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.console_load $(CONSOLE_ARGS)
 
 soak: $(PY)  ## AI1NET at half its measured maximum for 10 minutes (SOAK_ARGS=--duration 60)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
