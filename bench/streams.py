@@ -29,7 +29,7 @@ import secrets
 import statistics
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +52,8 @@ def raise_open_files(wanted: int) -> tuple[int, int]:
     only as root); the limits now."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < wanted:
-        try:
+        with suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, wanted))
-        except (ValueError, OSError):
-            pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -306,7 +304,8 @@ async def measure(args: argparse.Namespace, sut: gateway.Gateway, provider: Serv
     for call in calls:
         call.cancel()
     await asyncio.gather(*calls, return_exceptions=True)
-    assert idle_rss is not None and held_rss is not None
+    assert idle_rss is not None
+    assert held_rss is not None
     return {
         "streams": args.streams, "surface": args.surface, "opened": tally.opened, "held": held_at[0],
         "failed": failed, "ended_early": ended_early, "first_failure": tally.first_failure,
