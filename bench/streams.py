@@ -307,7 +307,8 @@ async def measure(args: argparse.Namespace, sut: gateway.Gateway, provider: Serv
     assert idle_rss is not None
     assert held_rss is not None
     return {
-        "streams": args.streams, "surface": args.surface, "opened": tally.opened, "held": held_at[0],
+        "streams": args.streams, "surface": args.surface, "opened": tally.opened,
+        "held": held_at[0],
         "failed": failed, "ended_early": ended_early, "first_failure": tally.first_failure,
         "ramp_s": round(ramp_s, 1), "open_fds": fds,
         "rss_idle_mib": idle_rss, "rss_held_mib": held_rss, "rss_peak_mib": peak.peak_mib,
