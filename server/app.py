@@ -230,7 +230,11 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     feedback = FeedbackBoard(db=db, notify=feed.publish)
     await feedback.load()
     feed.on("feedback", feedback.reload_one, feedback.load)
+    # A call holds at most one provider connection, so the pool's per-host cap is the
+    # process's in-flight limit: it never refuses what that limit and the models' own
+    # max_concurrency admit (many models may share one provider host).
     transport = transport or HttpTransport(allow_private=settings.allow_private_endpoints,
+                                           limit_per_host=settings.max_in_flight,
                                            record_spans=tracing is TraceMode.FULL)
     providers = ProviderClient(transport=transport)
     quota = build_quota(settings.redis_url, load_spent=functools.partial(spent_by_key, db))

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WORKER_ENV = "AI1NET_WORKER_CHILD"
+LISTEN_BACKLOG = 4096
 
 
 
@@ -77,7 +79,9 @@ async def start_bridge(settings: Settings, target: str | None = None,
     host, _, port = settings.http_addr.rpartition(":")
     ssl_context = server_ssl_context(cert=settings.tls_cert, key=settings.tls_key) \
         if settings.tls_cert and settings.tls_key else None
-    site = web.TCPSite(runner, host.strip("[]") or None, int(port),
+    # A burst of new connections waits in the kernel (up to net.core.somaxconn) instead of
+    # having its SYNs dropped and retried a second later.
+    site = web.TCPSite(runner, host.strip("[]") or None, int(port), backlog=LISTEN_BACKLOG,
                        reuse_port=settings.workers > 1, ssl_context=ssl_context)
     await site.start()
     return runner, int(runner.addresses[0][1])
@@ -89,6 +93,7 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
     """Serve until SIGTERM or SIGINT, then stop gracefully (exit status 0); ``switches``
     turn accounting or tracing off for the benchmark."""
     configure_logging(settings.log_level)
+    raise_open_file_limit()
     # Spans are made only when exported; otherwise trace context alone travels on.
     switches = switches or BenchSwitches()
     tracing = setup_tracing().mode if switches.tracing else TraceMode.OFF
@@ -176,6 +181,22 @@ def shared_metrics_dir(settings: Settings) -> tempfile.TemporaryDirectory[str] |
     if settings.workers <= 1:
         return None
     return tempfile.TemporaryDirectory(prefix="ai1net-metrics-")
+
+
+def raise_open_file_limit() -> int:
+    """The soft limit on open files raised to the hard one (allowed to any process): each
+    HTTP stream holds two sockets, the caller's and the provider's, and a common soft limit
+    is 1,024. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):  # a sandbox may refuse even that
+        log.warning("open files: could not raise the limit of %d to %d", soft, hard)
+        return soft
+    log.info("open files: limit raised from %d to %d", soft, hard)
+    return hard
 
 
 def start_workers(settings: Settings) -> list[subprocess.Popen[bytes]]:
