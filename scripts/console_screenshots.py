@@ -3,11 +3,12 @@
     .venv/bin/python scripts/console_screenshots.py [--out docs/screenshots] [--events N]
 
 Starts the demo provider and a gateway on a fresh SQLite file, makes a provider, a consumer
-and some real calls, writes ``--events`` synthetic past calls straight into the ledger (spread
-over the last 30 days, to see the charts and to time the pages on a large ledger), then opens
-each page in headless Chromium at 1280 px (and a few at 390 px and in dark mode). Prints, per
-page, the median time from navigation start to the page being interactive (the console marks
-``data-state="ready"`` once its data is drawn) over five fresh loads.
+and some real calls, writes ``--events`` synthetic past calls through the ledger's own write
+(spread over the last 30 days, roll-ups included, to see the charts and to time the pages on
+a large ledger), then opens each page in headless Chromium at 1280 px (and a few at 390 px
+and in dark mode). Prints, per page, the median time from navigation start to the page being
+interactive (the console marks ``data-state="ready"`` once its data is drawn) over five
+fresh loads.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -24,11 +24,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ai1net.server.storage import Database  # noqa: E402
+from ai1net.server.usage import Ledger, UsageEvent  # noqa: E402
 from tests.conftest import (  # noqa: E402
     ADMIN_KEY,
     PostgresDatabase,
@@ -54,7 +54,7 @@ def set_up(gateway: ThreadedGateway, provider_url: str) -> dict[str, str]:
     harness = gateway.harness
     keys = {"admin": ADMIN_KEY,
             "provider": gateway.call(harness.key("provider", "acme-models")),
-            "consumer": gateway.call(harness.key("consumer", "alice", budget_usd=25.0,
+            "consumer": gateway.call(harness.key("consumer", "alice", budget_usd=500.0,
                                                  rate_limit={"requests_per_minute": 600,
                                                              "tokens_per_minute": 200_000}))}
     for name, kind, path, price_in, price_out, description in MODELS:
@@ -77,8 +77,8 @@ def make_calls(gateway: ThreadedGateway, key: str) -> None:
 
 
 def seed_ledger(database_url: str, gateway: ThreadedGateway, count: int) -> None:
-    """``count`` past calls of the consumer over the last 29 days, written straight into the
-    ledger's table (SQLite from Python, PostgreSQL by generate_series)."""
+    """``count`` past calls of the consumer over the last 29 days, written into the ledger
+    through its own batch write (so the roll-ups the usage pages read hold them too)."""
     async def key_ids() -> dict[str, str]:
         harness = gateway.harness
         async with harness.http.get(f"{harness.http_url}/v1/keys",
@@ -86,53 +86,30 @@ def seed_ledger(database_url: str, gateway: ThreadedGateway, count: int) -> None
             return {k["name"]: k["id"] for k in (await resp.json())["keys"]}
     ids = gateway.call(key_ids())
     consumer, owner = ids["alice"], ids["acme-models"]
-    if database_url.startswith("sqlite:///"):
-        seed_sqlite(Path(database_url.removeprefix("sqlite:///")), consumer, owner, count)
-    else:
-        asyncio.run(seed_postgres(database_url, consumer, owner, count))
+    asyncio.run(write_seeds(database_url, consumer, owner, count))
 
 
-def seed_sqlite(database: Path, consumer: str, owner: str, count: int) -> None:
+async def write_seeds(database_url: str, consumer: str, owner: str, count: int) -> None:
+    """The past calls written as the ledger writes events: raw rows and roll-ups alike."""
     rng = random.Random(7)
     now = int(time.time() * 1000)
-    rows = []
-    db = sqlite3.connect(database)
-    for n in range(count):
-        name, *_rest, price_in, price_out, _desc = MODELS[rng.randrange(len(MODELS))]
-        tokens_in, tokens_out = rng.randint(5, 400), rng.randint(20, 900)
-        cost = round((tokens_in * price_in + tokens_out * price_out) / 1000 * 1e9)
-        rows.append((f"gen_seed{n:012d}", now - rng.randrange(29 * DAY_MS), consumer, name,
-                     owner, tokens_in, tokens_out, cost, rng.randint(40, 400),
-                     "ok" if rng.random() > 0.01 else "error"))
-        if len(rows) == 50_000 or n == count - 1:
-            db.executemany(
-                "INSERT INTO usage_events (id, ts_ms, key_id, model, model_owner, input_tokens,"
-                " output_tokens, estimated, cost_nanos, latency_ms, ttft_ms, outcome, error_type)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, '')", rows)
-            db.commit()
-            rows.clear()
-    db.close()
-
-
-async def seed_postgres(url: str, consumer: str, owner: str, count: int) -> None:
-    names = [m[0] for m in MODELS]
-    connection = await asyncpg.connect(url)
+    db = Database(database_url)
+    ledger = Ledger(db=db)
+    batch: list[UsageEvent] = []
     try:
-        for start in range(0, count, 1_000_000):
-            await connection.execute(
-                "INSERT INTO usage_events (id, ts_ms, key_id, model, model_owner, input_tokens,"
-                " output_tokens, estimated, cost_nanos, latency_ms, ttft_ms, outcome, error_type)"
-                " SELECT 'gen_seed' || lpad(g::text, 12, '0'),"
-                " $1::bigint - (random() * $2)::bigint, $3, ($4::text[])[1 + g % 4], $5,"
-                " 5 + g * 7 % 396, 20 + g * 13 % 881, false, (5 + g * 7 % 396) * 2000"
-                " + (20 + g * 13 % 881) * 4000, 40 + g % 360, 0,"
-                " CASE WHEN g % 100 = 0 THEN 'error' ELSE 'ok' END, ''"
-                " FROM generate_series($6::bigint, $7::bigint) AS g",
-                int(time.time() * 1000), 29 * DAY_MS, consumer, names, owner,
-                start + 1, min(start + 1_000_000, count))
-        await connection.execute("ANALYZE usage_events")
+        for n in range(count):
+            name, *_rest, price_in, price_out, _desc = MODELS[rng.randrange(len(MODELS))]
+            tokens_in, tokens_out = rng.randint(5, 400), rng.randint(20, 900)
+            cost = round((tokens_in * price_in + tokens_out * price_out) / 1000 * 1e9)
+            batch.append(UsageEvent(
+                f"gen_seed{n:012d}", now - rng.randrange(29 * DAY_MS), consumer, name, owner,
+                tokens_in, tokens_out, False, cost, rng.randint(40, 400), 0,
+                "ok" if rng.random() > 0.01 else "error"))
+            if len(batch) == 10_000 or n == count - 1:
+                await ledger._write(batch)
+                batch = []
     finally:
-        await connection.close()
+        await db.close()
 
 
 def report_usage(gateway: ThreadedGateway, key: str) -> None:
