@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import secrets
@@ -52,10 +53,8 @@ def raise_open_files(wanted: int) -> tuple[int, int]:
     only as root); the limits now."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < wanted:
-        try:
+        with contextlib.suppress(ValueError, OSError):  # only root may raise it
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, wanted))
-        except (ValueError, OSError):
-            pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -306,9 +305,11 @@ async def measure(args: argparse.Namespace, sut: gateway.Gateway, provider: Serv
     for call in calls:
         call.cancel()
     await asyncio.gather(*calls, return_exceptions=True)
-    assert idle_rss is not None and held_rss is not None
+    if idle_rss is None or held_rss is None:
+        raise RuntimeError("AI1NET exited during the run")
     return {
-        "streams": args.streams, "surface": args.surface, "opened": tally.opened, "held": held_at[0],
+        "streams": args.streams, "surface": args.surface, "opened": tally.opened,
+        "held": held_at[0],
         "failed": failed, "ended_early": ended_early, "first_failure": tally.first_failure,
         "ramp_s": round(ramp_s, 1), "open_fds": fds,
         "rss_idle_mib": idle_rss, "rss_held_mib": held_rss, "rss_peak_mib": peak.peak_mib,
