@@ -225,7 +225,8 @@ async def _assemble(settings: Settings, db: Database, box: CredentialBox,
     ledger = Ledger(db=db, interval=settings.usage_flush_interval_s,
                     batch_size=settings.usage_batch_size, limit=settings.usage_buffer_limit,
                     enabled=accounting, spool_dir=spool_dir(settings),
-                    link_calls=tracing is TraceMode.FULL)
+                    link_calls=tracing is TraceMode.FULL,
+                    retention_days=settings.usage_retention_days)
     feedback = FeedbackBoard(db=db, notify=feed.publish)
     await feedback.load()
     feed.on("feedback", feedback.reload_one, feedback.load)

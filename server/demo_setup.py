@@ -42,8 +42,10 @@ DEMO_MODELS = (
 
 
 
-async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunner, str]:
-    """Start the demo provider, (re)register its models, and mint a consumer key."""
+async def set_up_demo(gateway: Gateway, settings: Settings, *, grpc_target: str,
+                      http_port: int) -> tuple[web.AppRunner, str]:
+    """Start the demo provider, (re)register its models, and mint a consumer key; the
+    banner names the addresses listened on (``http_port`` 0: no bridge)."""
     provider, port = await demo_provider.start(host="127.0.0.1", port=0)
     keys = await gateway.keys.list()
     owner = next((k for k in keys if k.name == "demo-provider" and k.role == "provider"), None)
@@ -65,10 +67,11 @@ async def set_up_demo(gateway: Gateway, settings: Settings) -> tuple[web.AppRunn
                 endpoint=changes.endpoint, enabled=True))
     _, secret = await gateway.keys.create(role="consumer", name="demo-consumer",
                                           limits=KeyLimits())
-    http = settings.http_addr.replace("0.0.0.0", "127.0.0.1")  # noqa: S104
+    host = settings.http_addr.rsplit(":", 1)[0].replace("0.0.0.0", "127.0.0.1")  # noqa: S104
+    http = f"{host}:{http_port}"
     body = '{"model": "demo-text", "input": "Explain quantum computing in simple terms"}'
     banner = (
-        f"\nAI1NET demo is up: HTTP http://{http}  gRPC {settings.grpc_addr}\n"
+        f"\nAI1NET demo is up: HTTP http://{http}  gRPC {grpc_target}\n"
         f"demo provider on http://127.0.0.1:{port} with models "
         f"{', '.join(m.name for m in DEMO_MODELS)}\n"
         f"consumer key (shown once): {secret}\n"

@@ -1,9 +1,10 @@
 """The ledger's read side: usage totals, providers' own reports, and their reconciliation.
 
-Every aggregation runs in SQL over the indexed ``usage_events`` table and returns exact
-integer sums (money stays in nano-dollars until the edge). Who sees what follows the role
-table of CONTRACT §1: a consumer its own key's calls, a provider its own models' traffic,
-an admin everything.
+Every aggregation runs in SQL over the ledger's hourly roll-ups, with raw events only for
+the partial hours at a period's edges (``server/rollups.py``), and returns exact integer
+sums, equal to the raw events' (money stays in nano-dollars until the edge). Who sees what
+follows the role table of CONTRACT §1: a consumer its own key's calls, a provider its own
+models' traffic, an admin everything.
 """
 
 from __future__ import annotations
@@ -16,31 +17,30 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Executable,
     Result,
-    case,
     func,
     literal_column,
     select,
 )
+from sqlalchemy.sql import Subquery
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ai1net.common.ids import new_id
-from ai1net.server import audit, rules
+from ai1net.server import audit, rollups, rules
 from ai1net.server.errors import InvalidArgument, NotFound, PermissionDenied
 from ai1net.server.keys import Principal
 from ai1net.server.storage import utcnow
-from ai1net.server.tables import ModelRow, UsageEventRow, UsageReportRow
+from ai1net.server.tables import ModelRow, UsageReportRow
 
 GROUPS = rules.GROUP_BY
 BUCKET_MS = {"hour": 3_600_000, "day": 86_400_000}
+GROUP_COLUMNS = {"model": "model", "key": "key_id"}
 _RFC3339 = re.compile(  # ASCII digits only: \d alone also takes "٢" and friends
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-EVENTS = UsageEventRow.__table__.c  # type: ignore[attr-defined]
 REPORTS = UsageReportRow.__table__.c  # type: ignore[attr-defined]
 MODELS = ModelRow.__table__.c  # type: ignore[attr-defined]
 
@@ -127,17 +127,17 @@ async def usage_totals(*, session: AsyncSession, caller: Principal, period: Peri
         owners = await model_owners(session=session, name=model)
         if owners and caller.id not in owners:
             raise PermissionDenied(f"model {model!r} belongs to another provider")
-    where = [*_scope(caller), *_period(period)]
+    where = _scope(caller)
     if model:
-        where.append(EVENTS.model == model)
-    label = _group_label(group_by)
-    columns = [func.count(), func.sum(case((EVENTS.outcome != "ok", 1), else_=0)),
-               func.sum(EVENTS.input_tokens), func.sum(EVENTS.output_tokens),
-               func.sum(EVENTS.cost_nanos)]
+        where["model"] = model
+    dims = [GROUP_COLUMNS[group_by]] if group_by in GROUP_COLUMNS else []
+    ledger = rollups.source(period, dims=dims, where=where, bucket_ms=BUCKET_MS.get(group_by))
+    label = _group_label(group_by, ledger)
+    columns = [func.sum(ledger.c[name]) for name in rollups.SUMS]
     if label is None:
-        row = (await _run(session, select(*columns).where(*where))).one()
+        row = (await _run(session, select(*columns))).one()
         return UsageReport(_totals(row))
-    query = select(label, *columns).where(*where).group_by(label).order_by(label)
+    query = select(label, *columns).group_by(label).order_by(label)
     rows = (await _run(session, query)).all()
     groups = [(_render_group(group_by, row[0]), _totals(row[1:])) for row in rows]
     return UsageReport(sum((t for _, t in groups), Totals()), groups)
@@ -149,35 +149,23 @@ async def _run(session: AsyncSession, query: Executable) -> Result[Any]:
     return await connection.execute(query)
 
 
-def _scope(caller: Principal) -> list[ColumnElement[bool]]:
+def _scope(caller: Principal) -> dict[str, str]:
+    """What the caller may see, as column = value over the ledger."""
     if caller.is_admin:
-        return []
+        return {}
     if caller.role == "provider":
-        return [EVENTS.model_owner == caller.id]
-    return [EVENTS.key_id == caller.id]
+        return {"model_owner": caller.id}
+    return {"key_id": caller.id}
 
 
-def _period(period: Period) -> list[ColumnElement[bool]]:
-    clauses = []
-    if period.start_ms is not None:
-        clauses.append(EVENTS.ts_ms >= period.start_ms)
-    if period.end_ms is not None:
-        clauses.append(EVENTS.ts_ms < period.end_ms)
-    return clauses
-
-
-def _group_label(group_by: str) -> Any:
+def _group_label(group_by: str, ledger: Subquery) -> Any:
     if group_by in ("model", "key"):
-        # An expression rather than the bare column: otherwise SQLite walks the (model, ts)
-        # or (key, ts) index to skip a sort and fetches every row by rowid, 2-4x slower
-        # than scanning and sorting (bench/usage_query.py). PostgreSQL hash-aggregates.
-        column = EVENTS.model if group_by == "model" else EVENTS.key_id
-        return column.concat(literal_column("''"))
+        return ledger.c[GROUP_COLUMNS[group_by]]
     if group_by in BUCKET_MS:
         # Inline literals so that SELECT and GROUP BY are the same text on PostgreSQL;
         # BIGINT / BIGINT is integer division on both PostgreSQL and SQLite.
         width = literal_column(str(BUCKET_MS[group_by]), BigInteger)
-        return EVENTS.ts_ms // width * width
+        return ledger.c.ts_ms // width * width
     return None
 
 
@@ -271,20 +259,22 @@ async def reconcile(*, session: AsyncSession, caller: Principal, model: str,
         raise InvalidArgument("model", "is required")
     await owners_for(session=session, caller=caller, model=model)
     owner = caller.id if caller.role == "provider" else None
-    events = [EVENTS.model == model, *_period(period)]
+    where = {"model": model}
     reports = [REPORTS.model == model]
     if period.start_ms is not None:
         reports.append(REPORTS.from_ms >= period.start_ms)
     if period.end_ms is not None:
         reports.append(REPORTS.to_ms <= period.end_ms)
     if owner is not None:
-        events.append(EVENTS.model_owner == owner)
+        where["model_owner"] = owner
         reports.append(REPORTS.owner == owner)
-    ours = select(func.count(), func.sum(EVENTS.input_tokens + EVENTS.output_tokens))
+    ledger = rollups.source(period, where=where)
+    ours = select(func.sum(ledger.c.requests),
+                  func.sum(ledger.c.input_tokens + ledger.c.output_tokens))
     theirs = select(func.sum(REPORTS.requests), func.sum(REPORTS.tokens_processed))
     return Reconciliation(
         model=model, period=period,
-        gateway=_counts((await _run(session, ours.where(*events))).one()),
+        gateway=_counts((await _run(session, ours)).one()),
         provider=_counts((await _run(session, theirs.where(*reports))).one()))
 
 

@@ -115,6 +115,7 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
     workers: list[subprocess.Popen[bytes]] = []
     runner: web.AppRunner | None = None
     provider: web.AppRunner | None = None
+    http_port = 0
     try:
         target = settings.grpc_target or ""
         if not bridge_only:
@@ -129,7 +130,8 @@ async def serve(settings: Settings, *, demo: bool = False, grpc_only: bool = Fal
             # Imported here: only `serve --demo` runs the demo provider.
             from ai1net.server.demo_setup import set_up_demo
 
-            provider, banner = await set_up_demo(gateway, settings)
+            provider, banner = await set_up_demo(gateway, settings, grpc_target=target,
+                                                 http_port=http_port)
             print(banner, flush=True)
         workers = start_workers(settings)
         settle_heap()

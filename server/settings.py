@@ -54,6 +54,8 @@ class Settings:
     # a process starting replays the files of processes that are gone). Unset: beside a
     # SQLite file, else ./ai1net-spool.
     spool_dir: str | None = None
+    # Days raw usage events are kept (0: forever); the hourly roll-ups stay regardless.
+    usage_retention_days: int = 0
     # On SIGTERM, seconds of serving on after /readyz and gRPC health turn NOT_SERVING,
     # so load balancers stop sending calls before the listeners close.
     drain_delay_s: float = 0.0
@@ -98,7 +100,7 @@ class Settings:
             _check_redis_url(self.redis_url)
         for name, low in (("workers", 1), ("max_body_bytes", 1), ("usage_batch_size", 1),
                           ("usage_buffer_limit", 1), ("max_in_flight", 1), ("grace_period_s", 0),
-                          ("drain_delay_s", 0), ("health_probe_s", 0),
+                          ("drain_delay_s", 0), ("usage_retention_days", 0), ("health_probe_s", 0),
                           ("health_probe_concurrency", 1),
                           ("usage_flush_interval_s", 0), ("change_poll_interval_s", 0.01)):
             value = getattr(self, name)

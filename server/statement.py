@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import Executable, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ai1net.server import rules
+from ai1net.server import rollups, rules
 from ai1net.server.errors import PermissionDenied
 from ai1net.server.keys import Principal
-from ai1net.server.reports import EPOCH, EVENTS, REPORTS, Counts, Period, _period, _run
+from ai1net.server.reports import EPOCH, REPORTS, Counts, Period, _run
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +68,15 @@ async def monthly_statement(*, session: AsyncSession, caller: Principal, month: 
     start_ms, end_ms = month_bounds(month)
     period = Period(start_ms, end_ms)
     owner = statement_owner(caller, provider)
-    events = [*_period(period)] if owner is None else [EVENTS.model_owner == owner,
-                                                       *_period(period)]
     reports = [REPORTS.from_ms < end_ms, REPORTS.to_ms > start_ms]
     if owner is not None:
         reports.append(REPORTS.owner == owner)
-    ours = (select(EVENTS.model, func.count(), func.sum(EVENTS.input_tokens
-                                                        + EVENTS.output_tokens),
-                   func.sum(EVENTS.cost_nanos))
-            .where(*events).group_by(EVENTS.model))
+    ledger = rollups.source(period, dims=["model"],
+                            where={} if owner is None else {"model_owner": owner})
+    ours = (select(ledger.c.model, func.sum(ledger.c.requests),
+                   func.sum(ledger.c.input_tokens + ledger.c.output_tokens),
+                   func.sum(ledger.c.cost_nanos))
+            .group_by(ledger.c.model))
     theirs = (select(REPORTS.model, func.sum(REPORTS.requests),
                      func.sum(REPORTS.tokens_processed))
               .where(*reports).group_by(REPORTS.model))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,14 +71,15 @@ class Database:
                                          connect_args={"check_same_thread": False})
             event.listen(self._writer, "connect", _sqlite_pragmas)
 
-    def write_sync(self, sql: str, rows: Sequence[tuple[Any, ...]], *, wait: bool) -> None:
-        """Run one executemany in one transaction in the calling thread (SQLite's batch
-        writer). Without ``wait``, a database locked by another writer raises
-        OperationalError at once instead of waiting (for calls from the event loop)."""
+    def write_sync(self, work: Callable[[Connection], None], *, wait: bool) -> None:
+        """Run ``work`` in one transaction in the calling thread (SQLite's batch writer);
+        what it raises rolls the transaction back. Without ``wait``, a database locked by
+        another writer raises OperationalError at once instead of waiting (for calls from
+        the event loop)."""
         assert self._writer is not None
         with self._writer.begin() as conn:
             conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS if wait else 0}")
-            conn.exec_driver_sql(sql, rows)
+            work(conn)
 
     def session(self) -> AsyncSession:
         return AsyncSession(self.engine, expire_on_commit=False)

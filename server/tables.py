@@ -74,9 +74,9 @@ class ModelRow(SQLModel, table=True):
 class UsageEventRow(SQLModel, table=True):
     __tablename__ = "usage_events"
     __table_args__ = (
-        Index("ix_usage_model_ts", "model", "ts_ms"),
-        Index("ix_usage_key_ts", "key_id", "ts_ms"),
-        Index("ix_usage_owner_ts", "model_owner", "ts_ms"),
+        # Reports read the roll-ups and, for the partial hours at their edges, an hour of
+        # events at most: by time alone (the indexes by model, key and owner are gone since
+        # schema 0011, three fewer B-trees to write an event).
         Index("ix_usage_ts", "ts_ms"),
     )
 
@@ -94,6 +94,62 @@ class UsageEventRow(SQLModel, table=True):
     ttft_ms: int = 0
     outcome: str = Field(max_length=32)  # ok | error | cancelled | timeout
     error_type: str = Field(default="", max_length=64)
+
+
+class UsageHourRow(SQLModel, table=True):
+    """The ledger rolled up by hour, key and model (``server/rollups.py``): written in the
+    transaction that writes the events it counts, so it always equals their sums."""
+
+    __tablename__ = "usage_hourly"
+    # WITHOUT ROWID on SQLite: the primary key is the table (one B-tree an upsert, not two).
+    __table_args__ = (Index("ix_usage_hourly_key", "key_id", "hour_ms"),
+                      {"sqlite_with_rowid": False})
+
+    hour_ms: int = Field(primary_key=True, sa_type=BigInteger)  # the hour's first ms
+    key_id: str = Field(primary_key=True, max_length=40)
+    model: str = Field(primary_key=True, max_length=200)
+    model_owner: str = Field(primary_key=True, max_length=40)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)  # outcome other than "ok"
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cost_nanos: int = Field(default=0, sa_type=BigInteger)
+
+
+class UsageHourModelRow(SQLModel, table=True):
+    """The same roll-up without the key: what admins' and providers' reports read (a
+    busy marketplace has many keys, and few models)."""
+
+    __tablename__ = "usage_hourly_models"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    hour_ms: int = Field(primary_key=True, sa_type=BigInteger)
+    model: str = Field(primary_key=True, max_length=200)
+    model_owner: str = Field(primary_key=True, max_length=40)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cost_nanos: int = Field(default=0, sa_type=BigInteger)
+
+
+class UsageDayKeyRow(SQLModel, table=True):
+    """The roll-up by day and key alone (with the owner, for providers' views): what reports
+    by key read over whole days, where the hourly one holds a row per hour and model."""
+
+    __tablename__ = "usage_daily_keys"
+    # By key: a consumer's reports and a key's spend (a new entry once a day and key).
+    __table_args__ = (Index("ix_usage_daily_keys_key", "key_id", "day_ms"),
+                      {"sqlite_with_rowid": False})
+
+    day_ms: int = Field(primary_key=True, sa_type=BigInteger)  # the UTC day's first ms
+    key_id: str = Field(primary_key=True, max_length=40)
+    model_owner: str = Field(primary_key=True, max_length=40)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cost_nanos: int = Field(default=0, sa_type=BigInteger)
 
 
 class UsageReportRow(SQLModel, table=True):

@@ -12,12 +12,17 @@ process to start on that spool directory writes them (:meth:`Ledger.start`). Whe
 database is down long enough for the buffer to fill, new events are counted in ``dropped``
 and logged, and stay in the spool (which is then no longer emptied) until the next start:
 the buffer bounds memory, not truth.
+
+Each batch's transaction also adds the events it stored to the hourly roll-ups
+(``server/rollups.py``) that reports read, and a background task deletes raw events older
+than the retention, if one is set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -25,12 +30,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from opentelemetry.trace import SpanContext
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from ai1net.server import rollups
 from ai1net.server.spool import Spool, orphans
 from ai1net.server.storage import Database
-from ai1net.server.tables import UsageEventRow
 from ai1net.server.telemetry import call_context, usage_flush_span
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,20 @@ SQLITE_INSERT = (f"INSERT OR IGNORE INTO usage_events ({', '.join(EVENT_FIELDS)}
                  f"VALUES ({', '.join('?' * len(EVENT_FIELDS))})")
 
 
+# How often a process deletes raw events past the retention (AI1NET_USAGE_RETENTION_DAYS).
+PRUNE_EVERY_S = 3600.0
+
+# PostgreSQL: the batch as one array a column (one statement, however many events); the ids
+# it stored come back, so that the roll-ups count those only.
+_NOT_TEXT = {"ts_ms": "BIGINT", "input_tokens": "BIGINT", "output_tokens": "BIGINT",
+             "estimated": "BOOLEAN", "cost_nanos": "BIGINT", "latency_ms": "BIGINT",
+             "ttft_ms": "BIGINT"}
+PG_INSERT = text(
+    f"INSERT INTO usage_events ({', '.join(EVENT_FIELDS)}) "
+    + rollups.unnest([(name, _NOT_TEXT.get(name, "VARCHAR")) for name in EVENT_FIELDS])
+    + " ON CONFLICT (id) DO NOTHING RETURNING id")
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -67,10 +87,13 @@ def now_ms() -> int:
 class Ledger:
     def __init__(self, *, db: Database, interval: float = 0.1, batch_size: int = 500,
                  limit: int = 100_000, enabled: bool = True,
-                 spool_dir: Path | None = None, link_calls: bool = False) -> None:
+                 spool_dir: Path | None = None, link_calls: bool = False,
+                 retention_days: int = 0) -> None:
         # link_calls: a flush's span links to its calls' spans (when spans are exported).
         self._db = db
         self._link_calls = link_calls
+        self._retention_days = retention_days
+        self._pruner: asyncio.Task[None] | None = None
         self._spool_dir = spool_dir
         self._spool: Spool | None = None
         self._interval = interval
@@ -96,6 +119,8 @@ class Ledger:
             await self.recover(self._spool_dir)
             self._spool = Spool(self._spool_dir)
         self._task = asyncio.create_task(self._run(), name="ai1net-ledger")
+        if self._retention_days and self.enabled:
+            self._pruner = asyncio.create_task(self._prune_loop(), name="ai1net-ledger-prune")
 
     async def recover(self, directory: Path) -> int:
         """Write the events of the spool files no live process holds; how many there were."""
@@ -148,11 +173,12 @@ class Ledger:
     async def close(self) -> None:
         """Flush what is left. If the database refuses, the events stay in the spool for
         the next start (without a spool they are lost, and logged as such)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._pruner):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._pruner = None
         try:
             await self.flush()
         except Exception:
@@ -179,24 +205,88 @@ class Ledger:
                             len(self._pending), backoff, exc_info=True)
 
     async def _write(self, batch: Sequence[UsageEvent]) -> None:
+        """Store the batch's events and add those stored now (not the ids already there) to
+        the roll-ups, in one transaction."""
         if self._db.is_sqlite:
             await self._write_sqlite(batch)
             return
-        table = UsageEventRow.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
-        statement = pg_insert(table).on_conflict_do_nothing(index_elements=["id"])
-        params = [event._asdict() for event in batch]
+        if not batch:
+            return
         async with self._db.engine.begin() as conn:
-            await conn.execute(statement, params)
+            stored = set((await conn.execute(PG_INSERT, rollups.arrays(EVENT_FIELDS, batch)))
+                         .scalars())
+            await rollups.add(conn, first_of_each(batch, stored))
 
     async def _write_sqlite(self, batch: Sequence[UsageEvent]) -> None:
-        """One executemany (an event is already a row), run in the event loop: a few
-        microseconds a row, where a worker thread contending with the loop for the GIL and
-        the core took several times that (measured paired: 8% of a call's CPU). Only when
-        another writer holds the database does the batch wait, in a thread. (With
-        synchronous=NORMAL, SQLite's automatic checkpoint, every ~1,000 pages of log, is the
-        one commit that syncs to disk.)"""
+        """One executemany (an event is already a row) and the roll-ups' upserts, run in the
+        event loop: a few microseconds a row, where a worker thread contending with the
+        loop for the GIL and the core took several times that (measured paired: 8% of a
+        call's CPU). Only when another writer holds the database does the batch wait, in a
+        thread. (With synchronous=NORMAL, SQLite's automatic checkpoint, every ~1,000
+        pages of log, is the one commit that syncs to disk.)"""
         try:
-            self._db.write_sync(SQLITE_INSERT, batch, wait=False)
+            self._store_sqlite(batch, wait=False)
         except OperationalError:  # locked by another writer (or worse: the thread says)
-            await asyncio.to_thread(self._db.write_sync, SQLITE_INSERT, batch, wait=True)
+            await asyncio.to_thread(self._store_sqlite, batch, wait=True)
         await asyncio.sleep(0)  # calls run between batches
+
+    def _store_sqlite(self, batch: Sequence[UsageEvent], *, wait: bool) -> None:
+        try:
+            self._db.write_sync(functools.partial(_store_new, batch), wait=wait)
+        except _AlreadyStored:  # rolled back: store again, learning first which ids are new
+            self._db.write_sync(functools.partial(_store_some, batch), wait=wait)
+
+    async def prune(self, now: int | None = None) -> int:
+        """Delete raw events older than the retention (none when it is 0); how many."""
+        if not self._retention_days:
+            return 0
+        cutoff = rollups.retention_cutoff(now_ms() if now is None else now,
+                                          self._retention_days)
+        pruned = await rollups.prune_events(self._db.engine, cutoff)
+        if pruned:
+            log.info("pruned %d usage events older than %d days (the roll-ups keep their "
+                     "sums)", pruned, self._retention_days)
+        return pruned
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                log.warning("could not prune old usage events; trying again in an hour",
+                            exc_info=True)
+            await asyncio.sleep(PRUNE_EVERY_S)
+
+
+class _AlreadyStored(Exception):
+    """Some of the batch's ids were stored before: its roll-up must skip them."""
+
+
+def _store_new(batch: Sequence[UsageEvent], conn: Connection) -> None:
+    """The usual batch, every id new: the insert's row count says so."""
+    if conn.exec_driver_sql(SQLITE_INSERT, batch).rowcount != len(batch):
+        raise _AlreadyStored
+    rollups.add_sync(conn, batch)
+
+
+def _store_some(batch: Sequence[UsageEvent], conn: Connection) -> None:
+    """A batch holding ids stored before (a retry, a replayed spool): only the new ones
+    count."""
+    ids = [event.id for event in batch]
+    held = ", ".join("?" * len(ids))
+    stored = {row[0] for row in conn.exec_driver_sql(
+        f"SELECT id FROM usage_events WHERE id IN ({held})", tuple(ids))}  # noqa: S608
+    fresh = first_of_each(batch, {event.id for event in batch} - stored)
+    if fresh:
+        conn.exec_driver_sql(SQLITE_INSERT, fresh)
+        rollups.add_sync(conn, fresh)
+
+
+def first_of_each(batch: Sequence[UsageEvent], ids: set[str]) -> list[UsageEvent]:
+    """The events whose id is in ``ids``, each id once (the first, as an insert that
+    ignores known ids keeps the first)."""
+    chosen: dict[str, UsageEvent] = {}
+    for event in batch:
+        if event.id in ids and event.id not in chosen:
+            chosen[event.id] = event
+    return list(chosen.values())

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
+from ai1net.server import rollups
 from ai1net.server.quota.core import Quota, SpentLoader
 from ai1net.server.quota.local import LocalQuota
 from ai1net.server.storage import Database
-from ai1net.server.tables import UsageEventRow
 
 __all__ = ["build_quota", "spent_by_key"]
 
@@ -24,8 +22,6 @@ def build_quota(redis_url: str | None, *, load_spent: SpentLoader) -> Quota:
 
 
 async def spent_by_key(db: Database, key_id: str) -> int:
-    """Everything the key has been billed, from the ledger (nano-dollars)."""
-    query = select(func.coalesce(func.sum(UsageEventRow.cost_nanos), 0)).where(
-        UsageEventRow.key_id == key_id)  # type: ignore[arg-type]
+    """Everything the key has been billed, from the ledger's roll-ups (nano-dollars)."""
     async with db.engine.connect() as conn:
-        return int((await conn.execute(query)).scalar_one())
+        return await rollups.spent_nanos(conn, key_id)

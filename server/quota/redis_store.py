@@ -123,7 +123,9 @@ if tpm > 0 and back ~= 0 then
   keep(math.ceil(reset_us(tl, tpm) / 1000) + 1000)
 end
 local held = ARGV[5] ~= '' and redis.call('ZREM', KEYS[3], ARGV[5]) == 1
-if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+-- A call admitted with a hold is settled once: the hold is gone after its first settlement
+-- (a settlement whose reply was lost, replayed after an outage, adds nothing twice).
+if ARGV[4] == '1' and (held or ARGV[5] == '') and redis.call('EXISTS', KEYS[2]) == 1 then
   if held then
     redis.call('HINCRBY', KEYS[2], 'reserved', '-' .. string.match(ARGV[5], ':(%d+)$'))
   end

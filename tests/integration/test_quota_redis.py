@@ -14,7 +14,7 @@ from ai1net.server.errors import BudgetExceeded, Unavailable
 from ai1net.server.keys import Principal
 from ai1net.server.quota import Admission, KeyRateLimited, build_quota
 from ai1net.server.quota.failover import FailoverQuota
-from ai1net.server.quota.redis_store import RedisQuota
+from ai1net.server.quota.redis_store import RedisQuota, settlement
 from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis
@@ -132,6 +132,23 @@ async def test_two_replicas_share_one_budget(replicas, prefix, spent):
     assert total <= 10 * CALL + CALL
     with pytest.raises(BudgetExceeded):
         await admit(two, key, nanos=CALL)
+
+
+async def test_a_settlement_replayed_adds_nothing_twice(replicas, prefix, spent):
+    """A settlement whose reply was lost is owed and replayed after the outage: if Redis had
+    applied it after all, its hold is gone and the replay adds no second spend."""
+    one = replicas()
+    spent.value = 0
+    key = principal(f"{prefix}-once", budget=10 * CALL)
+    admission = await admit(one, key, nanos=CALL)
+    args = settlement(admission, tokens=0, cost_nanos=CALL)
+    assert args is not None
+    await one.apply_settlement(key.id, args)  # applied; the caller never heard back
+    await one.replay([(key.id, args)])  # so it is replayed once Redis answers again
+    assert await one.spent_nanos(key.id) == CALL
+    unheld: list[int | str] = [0, 0, CALL, "1", ""]  # a cost Redis never held: counted
+    await one.replay([(key.id, unheld)])
+    assert await one.spent_nanos(key.id) == 2 * CALL
 
 
 async def test_spent_is_loaded_from_the_database_once(replicas, prefix, spent):

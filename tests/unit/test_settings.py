@@ -21,6 +21,7 @@ BAD = {
     "AI1NET_TLS_CERT": "cert.pem",
     "AI1NET_TLS_CLIENT_CA": "ca.pem",
     "AI1NET_CLIENT_KEY": "key.pem",
+    "AI1NET_USAGE_RETENTION_DAYS": "-1",
     "AI1NET_HEALTH_PROBE_S": "-1",
     "AI1NET_HEALTH_PROBE_CONCURRENCY": "0",
 }
@@ -46,6 +47,7 @@ GOOD = {
                          "rediss://user:pw@cache:6380/1"),
     "AI1NET_DATABASE_URL": ("postgresql://u@db:5432/x", "database_url", "postgresql://u@db:5432/x"),
     "AI1NET_LOG_LEVEL": ("debug", "log_level", "debug"),
+    "AI1NET_USAGE_RETENTION_DAYS": ("90", "usage_retention_days", 90),
     "AI1NET_HEALTH_PROBE_S": ("0", "health_probe_s", 0.0),
     "AI1NET_HEALTH_PROBE_CONCURRENCY": ("4", "health_probe_concurrency", 4),
 }

@@ -19,7 +19,7 @@ export function periodStart(days) {
 
 export async function renderUsage(body, ctx) {
   const period = select(PERIODS, { name: "period" });
-  period.value = "7"; // bounded by default: the ledger may hold millions of calls
+  period.value = "7"; // whole UTC days: the server answers from its hourly and daily roll-ups
   const totals = h("div", { class: "totals" });
   const charts = h("div", { class: "charts" });
   const extra = h("div", {});
