@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: install run test api-fuzz mutation protos protos-check lint deploy-check cluster-test bench bench-peer bench-workers soak clean
-.PHONY: bench-hostile bench-fairshare bench-streams
+.PHONY: bench-hostile bench-fairshare bench-streams bench-console
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -72,6 +72,10 @@ bench-fairshare: $(PY)  ## a healthy model's p99, alone and with 200 calls stall
 bench-streams: $(PY)  ## 10,000 slow streams held by one worker: its RSS, new calls' TTFC (STREAMS_ARGS=--surface http)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m bench.streams $(STREAMS_ARGS)
+
+bench-console: $(PY)  ## each console page's load time in headless Chromium over 10 M events (CONSOLE_ARGS=--events 1000000)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.console_load $(CONSOLE_ARGS)
 
 soak: $(PY)  ## AI1NET at half its measured maximum for 10 minutes (SOAK_ARGS=--duration 60)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

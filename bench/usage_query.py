@@ -47,7 +47,7 @@ def principal(role: str, key_id: str) -> Principal:
 
 
 def event_rows(count: int, *, start_ms: int, seed: int = 7,
-               keys: int = len(KEYS)) -> list[dict[str, object]]:
+               keys: int = len(KEYS), days: int = 30) -> list[dict[str, object]]:
     rng = random.Random(seed)
     rows = []
     for i in range(count):
@@ -55,7 +55,7 @@ def event_rows(count: int, *, start_ms: int, seed: int = 7,
         ok = rng.random() >= 0.02
         tokens_in, tokens_out = (rng.randrange(1, 2000), rng.randrange(1, 1000)) if ok else (0, 0)
         rows.append({
-            "id": f"gen_{i:024x}", "ts_ms": start_ms + rng.randrange(30 * DAY_MS),
+            "id": f"gen_{i:024x}", "ts_ms": start_ms + rng.randrange(days * DAY_MS),
             "key_id": rng.choice(KEYS[:keys]), "model": MODELS[model],
             "model_owner": OWNERS[model % len(OWNERS)], "input_tokens": tokens_in,
             "output_tokens": tokens_out, "estimated": False,
@@ -65,13 +65,13 @@ def event_rows(count: int, *, start_ms: int, seed: int = 7,
     return rows
 
 
-async def fill(db: Database, count: int, start_ms: int, keys: int) -> float:
+async def fill(db: Database, count: int, start_ms: int, keys: int, days: int = 30) -> float:
     """Events written as the ledger writes them (with their roll-ups), in large batches."""
     ledger = Ledger(db=db)
     began = time.perf_counter()
     for offset in range(0, count, CHUNK):
         rows = event_rows(min(CHUNK, count - offset), start_ms=start_ms, seed=offset,
-                          keys=keys)
+                          keys=keys, days=days)
         for row_number, row in enumerate(rows, start=offset):
             row["id"] = f"gen_{row_number:024x}"
         await ledger._write([UsageEvent(**row) for row in rows])  # type: ignore[arg-type]
