@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: install run test api-fuzz mutation protos protos-check lint deploy-check cluster-test bench bench-peer bench-workers soak clean
-.PHONY: bench-hostile bench-fairshare bench-console
+.PHONY: bench-hostile bench-fairshare bench-streams bench-console
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-hostile: $(PY)  ## AI1NET's RSS with 8 hostile provider answers in flight 
 bench-fairshare: $(PY)  ## a healthy model's p99, alone and with 200 calls stalled on another model
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m bench.fairshare
+
+bench-streams: $(PY)  ## 10,000 slow streams held by one worker: its RSS, new calls' TTFC (STREAMS_ARGS=--surface http)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.streams $(STREAMS_ARGS)
 
 bench-console: $(PY)  ## each console page's load time in headless Chromium over 10 M events (CONSOLE_ARGS=--events 1000000)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

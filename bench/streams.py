@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import secrets
 import statistics
 import sys
 import time
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def raise_open_files(wanted: int) -> tuple[int, int]:
     only as root); the limits now."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < wanted:
-        with suppress(ValueError, OSError):
+        with contextlib.suppress(ValueError, OSError):  # only root may raise it
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, wanted))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -304,8 +305,8 @@ async def measure(args: argparse.Namespace, sut: gateway.Gateway, provider: Serv
     for call in calls:
         call.cancel()
     await asyncio.gather(*calls, return_exceptions=True)
-    assert idle_rss is not None
-    assert held_rss is not None
+    if idle_rss is None or held_rss is None:
+        raise RuntimeError("AI1NET exited during the run")
     return {
         "streams": args.streams, "surface": args.surface, "opened": tally.opened,
         "held": held_at[0],

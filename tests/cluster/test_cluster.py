@@ -115,6 +115,16 @@ class Cluster:
         self.replicas[i] = await self.start(i)
         await wait_ready_or_exit(self.replicas[i])
 
+    async def __aenter__(self) -> Cluster:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Whatever failed, no replica outlives the test."""
+        for replica in self.replicas:
+            if replica.process.returncode is None:
+                replica.process.kill()
+                await replica.process.wait()
+
     async def stop_all(self) -> list[int]:
         for replica in self.replicas:
             if replica.process.returncode is None:
@@ -164,8 +174,8 @@ async def test_three_replicas_behind_haproxy(tmp_path: Path, provider_url: str):
 
 async def _run(tmp_path: Path, provider_url: str, report: dict[str, object]) -> None:
     database = PostgresDatabase()
-    async with database as url, RedisServer() as redis:
-        cluster = Cluster(url, redis.url, tmp_path)
+    async with (database as url, RedisServer() as redis,
+                Cluster(url, redis.url, tmp_path) as cluster):
         # Started at the same moment on an empty database: all come up (migrations once).
         cluster.replicas = list(await asyncio.gather(*(cluster.start(i)
                                                        for i in range(REPLICAS))))
