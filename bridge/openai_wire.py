@@ -32,6 +32,7 @@ from ai1net.bridge.translate import (
     _string,
     _strings,
     _take,
+    parameters_json,
     pricing_json,
 )
 from ai1net.client.convert import value_to_python
@@ -220,7 +221,7 @@ def _asked(body: JSON, text: str, parameters: JSON, *, text_field: str,
     if model != AUTO:
         message.model = model
     if parameters:  # as JSON: a Struct would be built here and taken apart in the server
-        message.parameters_json = orjson.dumps(parameters)
+        message.parameters_json = parameters_json(parameters)
     hints = _take(body, "ai1net", _object)
     if hints or kind:
         _fill_hints(message, hints or {}, kind)

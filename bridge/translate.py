@@ -13,7 +13,7 @@ import orjson
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from ai1net.bridge.errors import invalid
-from ai1net.client.convert import struct_to_dict, value_to_python
+from ai1net.client.convert import MAX_DEPTH, struct_to_dict, value_to_python
 from ai1net.server import rules
 from ai1net.v1 import audit_pb2, generate_pb2, keys_pb2, registry_pb2, usage_pb2
 
@@ -80,6 +80,15 @@ def _take(body: JSON, name: str, check: Callable[[Any, str], Any], prefix: str =
 # -- generate ------------------------------------------------------------------------------
 
 
+def parameters_json(parameters: JSON) -> bytes:
+    """Parameters as the server reads them (``GenerateRequest.parameters_json``); a value
+    too deep for the encoder is the caller's 400, as the server's depth limit is."""
+    try:
+        return orjson.dumps(parameters)
+    except orjson.JSONEncodeError as exc:
+        raise invalid("parameters", f"nested more than {MAX_DEPTH} levels deep") from exc
+
+
 def generate_request(body: JSON) -> tuple[generate_pb2.GenerateRequest, bool]:
     """The request and whether the caller asked to stream."""
     request = generate_pb2.GenerateRequest()
@@ -91,7 +100,7 @@ def generate_request(body: JSON) -> tuple[generate_pb2.GenerateRequest, bool]:
     request.model = _take(body, "model", _string) or ""
     parameters = _take(body, "parameters", _object)
     if parameters:
-        request.parameters_json = orjson.dumps(parameters)
+        request.parameters_json = parameters_json(parameters)
     routing = _take(body, "routing", _object)
     if routing:
         _fill_routing(request.routing, routing)

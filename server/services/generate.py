@@ -84,7 +84,10 @@ def parameters(request: generate_pb2.GenerateRequest) -> dict[str, Any]:
         value = None
     if not isinstance(value, dict):
         raise InvalidArgument("parameters_json", "must be a JSON object in UTF-8")
-    return whole_numbers(value)  # type: ignore[no-any-return]
+    try:
+        return whole_numbers(value)  # type: ignore[no-any-return]
+    except ValueError as exc:
+        raise InvalidArgument("parameters", str(exc)) from None
 
 
 def to_route(routing: generate_pb2.Routing) -> RouteRequest:

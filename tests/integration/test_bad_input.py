@@ -86,6 +86,10 @@ GENERATE_CASES = [
     gen("input-object", {"input": {"text": "hi"}}, "input"),
     gen("parameters-string", {"parameters": "max_tokens=5"}, "parameters"),
     gen("parameters-list", {"parameters": [1, 2]}, "parameters"),
+    # Deeper than a Struct is read (100 levels), then deeper than the encoder goes (254).
+    *(Bad(f"parameters-{depth}-deep", 400, "parameters", says="nested more than",
+          raw=b'{"input": "hi", "parameters": ' + b'{"a": ' * depth + b"1" + b"}" * depth
+          + b"}") for depth in (150, 400)),
     gen("model-number", {"model": 5}, "model"),
     gen("model-list", {"model": ["m-ok"]}, "model"),
     gen("stream-string", {"stream": "yes"}, "stream"),

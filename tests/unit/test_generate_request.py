@@ -50,3 +50,31 @@ def test_both_at_once_are_refused() -> None:
     with pytest.raises(InvalidArgument) as caught:
         parameters(request)
     assert caught.value.field == "parameters"
+
+
+def nested(depth: int) -> dict:
+    value: dict = {"x": 1.0}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_parameters_as_deep_as_a_struct_reads_and_no_deeper() -> None:
+    from ai1net.client.convert import MAX_DEPTH
+
+    fine = generate_pb2.GenerateRequest(input="x", parameters_json=orjson.dumps(
+        nested(MAX_DEPTH - 1)))
+    assert parameters(fine)
+    for depth in (MAX_DEPTH, 250):
+        deep = generate_pb2.GenerateRequest(input="x",
+                                            parameters_json=orjson.dumps(nested(depth)))
+        with pytest.raises(InvalidArgument) as caught:
+            parameters(deep)
+        assert caught.value.field == "parameters"
+    # Deeper than the server's JSON encoder goes: the bridge refuses it as the caller's.
+    from ai1net.bridge.errors import HttpError
+
+    raw = b'{"input": "x", "parameters": ' + b'{"a": ' * 400 + b"1" + b"}" * 400 + b"}"
+    with pytest.raises(HttpError) as refused:
+        generate_request(orjson.loads(raw))
+    assert refused.value.status == 400 and "parameters" in str(refused.value)

@@ -33,14 +33,21 @@ def json_number(number: float) -> int | float:
     return int(number) if number.is_integer() and abs(number) < 2**53 else number
 
 
-def whole_numbers(value: Any) -> Any:
-    """A JSON value with its whole floats as ints, as a Struct's would read back."""
+# As deep as protobuf reads a Struct (its recursion limit): a deeper JSON value is refused.
+MAX_DEPTH = 100
+
+
+def whole_numbers(value: Any, depth: int = 0) -> Any:
+    """A JSON value with its whole floats as ints, as a Struct's would read back; ValueError
+    when it nests deeper than ``MAX_DEPTH``."""
     if isinstance(value, float):
         return json_number(value)
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, dict):
-        return {key: whole_numbers(item) for key, item in value.items()}
+        return {key: whole_numbers(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [whole_numbers(item) for item in value]
+        return [whole_numbers(item, depth + 1) for item in value]
     return value
 
 
