@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator, Sequence
+from time import monotonic
 from typing import Any
 
 import grpc
 from grpc import aio
+
+from ai1net.common.deadlines import deadline
 
 Metadata = Sequence[tuple[str, str]]
 EOF_MARK: Any = aio.EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
@@ -31,9 +34,7 @@ class LocalContext:
 
     def __init__(self, metadata: Metadata, timeout: float | None) -> None:
         self._metadata = tuple(metadata)
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._deadline = None if timeout is None else loop.time() + timeout
+        self._deadline = None if timeout is None else monotonic() + timeout
         self.initial: Metadata = ()
         self.trailing: Metadata = ()
         self.queue: asyncio.Queue[Any] | None = None
@@ -42,7 +43,7 @@ class LocalContext:
         return self._metadata
 
     def time_remaining(self) -> float | None:
-        return None if self._deadline is None else max(0.0, self._deadline - self._loop.time())
+        return None if self._deadline is None else max(0.0, self._deadline - monotonic())
 
     def set_trailing_metadata(self, metadata: Metadata) -> None:
         self.trailing = tuple(metadata)
@@ -79,7 +80,7 @@ class _UnaryCall:
         with _AsRpcErrors():
             if self._timeout is None:
                 return await self._handler(self._request, self._context)
-            async with asyncio.timeout(self._timeout):
+            async with deadline(self._timeout):
                 return await self._handler(self._request, self._context)
 
     async def initial_metadata(self) -> Metadata:
@@ -105,7 +106,7 @@ class _StreamCall:
         ending: Any = EOF_MARK
         try:
             with _AsRpcErrors():
-                async with asyncio.timeout(self._timeout):
+                async with deadline(self._timeout):
                     await handler(request, self._context)
         except aio.AioRpcError as error:
             ending = error

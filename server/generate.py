@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
+from ai1net.common.deadlines import deadline
 from ai1net.common.ids import new_id
 from ai1net.server.calls import (
     DEFAULT_MAX_TOKENS,
@@ -423,25 +424,19 @@ class _Admitted:
             self._generator.account(state, tokens, "error", "INTERNAL")
 
 
-class _Deadline:
-    """``asyncio.timeout`` whose expiry is an UpstreamTimeout naming the model."""
+class _Deadline(deadline):
+    """A provider's deadline, whose expiry is an UpstreamTimeout naming the model."""
+
+    __slots__ = ("_model", "_what")
 
     def __init__(self, model: ModelRecord, seconds: float, what: str = "answered") -> None:
+        super().__init__(seconds)
         self._model = model
-        self._seconds = seconds
         self._what = what
-        self._timeout = asyncio.timeout(seconds)
 
-    async def __aenter__(self) -> None:
-        await self._timeout.__aenter__()
-
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        tb: Any) -> None:
-        try:
-            await self._timeout.__aexit__(kind, error, tb)
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"model {self._model.name!r} has not {self._what} within "
-                                  f"{round(self._seconds * 1000)} ms") from exc
+    def timed_out(self) -> BaseException:
+        return UpstreamTimeout(f"model {self._model.name!r} has not {self._what} within "
+                               f"{round((self.seconds or 0) * 1000)} ms")
 
 
 def _budget(model: ModelRecord, call: GenerateCall, state: _Call) -> float:

@@ -8,12 +8,12 @@ before the first byte, a saturated pool) become domain errors here and only here
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ai1net.common.deadlines import deadline
 from ai1net.server.errors import Overloaded, UpstreamError, UpstreamTimeout, UpstreamViolation
 from ai1net.server.http1 import (
     DEFAULT_LIMITS,
@@ -105,7 +105,7 @@ class _Exchange:
                 connection = await self._pool.acquire(
                     request.url, wait=min(POOL_WAIT_S, request.first_byte_timeout))
                 try:
-                    async with asyncio.timeout(request.first_byte_timeout):
+                    async with deadline(request.first_byte_timeout):
                         if self._method == "POST":
                             exchange = await self._pool.send(connection, request.url, headers,
                                                              request.body, request.limits)
