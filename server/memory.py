@@ -5,11 +5,13 @@ system after a provider's answer was thrown away.
 the registry) lives as long as the process, so it is moved out of the collector's sight
 (``gc.freeze``); and the youngest generation is collected every ``YOUNG_THRESHOLD`` net
 allocations instead of 700. Each young collection walks every object of the calls in flight,
-so at 700 the collector ran every few calls. Paired runs (``bench/``) against 700: at 5,000
-a unary call costs 13% less CPU over HTTP, and over gRPC the same. Higher is not better:
-50,000 cost gRPC calls 1.3% more than 5,000 (cyclic garbage held longer, and colder), and
-with 10,000 streams held a young collection of 50,000 objects over a heap of half a GiB
-paused the loop for up to 40 ms (5,000: a tenth of that).
+so at 700 the collector ran every few calls: at 50,000 a unary call costs 6% less CPU over
+HTTP and 3% less over gRPC (a paired run, ``bench/``), for at most a few MiB of cyclic
+garbage held a little longer (most per-call objects are freed by reference counting at once).
+Lower is not better for a worker holding long streams: at 5,000 (1.3% less CPU a unary gRPC
+call) one holding 10,000 streams ran its middle collections ten times as often, each a
+pause of 70-110 ms over half a GiB of heap, and new calls' p99 first chunk rose from +13 ms
+to +74-103 ms (``make bench-streams``).
 
 glibc keeps freed heap pages in its arenas; after a burst of large answers (bodies, bombs,
 streams cut at their limits) the process would stay at its peak. ``trim_soon`` asks glibc
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable
 
 TRIM_INTERVAL_S = 1.0
-YOUNG_THRESHOLD = 5_000
+YOUNG_THRESHOLD = 50_000
 
 
 def settle_heap() -> None:

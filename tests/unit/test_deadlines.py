@@ -35,12 +35,11 @@ def test_a_block_that_ends_in_time_is_left_alone_and_the_wheel_empties() -> None
     async def scenario() -> None:
         async with deadline(0.02) as _:
             await asyncio.sleep(0)
-        await asyncio.sleep(0.05)  # past the time: nothing fires, the task is not cancelled
-        assert deadlines.wheel()._count == 0
         assert not deadlines.wheel()._buckets
+        await asyncio.sleep(0.05)  # past the time: nothing expires, the task is not cancelled
         assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
-        # Idle, the wheel stops its timer; a new deadline starts it again.
-        assert not deadlines.wheel()._armed
+        # With nothing pending the wheel has no timer; a new deadline sets one again.
+        assert deadlines.wheel()._timer is None
         with pytest.raises(TimeoutError):
             async with deadline(0.01):
                 await asyncio.sleep(1)
@@ -62,7 +61,7 @@ def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert deadlines.wheel()._count == 0
+        assert not deadlines.wheel()._buckets
 
     on_both_loops(scenario)
 
@@ -80,15 +79,13 @@ def test_nested_deadlines_the_inner_one_expiring_is_the_inner_ones_error() -> No
 
     async def scenario() -> None:
         with pytest.raises(LookupError, match="inner"):
-            async with Named("outer", 5):
-                async with Named("inner", 0.01):
-                    await asyncio.sleep(5)
+            async with Named("outer", 5), Named("inner", 0.01):
+                await asyncio.sleep(5)
         # The outer one expiring while the inner one is still pending: the outer's error.
         with pytest.raises(LookupError, match="outer"):
-            async with Named("outer", 0.01):
-                async with Named("inner", 5):
-                    await asyncio.sleep(5)
-        assert deadlines.wheel()._count == 0
+            async with Named("outer", 0.01), Named("inner", 5):
+                await asyncio.sleep(5)
+        assert not deadlines.wheel()._buckets
 
     on_both_loops(scenario)
 
@@ -118,7 +115,7 @@ def test_many_deadlines_expire_each_in_its_own_tick_order() -> None:
         await asyncio.gather(*(one(n) for n in range(500)))
         assert len(ended) == 500
         assert ended == sorted(ended)
-        assert deadlines.wheel()._count == 0
+        assert not deadlines.wheel()._buckets
 
     on_both_loops(scenario)
 
@@ -133,3 +130,21 @@ def test_a_deadline_is_entered_once() -> None:
                 pass
 
     asyncio.run(scenario())
+
+
+def test_the_timer_moves_only_for_an_earlier_deadline() -> None:
+    async def scenario() -> None:
+        wheel = deadlines.wheel()
+        async with deadline(10):
+            timer = wheel._timer
+            async with deadline(20):  # later: the timer stays
+                assert wheel._timer is timer
+            with pytest.raises(TimeoutError):
+                async with deadline(0.01):  # earlier: the timer moves to it
+                    assert wheel._timer is not timer
+                    await asyncio.sleep(1)
+            # Once the early one expired, the timer waits for the 10 s one again.
+            assert wheel._timer is not None
+            assert wheel._timer_tick == min(wheel._buckets)
+
+    on_both_loops(scenario)
