@@ -135,10 +135,31 @@ class _AccessLine(NamedTuple):
         record.fields, record.span_context = self.fields(), self.span_context
         return record
 
-    def line(self) -> str:
-        message, args = self.message()
-        return JsonFormatter.line(self.created, "INFO", ACCESS_LOGGER, message % args,
-                                  self.span_context, self.fields())
+    def json_line(self) -> bytes:
+        """The JSON line `JsonFormatter` makes of `record`, byte for byte and newline ended,
+        made directly: a third of the formatter's time (the writer thread contends with the
+        event loop for the interpreter's lock, so its time is the calls' time)."""
+        context = self.span_context
+        valid = context.is_valid
+        trace_id = f"{context.trace_id:032x}" if valid else None
+        document: dict[str, object] = {
+            "ts": timestamp(self.created), "level": "INFO", "logger": ACCESS_LOGGER,
+            "msg": f"{self.method} {self.model or '-'} {self.outcome} {self.latency_ms:.1f}ms"}
+        if valid:
+            document["trace_id"] = trace_id
+            document["span_id"] = f"{context.span_id:016x}"
+        document["request_id"] = self.request_id
+        document["trace_id"] = trace_id
+        document["method"] = self.method
+        document["model"] = self.model
+        document["outcome"] = self.outcome
+        document["latency_ms"] = round(self.latency_ms, 3)
+        document["overhead_ms"] = None if self.overhead_ms is None \
+            else round(self.overhead_ms, 3)
+        document["input_tokens"] = self.input_tokens
+        document["output_tokens"] = self.output_tokens
+        document["cost_usd"] = self.cost_usd
+        return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
 
 
 Queued = logging.LogRecord | _AccessLine | None
@@ -181,21 +202,32 @@ class LogWriter:
             self._stopping.wait(self._interval)
 
     def _write(self, records: list[logging.LogRecord | _AccessLine]) -> None:
-        lines = []
+        lines: list[bytes] = []
         json = isinstance(self._formatter, JsonFormatter)
         for queued in records:
             if isinstance(queued, _AccessLine):
-                lines.append(queued.line() if json else self._formatter.format(queued.record()))
-                continue
-            try:
-                lines.append(self._formatter.format(queued))
-            except Exception:  # a bad record must not end the logging
-                lines.append(f"unformattable log record from {queued.name}: {queued.msg!r}")
+                if json:
+                    lines.append(queued.json_line())
+                    continue
+                text = self._formatter.format(queued.record())
+            else:
+                try:
+                    text = self._formatter.format(queued)
+                except Exception:  # a bad record must not end the logging
+                    text = f"unformattable log record from {queued.name}: {queued.msg!r}"
+            lines.append(text.encode("utf-8", "backslashreplace") + b"\n")
         stream = self._stream or sys.stderr  # today's stderr, as StreamHandler does
         if lines:
+            data = b"".join(lines)
             try:
-                stream.write("\n".join(lines) + "\n")
-                stream.flush()
+                binary = getattr(stream, "buffer", None)
+                if binary is None:  # a text-only stream (io.StringIO)
+                    stream.write(data.decode())
+                    stream.flush()
+                else:
+                    stream.flush()  # whatever was written as text first goes out first
+                    binary.write(data)
+                    binary.flush()
             except (OSError, ValueError):  # closed or broken: nowhere left to say it
                 pass
 
