@@ -9,6 +9,7 @@ cancels the gRPC call, which cancels the provider call.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +22,8 @@ from ai1net.bridge.errors import HttpError, envelope, from_rpc_error
 from ai1net.bridge.translate import usage_json
 from ai1net.client.convert import value_to_python
 from ai1net.v1 import generate_pb2
+
+log = logging.getLogger(__name__)
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
@@ -91,7 +94,10 @@ def native_framing(request: web.Request) -> NativeFraming:
 
 
 async def relay(request: web.Request, call: Any, framing: Framing) -> web.StreamResponse:
-    """Answer ``request`` with the messages of a GenerateStream ``call``."""
+    """Answer ``request`` with the messages of a GenerateStream ``call``. A caller that hangs
+    up mid-stream ends it: the call is cancelled (and billed for what was delivered), and
+    the response is handed back to aiohttp, whose own end of it expects a connection gone
+    (a ``ConnectionError`` from a write is not the gateway's error, nor logged as one)."""
     finished = False
     try:
         first = await call.read()
@@ -99,14 +105,17 @@ async def relay(request: web.Request, call: Any, framing: Framing) -> web.Stream
             raise HttpError(502, "the stream ended before it started")
         response, metadata = await _start(request, call, framing.content_type)
         try:
-            await response.write(framing.opening(metadata) + framing.message(first))
-            while (message := await call.read()) is not EOF:
-                await response.write(framing.message(message))
-            tail = framing.closing()
-        except aio.AioRpcError as error:
-            tail = framing.failure(from_rpc_error(error), request[REQUEST_ID])
-        finished = True
-        await response.write_eof(tail)
+            try:
+                await response.write(framing.opening(metadata) + framing.message(first))
+                while (message := await call.read()) is not EOF:
+                    await response.write(framing.message(message))
+                tail = framing.closing()
+            except aio.AioRpcError as error:
+                tail = framing.failure(from_rpc_error(error), request[REQUEST_ID])
+            finished = True
+            await response.write_eof(tail)
+        except ConnectionError:
+            log.debug("the caller of %s hung up mid-stream", request[REQUEST_ID])
         return response
     finally:
         if not finished:
