@@ -98,7 +98,10 @@ class UsageEventRow(SQLModel, table=True):
 
 class UsageHourRow(SQLModel, table=True):
     """The ledger rolled up by hour, key and model (``server/rollups.py``): written in the
-    transaction that writes the events it counts, so it always equals their sums."""
+    transaction that writes the events it counts, so it always equals their sums.
+
+    The three roll-up tables spell out their five sums each: a base class holding them would
+    put them first in the tables ``Database.migrate`` creates afresh, unlike the migration."""
 
     __tablename__ = "usage_hourly"
     # WITHOUT ROWID on SQLite: the primary key is the table (one B-tree an upsert, not two).

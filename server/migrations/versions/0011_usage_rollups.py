@@ -78,8 +78,6 @@ def upgrade() -> None:
                f"{', '.join(SUMS)}) SELECT {day}, key_id, model_owner, "
                f"{', '.join(f'sum({name})' for name in SUMS)} FROM usage_hourly "
                f"GROUP BY {day}, key_id, model_owner")
-
-
     # Reports no longer read events by model, key or owner (only partial hours, by time):
     # three fewer indexes to write an event.
     for name in DROPPED_INDEXES:
