@@ -103,8 +103,9 @@ async def relay(request: web.Request, call: Any, framing: Framing) -> web.Stream
         first = await call.read()
         if first is EOF:
             raise HttpError(502, "the stream ended before it started")
-        response, metadata = await _start(request, call, framing.content_type)
+        response, metadata = await _response(call, request[REQUEST_ID], framing.content_type)
         try:
+            await response.prepare(request)
             try:
                 await response.write(framing.opening(metadata) + framing.message(first))
                 while (message := await call.read()) is not EOF:
@@ -122,12 +123,11 @@ async def relay(request: web.Request, call: Any, framing: Framing) -> web.Stream
             call.cancel()
 
 
-async def _start(request: web.Request, call: Any,
-                 content_type: str) -> tuple[web.StreamResponse, dict[str, str]]:
+async def _response(call: Any, request_id: str,
+                    content_type: str) -> tuple[web.StreamResponse, dict[str, str]]:
+    """The stream's response, not yet prepared, and the call's ``x-ai1net-*`` metadata."""
     metadata = {key: value for key, value in await call.initial_metadata() or ()
                 if key.startswith("x-ai1net-") and isinstance(value, str)}
     headers = {"Content-Type": content_type, "Cache-Control": "no-cache",
-               "X-Accel-Buffering": "no", "x-request-id": request[REQUEST_ID], **metadata}
-    response = web.StreamResponse(headers=headers)
-    await response.prepare(request)
-    return response, metadata
+               "X-Accel-Buffering": "no", "x-request-id": request_id, **metadata}
+    return web.StreamResponse(headers=headers), metadata

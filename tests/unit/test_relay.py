@@ -22,7 +22,8 @@ from ai1net.v1 import generate_pb2
 
 
 class GoneAfter(AbstractStreamWriter):
-    """A connection that takes ``writes`` writes, then is closing."""
+    """A connection that takes ``writes`` writes, then is closing (-1: not even the
+    headers)."""
 
     def __init__(self, writes: int) -> None:
         self.left = writes
@@ -48,7 +49,8 @@ class GoneAfter(AbstractStreamWriter):
         return None
 
     async def write_headers(self, status_line: str, headers: Any) -> None:
-        return None
+        if self.left < 0:  # gone before the headers
+            raise ClientConnectionResetError("Cannot write to closing transport")
 
 
 class Stream:
@@ -71,7 +73,8 @@ class Stream:
         return True
 
 
-@pytest.mark.parametrize("writes", [1, 3])  # after the first message, mid-way
+# Before the headers, after the first message, mid-way.
+@pytest.mark.parametrize("writes", [-1, 1, 3])
 async def test_a_write_to_a_closing_connection_cancels_the_call_quietly(
         writes: int, caplog: pytest.LogCaptureFixture) -> None:
     writer = GoneAfter(writes)
@@ -82,7 +85,7 @@ async def test_a_write_to_a_closing_connection_cancels_the_call_quietly(
         response = await relay(request, call, NativeFraming(sse=False))
     assert response.prepared
     assert call.cancelled  # the provider is told to stop; the call is billed as cancelled
-    assert len(writer.written) == writes
+    assert len(writer.written) == max(0, writes)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("hung up" in r.getMessage() for r in caplog.records)
 
