@@ -17,7 +17,6 @@ import os
 import secrets
 import statistics
 import subprocess
-import sys
 import tempfile
 import tomllib
 from collections.abc import Iterator
@@ -97,7 +96,6 @@ def main(argv: list[str] | None = None) -> None:
                   f"B/A {ratios[-1]:.3f}", flush=True)
     print(f"{args.kind}: B costs {statistics.median(ratios):.3f} times A's CPU a call (median of "
           f"{args.rounds}: {', '.join(f'{r:.3f}' for r in ratios)})")
-    sys.exit(0)
 
 
 if __name__ == "__main__":
