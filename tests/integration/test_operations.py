@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -30,3 +32,15 @@ async def test_http_probes_need_no_key(harness: Harness):
     async with harness.http.get(f"{harness.http_url}/metrics") as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain")
+
+
+async def test_unknown_grpc_method_is_unimplemented(harness: Harness):
+    """Every method is served by one generic handler (server/app.py Registrar): one it
+    does not hold is UNIMPLEMENTED, and the server goes on."""
+    call = harness.channel.unary_unary("/ai1net.v1.GenerateService/NoSuchMethod")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(b"", timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    health = health_pb2_grpc.HealthStub(harness.channel)
+    answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
