@@ -25,7 +25,7 @@ _ROUTING_RULES = tuple((name, f"routing.{name}", rules.GENERATE[f"routing.{name}
                                     "max_price_per_1k_tokens"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class GenerateCall:
     input: str
     model: str = ""
@@ -39,7 +39,7 @@ class GenerateCall:
     request_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class Outcome:
     id: str
     model: ModelRecord
@@ -58,7 +58,7 @@ class Outcome:
     finish_reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class Progress:
     """Who is answering a streamed call, known once its first token arrived."""
 

@@ -6,9 +6,8 @@ it) and reports the end through ``ended`` — exactly once, from its accounting.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -34,7 +33,7 @@ from ai1net.server.telemetry import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class CallReport:
     """One finished call, as the observer needs it (no prompt, no output, no key)."""
 
@@ -68,15 +67,12 @@ class Observer:
         rejections by limits and budgets."""
         return _CallSpan(self, method)
 
-    @contextlib.contextmanager
-    def route_span(self, parent: Span) -> Iterator[None]:
+    def route_span(self, parent: Span) -> AbstractContextManager[object]:
         """The routing span, under a recorded call span; unrecorded calls skip it (the
         provider's traceparent then names the call span, of the same trace)."""
         if not parent.is_recording():
-            yield
-            return
-        with self._tracer.start_as_current_span("ai1net.route"):
-            yield
+            return _NOTHING
+        return self._tracer.start_as_current_span("ai1net.route")
 
     def ended(self, report: CallReport, span: Span | None) -> None:
         if span is not None and span.is_recording():
@@ -123,6 +119,9 @@ class Observer:
             record_error(span, error.reason)
             if self._metrics is not None:
                 self._metrics.rate_limited()
+
+
+_NOTHING = nullcontext()  # reusable: it holds nothing
 
 
 class _CallSpan:

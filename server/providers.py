@@ -32,14 +32,14 @@ MAX_MESSAGE = 500
 MAX_RETRY_AFTER_S = 3600.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class TokenCount:
     input_tokens: int
     output_tokens: int
     estimated: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class Answer:
     output: str | dict[str, Any]
     tokens: TokenCount
@@ -47,17 +47,17 @@ class Answer:
     finish_reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class Delta:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class Output:
     value: str | dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class Done:
     usage: Mapping[str, Any] | None
     finish_reason: str = ""

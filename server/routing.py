@@ -69,7 +69,7 @@ class Observation:
     available: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class Plan:
     models: tuple[ModelRecord, ...]
     reason: str

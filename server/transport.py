@@ -32,7 +32,7 @@ from ai1net.server.telemetry import ProviderSpan
 POOL_WAIT_S = 2.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: see docs/DESIGN-NOTES.md
 class ProviderRequest:
     url: str
     headers: Mapping[str, str]
