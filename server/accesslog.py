@@ -137,29 +137,28 @@ class _AccessLine(NamedTuple):
 
     def json_line(self) -> bytes:
         """The JSON line `JsonFormatter` makes of `record`, byte for byte and newline ended,
-        made directly: a third of the formatter's time (the writer thread contends with the
-        event loop for the interpreter's lock, so its time is the calls' time)."""
-        context = self.span_context
-        valid = context.is_valid
-        trace_id = f"{context.trace_id:032x}" if valid else None
-        document: dict[str, object] = {
-            "ts": timestamp(self.created), "level": "INFO", "logger": ACCESS_LOGGER,
-            "msg": f"{self.method} {self.model or '-'} {self.outcome} {self.latency_ms:.1f}ms"}
-        if valid:
-            document["trace_id"] = trace_id
-            document["span_id"] = f"{context.span_id:016x}"
-        document["request_id"] = self.request_id
-        document["trace_id"] = trace_id
-        document["method"] = self.method
-        document["model"] = self.model
-        document["outcome"] = self.outcome
-        document["latency_ms"] = round(self.latency_ms, 3)
-        document["overhead_ms"] = None if self.overhead_ms is None \
-            else round(self.overhead_ms, 3)
-        document["input_tokens"] = self.input_tokens
-        document["output_tokens"] = self.output_tokens
-        document["cost_usd"] = self.cost_usd
-        return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
+        made directly, as one dict display: under half the formatter's time (the writer
+        thread contends with the event loop for the interpreter's lock and the core, so its
+        time is the calls' time)."""
+        (created, context, request_id, method, model, outcome, latency_ms, overhead_ms,
+         input_tokens, output_tokens, cost_usd) = self
+        message = f"{method} {model or '-'} {outcome} {latency_ms:.1f}ms"
+        overhead = None if overhead_ms is None else round(overhead_ms, 3)
+        if context.is_valid:  # the formatter's trace and span ids come first
+            return orjson.dumps({
+                "ts": timestamp(created), "level": "INFO", "logger": ACCESS_LOGGER,
+                "msg": message, "trace_id": context.trace_id.to_bytes(16).hex(),
+                "span_id": context.span_id.to_bytes(8).hex(), "request_id": request_id,
+                "method": method, "model": model, "outcome": outcome,
+                "latency_ms": round(latency_ms, 3), "overhead_ms": overhead,
+                "input_tokens": input_tokens, "output_tokens": output_tokens,
+                "cost_usd": cost_usd}, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps({
+            "ts": timestamp(created), "level": "INFO", "logger": ACCESS_LOGGER, "msg": message,
+            "request_id": request_id, "trace_id": None, "method": method, "model": model,
+            "outcome": outcome, "latency_ms": round(latency_ms, 3), "overhead_ms": overhead,
+            "input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost_usd},
+            option=orjson.OPT_APPEND_NEWLINE)
 
 
 Queued = logging.LogRecord | _AccessLine | None

@@ -61,7 +61,7 @@ class Spool:
 
     def append(self, row: Sequence[Any]) -> None:
         """One event (a tuple of JSON values) as one line."""
-        line = orjson.dumps(tuple(row)) + b"\n"
+        line = orjson.dumps(tuple(row), option=orjson.OPT_APPEND_NEWLINE)
         end = self._end + len(line)
         if end > len(self._map):
             try:

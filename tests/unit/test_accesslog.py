@@ -10,7 +10,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from ai1net.server.accesslog import JsonFormatter, configure_logging, log_call
+from ai1net.server.accesslog import JsonFormatter, _AccessLine, configure_logging, log_call
 
 ACCESS_FIELDS = {"ts", "level", "logger", "msg", "trace_id", "span_id", "request_id", "method",
                  "model", "outcome", "latency_ms", "overhead_ms", "input_tokens",
@@ -194,3 +194,16 @@ def test_timestamps_read_as_datetime_writes_them():
         assert timestamp(moment) == datetime.fromtimestamp(moment, UTC).isoformat(
             timespec="milliseconds"), moment
     assert timestamp(1.9999999) == "1970-01-01T00:00:02.000+00:00"  # rounds into the next second
+
+
+@pytest.mark.parametrize("sampled", [True, False, None])
+@pytest.mark.parametrize("overhead_ms", [0.25, None])
+def test_the_writers_access_line_is_the_formatters_byte_for_byte(sampled, overhead_ms):
+    """The writer makes access lines itself (`_AccessLine.json_line`): what
+    `JsonFormatter` would write of the same record, with or without a span."""
+    context = trace.INVALID_SPAN_CONTEXT if sampled is None else trace.SpanContext(
+        0x0AF7651916CD43DD8448EB211C80319C, 0x00F067AA0BA902B7, is_remote=False,
+        trace_flags=trace.TraceFlags(int(sampled)))
+    line = _AccessLine(1_765_000_000.0456, context, "req-1", "Generate", "m\"1\u00e9",
+                       "ok", 12.3456, overhead_ms, 5, 7, 0.00042)
+    assert line.json_line() == JsonFormatter().format(line.record()).encode() + b"\n"
