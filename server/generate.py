@@ -38,6 +38,7 @@ from ai1net.server.errors import (
 from ai1net.server.health import HealthBoard
 from ai1net.server.keys import Principal
 from ai1net.server.load import InFlight
+from ai1net.server.memory import TRIMMER
 from ai1net.server.money import call_cost_nanos, nanos_to_usd
 from ai1net.server.observe import CallReport, Observer
 from ai1net.server.providers import (
@@ -241,6 +242,7 @@ class Generator:
             if error.scope == "pool":
                 self._observer.shed("pool")
             return
+        TRIMMER.trim_soon()  # what the failed exchange held, once its frames are gone
         if isinstance(error, UpstreamViolation | UpstreamTimeout):
             self._observer.violation(model.name, error.kind if isinstance(
                 error, UpstreamViolation) else "timeout")

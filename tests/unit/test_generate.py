@@ -161,3 +161,18 @@ async def test_cancelled_stream_is_accounted_as_cancelled():
     [event] = ledger._pending
     assert event.outcome == "cancelled"
     assert event.output_tokens == 1
+
+
+async def test_a_providers_failure_asks_for_memory_back_and_a_success_does_not(monkeypatch):
+    """The failed call's reference cycles and freed pages (server/memory.py)."""
+    from ai1net.server import generate as generate_module
+
+    asked: list[str] = []
+    monkeypatch.setattr(generate_module.TRIMMER, "trim_soon", lambda: asked.append("trim"))
+    transport = FakeTransport({"bad": FakeResponse(500, b"{}"), "good": ok()})
+    gen, _ = generator(transport, model("bad"), model("good"))
+    await gen.generate(CALLER, GenerateCall(input="hello", model="good"))
+    assert asked == []
+    with pytest.raises(UpstreamError):
+        await gen.generate(CALLER, GenerateCall(input="hello", model="bad"))
+    assert asked == ["trim"]
