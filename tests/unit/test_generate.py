@@ -168,7 +168,12 @@ async def test_a_providers_failure_asks_for_memory_back_and_a_success_does_not(m
     from ai1net.server import generate as generate_module
 
     asked: list[str] = []
-    monkeypatch.setattr(generate_module.TRIMMER, "trim_soon", lambda: asked.append("trim"))
+
+    class Trimmer:
+        def trim_soon(self) -> None:
+            asked.append("trim")
+
+    monkeypatch.setattr(generate_module, "TRIMMER", Trimmer())
     transport = FakeTransport({"bad": FakeResponse(500, b"{}"), "good": ok()})
     gen, _ = generator(transport, model("bad"), model("good"))
     await gen.generate(CALLER, GenerateCall(input="hello", model="good"))
