@@ -145,10 +145,6 @@ class deadline:  # lower case: used as asyncio.timeout is
             raise self.timed_out() from error
         return self._wheel.ready
 
-    @property
-    def expired(self) -> bool:
-        return self._expired
-
     def expire(self) -> None:
         """The wheel's: the time is up."""
         self._expired = True

@@ -117,7 +117,7 @@ class _AccessLine(NamedTuple):
         context = self.span_context
         return {
             "request_id": self.request_id,
-            "trace_id": f"{context.trace_id:032x}" if context.is_valid else None,
+            "trace_id": context.trace_id.to_bytes(16).hex() if context.is_valid else None,
             "method": self.method,
             "model": self.model,
             "outcome": self.outcome,
@@ -137,28 +137,18 @@ class _AccessLine(NamedTuple):
 
     def json_line(self) -> bytes:
         """The JSON line `JsonFormatter` makes of `record`, byte for byte and newline ended,
-        made directly, as one dict display: under half the formatter's time (the writer
-        thread contends with the event loop for the interpreter's lock and the core, so its
-        time is the calls' time)."""
-        (created, context, request_id, method, model, outcome, latency_ms, overhead_ms,
-         input_tokens, output_tokens, cost_usd) = self
-        message = f"{method} {model or '-'} {outcome} {latency_ms:.1f}ms"
-        overhead = None if overhead_ms is None else round(overhead_ms, 3)
-        if context.is_valid:  # the formatter's trace and span ids come first
-            return orjson.dumps({
-                "ts": timestamp(created), "level": "INFO", "logger": ACCESS_LOGGER,
-                "msg": message, "trace_id": context.trace_id.to_bytes(16).hex(),
-                "span_id": context.span_id.to_bytes(8).hex(), "request_id": request_id,
-                "method": method, "model": model, "outcome": outcome,
-                "latency_ms": round(latency_ms, 3), "overhead_ms": overhead,
-                "input_tokens": input_tokens, "output_tokens": output_tokens,
-                "cost_usd": cost_usd}, option=orjson.OPT_APPEND_NEWLINE)
-        return orjson.dumps({
-            "ts": timestamp(created), "level": "INFO", "logger": ACCESS_LOGGER, "msg": message,
-            "request_id": request_id, "trace_id": None, "method": method, "model": model,
-            "outcome": outcome, "latency_ms": round(latency_ms, 3), "overhead_ms": overhead,
-            "input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost_usd},
-            option=orjson.OPT_APPEND_NEWLINE)
+        made directly from the same message and fields, without a record: two thirds of the
+        formatter's time (the writer thread contends with the event loop for the
+        interpreter's lock and the core, so its time is the calls' time)."""
+        context, fields = self.span_context, self.fields()
+        message, args = self.message()
+        # The formatter writes the record's trace and span ids after the message; the
+        # fields' trace_id then keeps that place (a key repeated in a display stays first).
+        ids = {"trace_id": fields["trace_id"], "span_id": context.span_id.to_bytes(8).hex()} \
+            if context.is_valid else {}
+        return orjson.dumps({"ts": timestamp(self.created), "level": "INFO",
+                             "logger": ACCESS_LOGGER, "msg": message % args, **ids, **fields},
+                            option=orjson.OPT_APPEND_NEWLINE)
 
 
 Queued = logging.LogRecord | _AccessLine | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,3 +64,19 @@ def test_without_glibc_the_collection_still_runs():
     with garbage_in_a_cycle() as gone:
         asyncio.run(fail_then_wait())
         assert gone() is None
+
+
+def test_a_trim_asked_in_a_loop_that_closed_does_not_stop_later_ones():
+    trimmer = Trimmer()
+    ran: list[int] = []
+    trimmer._trim = lambda pad: ran.append(pad) or 1  # the real one is glibc's
+
+    async def ask(wait: float) -> None:
+        trimmer.trim_soon()
+        await asyncio.sleep(wait)
+
+    trimmer._last = time.monotonic()  # a trim just ran: the next waits a second
+    asyncio.run(ask(0))  # scheduled, then the loop closed before it ran
+    trimmer._last = 0.0
+    asyncio.run(ask(SETTLE_S + 0.15))
+    assert ran == [0]

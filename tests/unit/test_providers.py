@@ -204,25 +204,3 @@ def test_retry_after_http_date():
 def test_429_without_retry_after_still_says_when():
     error = provider_error(429, {}, b"")
     assert error.retry_after_s == 1.0
-
-
-def test_a_trim_asked_in_a_loop_that_closed_does_not_stop_later_ones():
-    import asyncio
-
-    from ai1net.server.memory import Trimmer
-
-    trimmer = Trimmer()
-    ran: list[int] = []
-    trimmer._trim = lambda pad: ran.append(pad) or 1  # the real one is glibc's
-
-    async def ask(wait: float) -> None:
-        trimmer.trim_soon()
-        await asyncio.sleep(wait)
-
-    import time
-
-    trimmer._last = time.monotonic()  # a trim just ran: the next waits a second
-    asyncio.run(ask(0))  # scheduled, then the loop closed before it ran
-    trimmer._last = 0.0
-    asyncio.run(ask(0.2))  # it runs SETTLE_S after it is asked
-    assert ran == [0]
