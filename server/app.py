@@ -99,7 +99,7 @@ class Registrar(grpc.GenericRpcHandler):  # type: ignore[type-arg]
     guarded, and served by this one generic handler, by full method name. No method is
     registered with grpc.aio: its server waits on one future per registered method for
     every call it takes (``asyncio.wait`` over all of them), and with the gateway's 21
-    methods that was 4% of a gRPC call's CPU (a paired run, ``bench/``).
+    methods that was 3.8% of a gRPC call's CPU (``python -m bench.sidebyside``).
     """
 
     def __init__(self, server: aio.Server, guard: AuthGuard) -> None:
